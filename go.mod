@@ -1,0 +1,10 @@
+module pedos.dev/backup
+
+go 1.26.0
+
+require (
+	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/klauspost/pgzip v1.3.0 // indirect
+	github.com/ulikunitz/xz v0.5.17 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+)
