@@ -1,0 +1,370 @@
+// Package scryptenc reads and writes the Tarsnap scrypt encrypted file format
+// (version 0), the per-chunk encryption of backup format 4.
+package scryptenc
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/crypto/scrypt"
+)
+
+const (
+	// HeaderSize is the length of the file header: magic, version, params,
+	// salt, checksum and header HMAC.
+	HeaderSize = 96
+	// TrailerSize is the HMAC-SHA256 over header and ciphertext.
+	TrailerSize = 32
+	// Overhead is what encryption adds to the plaintext length.
+	Overhead = HeaderSize + TrailerSize
+)
+
+var magic = []byte("scrypt\x00")
+
+var (
+	// ErrNotScrypt: the bytes are not an scrypt-encrypted file at all.
+	ErrNotScrypt = errors.New("not scrypt-encrypted data")
+	// ErrUnsupportedVersion: the magic matched but the format version is not 0.
+	ErrUnsupportedVersion = errors.New("unsupported scrypt file format version")
+	// ErrBadPassphrase: the header HMAC does not match the derived key. In a
+	// backup this also means the data belongs to another name or backup.
+	ErrBadPassphrase = errors.New("passphrase is incorrect")
+	// ErrCorrupt: the header is damaged or the data fails its HMAC.
+	ErrCorrupt = errors.New("scrypt data is corrupt")
+	// ErrTooExpensive: the header asks for more memory or work than the
+	// limits allow; the caller may retry with Limits.Force.
+	ErrTooExpensive = errors.New("scrypt parameters exceed the limits")
+)
+
+// Params are the scrypt cost parameters: N = 2^LogN, block size R, parallelism P.
+type Params struct {
+	LogN uint8
+	R, P uint32
+}
+
+// DefaultParams is what our writer uses unless told otherwise: 256 MiB and
+// about 0.7 s of one core per key, a little below what `scrypt enc` picks on
+// a large host (logN 21) so that chunk KDFs can run on every core at once.
+var DefaultParams = Params{LogN: 18, R: 8, P: 1}
+
+func (p Params) String() string { return fmt.Sprintf("logN=%d r=%d p=%d", p.LogN, p.R, p.P) }
+
+// Memory is the bytes the key derivation needs: 128·r·N.
+func (p Params) Memory() uint64 { return 128 * uint64(p.R) << p.LogN }
+
+// Work is N·r·p, proportional to the CPU time of the key derivation.
+func (p Params) Work() uint64 { return uint64(p.R) * uint64(p.P) << p.LogN }
+
+// sane applies the rules of the reference decoder (1 ≤ logN ≤ 63, r·p < 2^30,
+// r, p ≠ 0), which any header must pass before we look further.
+func (p Params) sane() error {
+	if p.LogN < 1 || p.LogN > 63 || p.R == 0 || p.P == 0 || uint64(p.R)*uint64(p.P) >= 1<<30 {
+		return fmt.Errorf("%w: invalid parameters %v", ErrCorrupt, p)
+	}
+	return nil
+}
+
+// ValidateForWriting accepts the ranges `scrypt enc --logN/-r/-p` accepts
+// (logN 10–40, r and p 1–32), so that every file we write can be decrypted
+// by the scrypt tool too.
+func (p Params) ValidateForWriting() error {
+	if p.LogN < 10 || p.LogN > 40 || p.R < 1 || p.R > 32 || p.P < 1 || p.P > 32 {
+		return fmt.Errorf("scrypt parameters %v out of range (logN 10-40, r 1-32, p 1-32)", p)
+	}
+	return nil
+}
+
+// Limits bound what a header read from untrusted input may make us spend
+// before the passphrase is even checked.
+type Limits struct {
+	MaxMemory uint64 // bytes, 128·r·N
+	MaxWork   uint64 // N·r·p
+	Force     bool   // ignore both limits (like `scrypt dec -f`)
+}
+
+// DefaultLimits admit what `scrypt enc` chooses on hosts up to 32 GiB of
+// memory (logN 21, r 8: 2 GiB) and small-memory hosts that raise p instead,
+// with room to spare, while refusing headers that would take many GiB or
+// minutes per chunk.
+var DefaultLimits = Limits{MaxMemory: 4 << 30, MaxWork: 1 << 27}
+
+// Check returns ErrTooExpensive when p exceed the limits.
+func (l Limits) Check(p Params) error {
+	if l.Force {
+		return nil
+	}
+	if p.Memory() > l.MaxMemory || p.LogN > 40 {
+		return fmt.Errorf("%w: %v needs %d MiB of memory (limit %d MiB)", ErrTooExpensive, p, p.Memory()>>20, l.MaxMemory>>20)
+	}
+	if p.Work() > l.MaxWork {
+		return fmt.Errorf("%w: %v needs N·r·p = %d (limit %d)", ErrTooExpensive, p, p.Work(), l.MaxWork)
+	}
+	return nil
+}
+
+// Header is the parsed, checksum-verified 96-byte file header.
+type Header struct {
+	Params Params
+	raw    [HeaderSize]byte
+}
+
+// ParseHeader checks magic, version, checksum and parameter sanity. It does
+// not need the passphrase and costs nothing.
+func ParseHeader(b []byte) (Header, error) {
+	var h Header
+	if len(b) < 7 || !bytes.Equal(b[:6], magic[:6]) {
+		return h, ErrNotScrypt
+	}
+	if b[6] != 0 {
+		return h, fmt.Errorf("%w: %d", ErrUnsupportedVersion, b[6])
+	}
+	if len(b) < HeaderSize {
+		return h, fmt.Errorf("%w: header truncated at %d bytes", ErrCorrupt, len(b))
+	}
+	copy(h.raw[:], b[:HeaderSize])
+	sum := sha256.Sum256(h.raw[:48])
+	if !bytes.Equal(sum[:16], h.raw[48:64]) {
+		return h, fmt.Errorf("%w: header checksum mismatch", ErrCorrupt)
+	}
+	h.Params = Params{
+		LogN: h.raw[7],
+		R:    binary.BigEndian.Uint32(h.raw[8:12]),
+		P:    binary.BigEndian.Uint32(h.raw[12:16]),
+	}
+	if err := h.Params.sane(); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+// Key is a derived key bound to one header (one salt). It encrypts or
+// decrypts exactly one file.
+type Key struct {
+	header [HeaderSize]byte
+	enc    [32]byte
+	mac    [32]byte
+}
+
+func derive(pass []byte, salt []byte, p Params) (enc, mac [32]byte, err error) {
+	dk, err := scrypt.Key(pass, salt, 1<<p.LogN, int(p.R), int(p.P), 64)
+	if err != nil {
+		return enc, mac, fmt.Errorf("scrypt key derivation: %w", err)
+	}
+	copy(enc[:], dk[:32])
+	copy(mac[:], dk[32:])
+	clear(dk)
+	return enc, mac, nil
+}
+
+// NewKey derives a fresh key with a random salt for encrypting one file.
+// This is the expensive step; callers run it ahead of the data.
+func NewKey(pass []byte, p Params) (*Key, error) {
+	if err := p.sane(); err != nil {
+		return nil, err
+	}
+	k := &Key{}
+	h := k.header[:]
+	copy(h, magic)
+	h[7] = p.LogN
+	binary.BigEndian.PutUint32(h[8:12], p.R)
+	binary.BigEndian.PutUint32(h[12:16], p.P)
+	if _, err := rand.Read(h[16:48]); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(h[:48])
+	copy(h[48:64], sum[:16])
+	var err error
+	if k.enc, k.mac, err = derive(pass, h[16:48], p); err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, k.mac[:])
+	m.Write(h[:64])
+	copy(h[64:96], m.Sum(nil))
+	return k, nil
+}
+
+// DeriveKey derives the key for an existing header and proves the
+// passphrase with the header HMAC. Check the limits first.
+func (h Header) DeriveKey(pass []byte) (*Key, error) {
+	k := &Key{header: h.raw}
+	var err error
+	if k.enc, k.mac, err = derive(pass, h.raw[16:48], h.Params); err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, k.mac[:])
+	m.Write(h.raw[:64])
+	if !hmac.Equal(m.Sum(nil), h.raw[64:96]) {
+		return nil, ErrBadPassphrase
+	}
+	return k, nil
+}
+
+// Header returns the 96 header bytes that precede the ciphertext.
+func (k *Key) Header() []byte { return bytes.Clone(k.header[:]) }
+
+// stepSize keeps CTR and HMAC working on the same cache-warm slice.
+const stepSize = 256 << 10
+
+func (k *Key) ctr() cipher.Stream {
+	block, err := aes.NewCipher(k.enc[:])
+	if err != nil {
+		panic(err) // a 32-byte key cannot fail
+	}
+	// The format's counter block is an 8-byte zero nonce followed by the
+	// big-endian block number, which is exactly CTR with a zero IV.
+	return cipher.NewCTR(block, make([]byte, aes.BlockSize))
+}
+
+// SealInPlace encrypts buf in place and returns the trailer to write after
+// it. The file is Header() ‖ buf ‖ trailer.
+func (k *Key) SealInPlace(buf []byte) [TrailerSize]byte {
+	stream := k.ctr()
+	m := hmac.New(sha256.New, k.mac[:])
+	m.Write(k.header[:])
+	for off := 0; off < len(buf); off += stepSize {
+		part := buf[off:min(off+stepSize, len(buf))]
+		stream.XORKeyStream(part, part)
+		m.Write(part)
+	}
+	var t [TrailerSize]byte
+	copy(t[:], m.Sum(nil))
+	return t
+}
+
+// OpenInPlace takes everything after the header (ciphertext ‖ trailer),
+// verifies the trailer over header and ciphertext, and only then decrypts
+// in place. It returns the plaintext, a prefix of body.
+func (k *Key) OpenInPlace(body []byte) ([]byte, error) {
+	if len(body) < TrailerSize {
+		return nil, fmt.Errorf("%w: truncated before the trailing HMAC", ErrCorrupt)
+	}
+	data, trailer := body[:len(body)-TrailerSize], body[len(body)-TrailerSize:]
+	m := hmac.New(sha256.New, k.mac[:])
+	m.Write(k.header[:])
+	m.Write(data)
+	if !hmac.Equal(m.Sum(nil), trailer) {
+		return nil, fmt.Errorf("%w: HMAC mismatch (data altered or truncated)", ErrCorrupt)
+	}
+	k.ctr().XORKeyStream(data, data)
+	return data, nil
+}
+
+// Encrypt writes the scrypt file for plaintext to w with a fresh key. It
+// encrypts a copy; plaintext is left as it was.
+func Encrypt(w io.Writer, pass, plaintext []byte, p Params) error {
+	k, err := NewKey(pass, p)
+	if err != nil {
+		return err
+	}
+	buf := bytes.Clone(plaintext)
+	trailer := k.SealInPlace(buf)
+	for _, part := range [][]byte{k.header[:], buf, trailer[:]} {
+		if _, err := w.Write(part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Decrypt reads a whole scrypt file of at most maxPlain plaintext bytes from
+// r and returns the plaintext only after every check has passed, so no
+// unauthenticated byte is ever released.
+func Decrypt(r io.Reader, pass []byte, limits Limits, maxPlain int64) ([]byte, error) {
+	file, err := io.ReadAll(io.LimitReader(r, Overhead+maxPlain+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(file)) > Overhead+maxPlain {
+		return nil, fmt.Errorf("%w: more than %d bytes of plaintext", ErrCorrupt, maxPlain)
+	}
+	return Open(file, pass, limits)
+}
+
+// Open decrypts a whole scrypt file held in memory, in place: the returned
+// plaintext shares file's storage. Limits are checked before the key is
+// derived, the passphrase before any data is touched, and the trailer
+// before decryption.
+func Open(file []byte, pass []byte, limits Limits) ([]byte, error) {
+	h, err := ParseHeader(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := limits.Check(h.Params); err != nil {
+		return nil, err
+	}
+	k, err := h.DeriveKey(pass)
+	if err != nil {
+		return nil, err
+	}
+	return k.OpenInPlace(file[HeaderSize:])
+}
+
+// Writer streams an encryption: the header first, ciphertext as it comes,
+// the trailer on Close.
+type Writer struct {
+	w      io.Writer
+	stream cipher.Stream
+	mac    hashWriter
+	buf    []byte
+	err    error
+	closed bool
+}
+
+type hashWriter interface {
+	io.Writer
+	Sum([]byte) []byte
+}
+
+// NewWriter writes the header of a new file encrypted under k to w. Use
+// each Key for one file only.
+func NewWriter(w io.Writer, k *Key) (*Writer, error) {
+	m := hmac.New(sha256.New, k.mac[:])
+	m.Write(k.header[:])
+	if _, err := w.Write(k.header[:]); err != nil {
+		return nil, err
+	}
+	return &Writer{w: w, stream: k.ctr(), mac: m}, nil
+}
+
+func (sw *Writer) Write(p []byte) (int, error) {
+	if sw.err != nil {
+		return 0, sw.err
+	}
+	if sw.closed {
+		return 0, errors.New("scryptenc: write after close")
+	}
+	done := 0
+	for done < len(p) {
+		n := min(len(p)-done, stepSize)
+		if cap(sw.buf) < n {
+			sw.buf = make([]byte, stepSize)
+		}
+		out := sw.buf[:n]
+		sw.stream.XORKeyStream(out, p[done:done+n])
+		sw.mac.Write(out)
+		if _, err := sw.w.Write(out); err != nil {
+			sw.err = err
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// Close writes the trailer. It does not close the underlying writer.
+func (sw *Writer) Close() error {
+	if sw.err != nil || sw.closed {
+		return sw.err
+	}
+	sw.closed = true
+	_, sw.err = sw.w.Write(sw.mac.Sum(nil))
+	return sw.err
+}
