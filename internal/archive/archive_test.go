@@ -1,0 +1,292 @@
+package archive
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"pedos.dev/backup/internal/testutil"
+)
+
+func TestRoundTrip(t *testing.T) {
+	fx := newFixture(t)
+	want := fx.expected(t)
+	for _, comp := range []string{"gzip", "none", "zstd", "bzip2", "xz"} {
+		t.Run(comp, func(t *testing.T) {
+			if comp == "bzip2" || comp == "xz" {
+				testutil.RequireTool(t, comp) // written by the system program
+			}
+			opts := testWriterOptions()
+			opts.Compression = comp
+			data := fx.archive(t, opts)
+			got, err := readArchive(t, bytes.NewReader(data), testReaderOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareDigests(t, got, want)
+		})
+	}
+}
+
+func TestHeaderOfWrittenArchive(t *testing.T) {
+	fx := newFixture(t)
+	opts := testWriterOptions()
+	opts.BackupID = "20260101T120000-4242"
+	r, err := NewReader(bytes.NewReader(fx.archive(t, opts)), testReaderOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := "version=4\nencrypted=True\ncompressed=True\ncompression-filter=gzip\nhmac-algorithm=scrypt\nbackup-id=20260101T120000-4242\npedos-manifest=1\n"
+	if got := string(r.Header().Marshal()); got != want {
+		t.Fatalf("header\n%s\nwant\n%s", got, want)
+	}
+	if string(r.QubesXML()) != fixtureXML {
+		t.Fatalf("qubes.xml %q", r.QubesXML())
+	}
+}
+
+// Members appear in the order of format.md §1.3, each file's chunks
+// contiguous and numbered from 000, the manifest last, and each member
+// archive padded to the 10240-byte tar record.
+func TestMemberLayout(t *testing.T) {
+	fx := newFixture(t)
+	data := fx.archive(t, testWriterOptions())
+	if len(data)%recordSize != 0 {
+		t.Fatalf("archive size %d is not a multiple of %d", len(data), recordSize)
+	}
+	names := listMembers(t, data)
+	if names[0] != HeaderName || names[1] != HeaderHMACName || names[2] != "qubes.xml.000.enc" {
+		t.Fatalf("first members %v", names[:3])
+	}
+	if last := names[len(names)-1]; last != "pedos-manifest.000.enc" {
+		t.Fatalf("last member %s", last)
+	}
+	var files []string
+	for _, n := range names[2 : len(names)-1] {
+		file, index, err := parseChunkMember(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if index == 0 {
+			files = append(files, file)
+		} else if files[len(files)-1] != file {
+			t.Fatalf("%s is not contiguous with its file", n)
+		}
+	}
+	if got, want := strings.Join(files, " "), "qubes.xml "+strings.Join(fx.files, " "); got != want {
+		t.Fatalf("file order %q, want %q", got, want)
+	}
+	if !contains(names, "vm1/private.img.002.enc") {
+		t.Fatalf("the volume should span several %d-byte chunks: %v", testChunk, names)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func listMembers(t testing.TB, data []byte) []string {
+	t.Helper()
+	o := &outerReader{r: bytes.NewReader(data)}
+	var names []string
+	for {
+		name, _, err := o.next()
+		if err == io.EOF {
+			return names
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+}
+
+// A compressed stream of an exact multiple of the chunk size ends with an
+// empty chunk, as with the reference writer, so a full last chunk always
+// means chunks are missing.
+func TestExactMultipleEndsWithEmptyChunk(t *testing.T) {
+	opts := testWriterOptions()
+	opts.Compression = "none"
+	opts.ChunkSize = 4096
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.AddBytes(QubesXMLName, []byte("<qubes/>"))
+	payload := bytes.Repeat([]byte("x"), 3*4096)
+	if err := w.AddFile("vm1/raw", func(out io.Writer) error { _, err := out.Write(payload); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	names := listMembers(t, buf.Bytes())
+	if !contains(names, "vm1/raw.003.enc") || contains(names, "vm1/raw.004.enc") {
+		t.Fatalf("members %v", names)
+	}
+	ropts := testReaderOptions()
+	ropts.ChunkSize = 4096
+	r, err := NewReader(bytes.NewReader(buf.Bytes()), ropts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("read %d bytes, %v", len(got), err)
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+}
+
+// Select reads past unselected files without deriving their keys, yet
+// still checks the whole archive against the manifest.
+func TestSelect(t *testing.T) {
+	fx := newFixture(t)
+	data := fx.archive(t, testWriterOptions())
+	opts := testReaderOptions()
+	opts.Select = func(name string) bool { return name == "vm1/firewall.xml" }
+	got, err := readArchive(t, bytes.NewReader(data), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["vm1/firewall.xml"] != fx.expected(t)["vm1/firewall.xml"] {
+		t.Fatalf("got %v", got)
+	}
+	// With a wrong trailer in an unselected chunk, the manifest check fails.
+	bad := bytes.Clone(data)
+	off := memberOffset(t, bad, "vm1/private.img.001.enc")
+	size := memberSize(t, bad, "vm1/private.img.001.enc")
+	bad[off+size-1] ^= 1
+	if _, err := readArchive(t, bytes.NewReader(bad), opts); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("unselected damaged chunk: %v", err)
+	}
+}
+
+func TestWriterRejects(t *testing.T) {
+	base := testWriterOptions()
+	cases := []struct {
+		name string
+		edit func(*WriterOptions)
+		want string
+	}{
+		{"empty passphrase", func(o *WriterOptions) { o.Passphrase = nil }, "empty"},
+		{"control character", func(o *WriterOptions) { o.Passphrase = []byte("a\tb") }, "control character"},
+		{"newline", func(o *WriterOptions) { o.Passphrase = []byte("a\nb") }, "control character"},
+		{"bad params", func(o *WriterOptions) { o.Params.LogN = 5 }, "out of range"},
+		{"missing filter program", func(o *WriterOptions) { o.Compression = "no-such-filter-program" }, "no-such-filter-program"},
+		{"bad filter name", func(o *WriterOptions) { o.Compression = "gzip -9" }, "gzip -9"},
+		{"bad backup id", func(o *WriterOptions) { o.BackupID = "-x" }, "backup id"},
+	}
+	for _, c := range cases {
+		opts := base
+		c.edit(&opts)
+		var buf bytes.Buffer
+		_, err := NewWriter(&buf, opts)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error mentioning %q", c.name, err, c.want)
+		}
+		if buf.Len() != 0 {
+			t.Errorf("%s: %d bytes written before the error", c.name, buf.Len())
+		}
+	}
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, name := range []string{"../x", "/abs", "a//b", "vm1/./x", "pedos-manifest", "bad\x01name"} {
+		if err := w.AddBytes(name, nil); !errors.Is(err, ErrUnsafeName) {
+			t.Errorf("name %q: %v", name, err)
+		}
+	}
+	w.AddBytes(QubesXMLName, nil)
+	if err := w.AddBytes(QubesXMLName, nil); !errors.Is(err, ErrUnexpectedMember) {
+		t.Errorf("duplicate file: %v", err)
+	}
+}
+
+// A failing destination surfaces as an error from the writer, never as a
+// silent success.
+func TestWriterDestinationFailure(t *testing.T) {
+	fx := newFixture(t)
+	for _, limit := range []int{100, 30000, 200000} {
+		out := &failingWriter{limit: limit}
+		_, err := fx.write(t, out, testWriterOptions())
+		if err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("limit %d: got %v", limit, err)
+		}
+	}
+}
+
+type failingWriter struct{ n, limit int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.n+len(p) > f.limit {
+		return 0, errors.New("disk full")
+	}
+	f.n += len(p)
+	return len(p), nil
+}
+
+// The writer's memory stays bounded however large the file: no more than
+// Workers+2 chunk buffers exist.
+func TestWriterBuffersBounded(t *testing.T) {
+	opts := testWriterOptions()
+	opts.Compression = "none"
+	opts.Workers = 2
+	opts.ChunkSize = 4096
+	w, err := NewWriter(io.Discard, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.AddBytes(QubesXMLName, nil)
+	err = w.AddFile("vm1/big", func(out io.Writer) error {
+		chunk := make([]byte, 1000)
+		for i := 0; i < 1000; i++ {
+			if _, err := out.Write(chunk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.spare < 0 {
+		t.Fatalf("allocated more buffers than allowed")
+	}
+}
+
+func TestAbortStopsWriter(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, testWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.AddBytes(QubesXMLName, []byte(fixtureXML))
+	w.Abort(errors.New("cancelled by user"))
+	if err := w.AddBytes("vm1/x", nil); err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Fatalf("after abort: %v", err)
+	}
+	if err := w.Close(); err == nil {
+		t.Fatal("Close after Abort succeeded")
+	}
+}

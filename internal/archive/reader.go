@@ -1,0 +1,627 @@
+package archive
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"pedos.dev/backup/internal/compress"
+	"pedos.dev/backup/internal/scryptenc"
+	"pedos.dev/backup/internal/sparsetar"
+)
+
+// ReaderOptions configure a format 4 archive reader.
+type ReaderOptions struct {
+	Passphrase []byte
+	Limits     scryptenc.Limits // zero value: scryptenc.DefaultLimits
+	// ForceFilter is a compression filter the user named explicitly. Only
+	// then may a program be run to decompress; a name from the untrusted
+	// header maps to built-in decoders or fails.
+	ForceFilter string
+	// Select chooses the files to decrypt; the others are read past without
+	// key derivation. nil selects all.
+	Select  func(file string) bool
+	Workers int // concurrent chunk decryptions; 0 means one per CPU
+	// ChunkSize is the writer's cut size; 0 means the format's 100 MiB.
+	ChunkSize int
+}
+
+// Limits on the metadata files, as in the reference reader.
+const (
+	maxHMACSize      = 4096
+	maxQubesXMLChunk = 1 << 20
+	// MaxQubesXML bounds the decompressed qubes.xml (and manifest).
+	MaxQubesXML = 16 << 20
+)
+
+// Reader reads a format 4 archive from a stream, once, front to back.
+// Chunks are read ahead and decrypted on up to Workers goroutines while the
+// caller consumes earlier files; memory is bounded by (Workers+3) chunks.
+type Reader struct {
+	opts     ReaderOptions
+	header   Header
+	codec    compress.Codec
+	qubesXML []byte
+	outer    *outerReader
+
+	jobs    chan *chunkJob
+	bufs    chan struct{} // one token per chunk buffer in use
+	abort   chan struct{}
+	stopped sync.Once
+	kdf     chan struct{}
+
+	peek    *chunkJob
+	current *File
+	failed  error // a chunk failed: the rest of the stream is not trusted
+
+	mu   sync.Mutex
+	seen []ManifestFile
+}
+
+type chunkJob struct {
+	file  string
+	index int
+	done  chan struct{}
+	plain []byte
+	err   error // set before done closes; on a terminal job: io.EOF or the failure
+	final bool  // no more jobs follow
+}
+
+// NewReader authenticates the header and reads qubes.xml. It fails with
+// ErrBadPassphrase before anything else when the passphrase is wrong.
+func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
+	if opts.Limits == (scryptenc.Limits{}) {
+		opts.Limits = scryptenc.DefaultLimits
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.ChunkSize <= 0 {
+		opts.ChunkSize = ChunkSize
+	}
+	if opts.Select == nil {
+		opts.Select = func(string) bool { return true }
+	}
+	r := &Reader{
+		opts:  opts,
+		outer: &outerReader{r: in},
+		jobs:  make(chan *chunkJob, opts.Workers+1),
+		bufs:  make(chan struct{}, opts.Workers+3),
+		abort: make(chan struct{}),
+		kdf:   make(chan struct{}, opts.Workers),
+	}
+	if err := r.readHeader(); err != nil {
+		return nil, err
+	}
+	if err := r.readQubesXML(); err != nil {
+		return nil, err
+	}
+	go r.produce()
+	return r, nil
+}
+
+// Header returns the authenticated backup header.
+func (r *Reader) Header() Header { return r.header }
+
+// QubesXML returns the backup's VM database, decrypted and unpacked.
+func (r *Reader) QubesXML() []byte { return r.qubesXML }
+
+// Seen lists the files and chunks read so far (all of them once Next has
+// returned io.EOF), for checks a caller makes against qubes.xml.
+func (r *Reader) Seen() []ManifestFile {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]ManifestFile(nil), r.seen...)
+}
+
+// Close stops reading ahead. It does not close the input.
+func (r *Reader) Close() error {
+	r.stopped.Do(func() { close(r.abort) })
+	return nil
+}
+
+func (r *Reader) readSmall(want string, limit int64) ([]byte, error) {
+	name, size, err := r.outer.next()
+	if err == io.EOF {
+		return nil, fmt.Errorf("%w: stream ends before %s", ErrTruncated, want)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if name != want {
+		return nil, fmt.Errorf("%w: found %q where %s belongs", ErrUnexpectedMember, name, want)
+	}
+	if size > limit {
+		return nil, fmt.Errorf("%w: %s is %d bytes (limit %d)", ErrTooLarge, want, size, limit)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r.outer, b); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", want, err)
+	}
+	return b, nil
+}
+
+func (r *Reader) readHeader() error {
+	name, size, err := r.outer.next()
+	if err == io.EOF {
+		return fmt.Errorf("%w: the input is empty", ErrNotBackup)
+	}
+	if err != nil {
+		return err
+	}
+	if name != HeaderName {
+		if _, _, cerr := parseChunkMember(name + ".enc"); cerr == nil || bytes.HasSuffix([]byte(name), []byte(".hmac")) {
+			return fmt.Errorf("%w: no backup-header (first member %q): a format 2 backup", ErrUnsupportedVersion, name)
+		}
+		return fmt.Errorf("%w: first member is %q, not backup-header", ErrNotBackup, name)
+	}
+	if size > MaxHeaderSize {
+		return fmt.Errorf("%w: backup-header is %d bytes (limit %d)", ErrTooLarge, size, MaxHeaderSize)
+	}
+	header := make([]byte, size)
+	if _, err := io.ReadFull(r.outer, header); err != nil {
+		return fmt.Errorf("reading backup-header: %w", err)
+	}
+	mac, err := r.readSmall(HeaderHMACName, maxHMACSize)
+	if err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(mac, []byte("scrypt")) {
+		if !looksLikeOpenSSLHMAC(mac) {
+			return fmt.Errorf("%w: %s is neither scrypt data nor an OpenSSL HMAC", ErrCorrupt, HeaderHMACName)
+		}
+		// An openssl HMAC text file: format 2 or 3.
+		version := "2"
+		if h, err := ParseHeader(header); err == nil && h.Version != 0 {
+			version = fmt.Sprint(h.Version)
+		}
+		return fmt.Errorf("%w: format %s (OpenSSL-based) backups are not supported yet", ErrUnsupportedVersion, version)
+	}
+	plain, err := scryptenc.Decrypt(bytes.NewReader(mac), HeaderKey(r.opts.Passphrase), r.opts.Limits, MaxHeaderSize)
+	switch {
+	case errors.Is(err, scryptenc.ErrBadPassphrase):
+		return ErrBadPassphrase
+	case errors.Is(err, scryptenc.ErrTooExpensive):
+		return fmt.Errorf("%s: %w (use the force option to allow it)", HeaderHMACName, err)
+	case err != nil:
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, HeaderHMACName, err)
+	}
+	if !bytes.Equal(plain, header) {
+		return fmt.Errorf("%w: backup-header does not match its authenticated copy", ErrCorrupt)
+	}
+	h, err := ParseHeader(header)
+	if err != nil {
+		return err
+	}
+	if h.Version != 4 {
+		return fmt.Errorf("%w: header says version %d but is authenticated by scrypt", ErrCorrupt, h.Version)
+	}
+	r.header = h
+	if h.Compressed {
+		filter, forced := h.CompressionFilter, false
+		if r.opts.ForceFilter != "" {
+			filter, forced = r.opts.ForceFilter, true
+		}
+		if r.codec, err = compress.ForReading(filter, forced); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// looksLikeOpenSSLHMAC recognises `openssl dgst -hmac` output, such as
+// "(stdin)= 3f2a…" or "SHA2-512(stdin)= 3f2a…".
+func looksLikeOpenSSLHMAC(b []byte) bool {
+	_, hexPart, ok := bytes.Cut(bytes.TrimSpace(b), []byte("= "))
+	if !ok || len(hexPart) < 32 {
+		return false
+	}
+	_, err := hex.DecodeString(string(hexPart))
+	return err == nil
+}
+
+func (r *Reader) readQubesXML() error {
+	const member = QubesXMLName + ".000.enc"
+	enc, err := r.readSmall(member, maxQubesXMLChunk)
+	if err != nil {
+		return err
+	}
+	r.record(QubesXMLName, 0, enc)
+	plain, err := r.open(QubesXMLName, 0, enc)
+	if err != nil {
+		return err
+	}
+	if len(plain) >= r.opts.ChunkSize {
+		return fmt.Errorf("%w: qubes.xml needs more than one chunk", ErrIncomplete)
+	}
+	r.qubesXML, err = r.unpackSmall(QubesXMLName, plain)
+	return err
+}
+
+// unpackSmall decompresses and untars a single-chunk metadata file.
+func (r *Reader) unpackSmall(name string, plain []byte) ([]byte, error) {
+	var in io.Reader = bytes.NewReader(plain)
+	if r.codec != nil {
+		zr, err := r.codec.NewReader(in)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
+		}
+		defer zr.Close()
+		in = zr
+	}
+	var out bytes.Buffer
+	if _, err := sparsetar.ExtractFile(in, name, &out, MaxQubesXML); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
+	}
+	return out.Bytes(), nil
+}
+
+// open decrypts one chunk file in place under its name-bound key.
+func (r *Reader) open(file string, index int, enc []byte) ([]byte, error) {
+	name := ChunkName(file, index)
+	plain, err := scryptenc.Open(enc, ChunkKey(r.header.BackupID, name, r.opts.Passphrase), r.opts.Limits)
+	switch {
+	case err == nil:
+		return plain, nil
+	case errors.Is(err, scryptenc.ErrBadPassphrase):
+		// The header proved the passphrase, so the chunk is not this one.
+		return nil, fmt.Errorf("%s.enc: %w", name, ErrChunkMismatch)
+	case errors.Is(err, scryptenc.ErrTooExpensive):
+		return nil, fmt.Errorf("%s.enc: %w", name, err)
+	default:
+		return nil, fmt.Errorf("%s.enc: %w: %v", name, ErrCorrupt, err)
+	}
+}
+
+// record notes a chunk as seen, with its trailer, for the completeness check.
+func (r *Reader) record(file string, index int, enc []byte) {
+	trailer := ""
+	if len(enc) >= scryptenc.TrailerSize {
+		trailer = hex.EncodeToString(enc[len(enc)-scryptenc.TrailerSize:])
+	}
+	r.recordTrailer(file, index, int64(len(enc)), trailer)
+}
+
+func (r *Reader) recordTrailer(file string, index int, size int64, trailer string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if index == 0 {
+		r.seen = append(r.seen, ManifestFile{Name: file})
+	}
+	f := &r.seen[len(r.seen)-1]
+	f.Chunks = append(f.Chunks, ManifestChunk{Size: size, HMAC: trailer})
+}
+
+// produce reads members in order, checks their names and sequence, and
+// hands selected chunks to decryption. Any failure ends the stream with a
+// terminal job carrying the error, delivered after the chunks before it.
+func (r *Reader) produce() {
+	err := r.produceAll()
+	if err == nil {
+		err = io.EOF
+	}
+	select {
+	case r.jobs <- &chunkJob{final: true, err: err, done: closedChan}:
+	case <-r.abort:
+	}
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (r *Reader) produceAll() error {
+	files := map[string]bool{QubesXMLName: true}
+	file, index, lastPlain := QubesXMLName, 0, -1 // qubes.xml is done: one short chunk
+	var manifest *Manifest
+	for {
+		member, size, err := r.outer.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if manifest != nil {
+			return fmt.Errorf("%w: %q after the manifest", ErrUnexpectedMember, member)
+		}
+		f, i, err := parseChunkMember(member)
+		if err != nil {
+			return err
+		}
+		plainSize := int(size) - scryptenc.Overhead
+		if size > int64(r.opts.ChunkSize)+scryptenc.Overhead || plainSize < 0 {
+			return fmt.Errorf("%w: %s is %d bytes, not a chunk of at most %d", ErrTooLarge, member, size, r.opts.ChunkSize+scryptenc.Overhead)
+		}
+		switch {
+		case f == file && i == index+1:
+			if lastPlain != r.opts.ChunkSize {
+				return fmt.Errorf("%w: %s follows a short chunk", ErrUnexpectedMember, member)
+			}
+		case f != file && i == 0 && !files[f]:
+			if lastPlain == r.opts.ChunkSize {
+				return fmt.Errorf("%w: %s: chunks after %s are missing (it is full, so more must follow)", ErrIncomplete, file, ChunkName(file, index))
+			}
+			files[f] = true
+		case f != file && files[f]:
+			return fmt.Errorf("%w: %s: file %s appears twice", ErrUnexpectedMember, member, f)
+		default:
+			want := ChunkName(f, 0)
+			if f == file {
+				want = ChunkName(file, index+1)
+			}
+			return fmt.Errorf("%w: %s where %s.enc was expected", ErrIncomplete, member, want)
+		}
+		file, index, lastPlain = f, i, plainSize
+
+		if f == ManifestName {
+			if !r.header.Manifest {
+				return fmt.Errorf("%w: %s is not announced by the header", ErrUnexpectedMember, member)
+			}
+			if manifest, err = r.readManifest(size); err != nil {
+				return err
+			}
+			continue
+		}
+		if !r.opts.Select(f) {
+			trailer, err := r.skipChunk(size)
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", member, err)
+			}
+			r.recordTrailer(f, i, size, trailer)
+			continue
+		}
+		if err := r.readChunk(f, i, size); err != nil {
+			return err
+		}
+	}
+	if lastPlain == r.opts.ChunkSize {
+		return fmt.Errorf("%w: %s: chunks after %s are missing (it is full, so more must follow)", ErrIncomplete, file, ChunkName(file, index))
+	}
+	if r.header.Manifest && manifest == nil {
+		return fmt.Errorf("%w: the manifest announced by the header is missing (archive cut short?)", ErrIncomplete)
+	}
+	if manifest != nil {
+		return manifest.compare(r.Seen())
+	}
+	return nil
+}
+
+func (r *Reader) readManifest(size int64) (*Manifest, error) {
+	enc := make([]byte, size)
+	if _, err := io.ReadFull(r.outer, enc); err != nil {
+		return nil, fmt.Errorf("reading the manifest: %w", err)
+	}
+	plain, err := r.open(ManifestName, 0, enc)
+	if err != nil {
+		return nil, err
+	}
+	data, err := r.unpackSmall(ManifestName, plain)
+	if err != nil {
+		return nil, err
+	}
+	return parseManifest(data, r.header.BackupID)
+}
+
+// skipChunk reads past an unselected chunk, keeping only its trailer.
+func (r *Reader) skipChunk(size int64) (string, error) {
+	var tail tailWriter
+	if _, err := io.CopyN(&tail, r.outer, size); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(tail.last()), nil
+}
+
+type tailWriter struct{ buf []byte }
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 4096 {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-scryptenc.TrailerSize:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) last() []byte {
+	return t.buf[max(0, len(t.buf)-scryptenc.TrailerSize):]
+}
+
+// readChunk buffers one selected chunk and starts its decryption.
+func (r *Reader) readChunk(file string, index int, size int64) error {
+	select {
+	case r.bufs <- struct{}{}:
+	case <-r.abort:
+		return errAborted
+	}
+	enc := make([]byte, size)
+	if _, err := io.ReadFull(r.outer, enc); err != nil {
+		<-r.bufs
+		return fmt.Errorf("reading %s.enc: %w", ChunkName(file, index), err)
+	}
+	r.record(file, index, enc)
+	job := &chunkJob{file: file, index: index, done: make(chan struct{})}
+	go func() {
+		defer close(job.done)
+		select {
+		case r.kdf <- struct{}{}:
+		case <-r.abort:
+			job.err = errAborted
+			return
+		}
+		defer func() { <-r.kdf }()
+		job.plain, job.err = r.open(file, index, enc)
+	}()
+	select {
+	case r.jobs <- job:
+		return nil
+	case <-r.abort:
+		return errAborted
+	}
+}
+
+func (r *Reader) nextJob() (*chunkJob, error) {
+	if j := r.peek; j != nil {
+		r.peek = nil
+		return j, nil
+	}
+	select {
+	case j := <-r.jobs:
+		return j, nil
+	case <-r.abort:
+		return nil, errors.New("archive reader is closed")
+	}
+}
+
+// release returns a consumed chunk's buffer slot.
+func (r *Reader) release(j *chunkJob) {
+	if !j.final {
+		<-j.done
+		j.plain = nil
+		<-r.bufs
+	}
+}
+
+// Next returns the next selected file. The previous file's unread data is
+// skipped. At the end it returns io.EOF only if the archive proved
+// complete; otherwise the error says what is missing or wrong.
+func (r *Reader) Next() (*File, error) {
+	if r.current != nil {
+		r.current.discard()
+		r.current = nil
+	}
+	if r.failed != nil {
+		return nil, r.failed
+	}
+	j, err := r.nextJob()
+	if err != nil {
+		return nil, err
+	}
+	if j.final {
+		r.peek = j // keep answering with the same result
+		return nil, j.err
+	}
+	f := &File{Name: j.file, r: r}
+	f.raw.r, f.raw.file, f.raw.first = r, j.file, j
+	f.data = &f.raw
+	if r.codec != nil {
+		zr, err := r.codec.NewReader(&f.raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, f.Name, err)
+		}
+		f.closer, f.data = zr, zr
+	}
+	r.current = f
+	return f, nil
+}
+
+// File is one stored file; Read returns its inner tar stream, decrypted and
+// decompressed. An error, not io.EOF, ends a damaged or incomplete file.
+type File struct {
+	Name   string
+	r      *Reader
+	raw    chunkStream
+	data   io.Reader
+	closer io.Closer
+	done   bool
+}
+
+func (f *File) Read(p []byte) (int, error) {
+	if f.done {
+		return 0, io.EOF
+	}
+	n, err := f.data.Read(p)
+	if err == io.EOF {
+		// The decompressor stopped; anything left in the chunks is data
+		// this reader would silently ignore, so refuse it.
+		if rest, rerr := io.Copy(io.Discard, &f.raw); rerr != nil {
+			return n, rerr
+		} else if rest > 0 && f.closer != nil {
+			return n, fmt.Errorf("%w: %s: %d bytes after the end of the compressed stream", ErrCorrupt, f.Name, rest)
+		}
+		f.done = true
+	}
+	return n, err
+}
+
+func (f *File) discard() {
+	if f.closer != nil {
+		f.closer.Close()
+	}
+	f.raw.skip()
+}
+
+// chunkStream concatenates the decrypted chunks of one file.
+type chunkStream struct {
+	r     *Reader
+	file  string
+	first *chunkJob
+	cur   *chunkJob
+	pos   int
+	ended bool
+	err   error
+}
+
+func (c *chunkStream) Read(p []byte) (int, error) {
+	for {
+		if c.err != nil {
+			return 0, c.err
+		}
+		if c.ended {
+			return 0, io.EOF
+		}
+		if c.cur != nil && c.pos < len(c.cur.plain) {
+			n := copy(p, c.cur.plain[c.pos:])
+			c.pos += n
+			return n, nil
+		}
+		c.advance()
+	}
+}
+
+// advance moves to the file's next chunk, or marks the end when the next
+// job belongs to another file or ends the stream.
+func (c *chunkStream) advance() {
+	if c.cur != nil {
+		c.r.release(c.cur)
+		c.cur = nil
+	}
+	var j *chunkJob
+	if c.first != nil {
+		j, c.first = c.first, nil
+	} else {
+		var err error
+		if j, err = c.r.nextJob(); err != nil {
+			c.err = err
+			return
+		}
+	}
+	if j.final || j.file != c.file {
+		c.r.peek = j
+		if j.final && j.err != io.EOF {
+			c.err = j.err // the file may be incomplete: never report a clean end
+			return
+		}
+		c.ended = true
+		return
+	}
+	<-j.done
+	if j.err != nil {
+		c.err = j.err
+		c.r.failed = j.err
+		c.r.release(j)
+		return
+	}
+	c.cur, c.pos = j, 0
+}
+
+func (c *chunkStream) skip() {
+	for c.err == nil && !c.ended {
+		c.advance()
+	}
+	if c.cur != nil {
+		c.r.release(c.cur)
+		c.cur = nil
+	}
+}

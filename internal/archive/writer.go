@@ -1,0 +1,430 @@
+package archive
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"time"
+
+	"pedos.dev/backup/internal/compress"
+	"pedos.dev/backup/internal/scryptenc"
+	"pedos.dev/backup/internal/sparsetar"
+)
+
+// WriterOptions configure a format 4 archive writer.
+type WriterOptions struct {
+	Passphrase []byte
+	// Compression is the filter name ("gzip", "zstd", "bzip2", "xz", or any
+	// program); "" or "none" stores the inner tar streams uncompressed.
+	Compression string
+	Params      scryptenc.Params // zero value: scryptenc.DefaultParams
+	BackupID    string           // empty: generated
+	// Workers is how many chunk key derivations may run at once (each needs
+	// 128·r·N bytes); 0 means one per CPU.
+	Workers int
+	// ChunkSize cuts each compressed stream; 0 means the format's 100 MiB.
+	// Only tests change it.
+	ChunkSize int
+	Time      time.Time // member mtimes; zero means now
+}
+
+// Writer writes a format 4 archive as a stream. Files are added in archive
+// order (qubes.xml first); Close appends the manifest. Compression runs in
+// the caller's goroutine (parallel inside the codec), chunk keys are
+// derived ahead of the data on up to Workers goroutines, and a single
+// emitter encrypts and writes chunks in order, so memory stays bounded by
+// (Workers+2) chunk buffers.
+type Writer struct {
+	out      io.Writer
+	opts     WriterOptions
+	header   Header
+	codec    compress.Codec // nil: uncompressed
+	kdfSlots chan struct{}
+	queue    chan *pending
+	buffers  chan []byte
+	spare    int // buffers that may still be allocated
+	done     chan struct{}
+	abort    chan struct{}
+
+	mu       sync.Mutex
+	err      error
+	files    map[string]bool
+	manifest Manifest
+	closed   bool
+}
+
+type pending struct {
+	file, name string // "vm3/private.img", "vm3/private.img.000"
+	data       []byte
+	key        *keyFuture
+	barrier    chan struct{} // set on a marker that only signals "reached"
+}
+
+type keyFuture struct {
+	done chan struct{}
+	key  *scryptenc.Key
+	err  error
+}
+
+var errAborted = errors.New("archive writer aborted")
+
+// NewBackupID makes an id like the reference writer's
+// (YYYYMMDDTHHMMSS-<pid>), with random hex instead of the PID so that two
+// backups made in the same second still differ.
+func NewBackupID(t time.Time) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return t.Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// NewWriter checks the options and writes backup-header and its .hmac.
+func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
+	if err := CheckPassphrase(opts.Passphrase); err != nil {
+		return nil, err
+	}
+	if opts.Params == (scryptenc.Params{}) {
+		opts.Params = scryptenc.DefaultParams
+	}
+	if err := opts.Params.ValidateForWriting(); err != nil {
+		return nil, err
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.ChunkSize <= 0 {
+		opts.ChunkSize = ChunkSize
+	}
+	if opts.Time.IsZero() {
+		opts.Time = time.Now()
+	}
+	if opts.BackupID == "" {
+		opts.BackupID = NewBackupID(opts.Time)
+	}
+	if !ValidHeaderValue(opts.BackupID) || opts.BackupID[0] == '-' {
+		return nil, fmt.Errorf("invalid backup id %q", opts.BackupID)
+	}
+	w := &Writer{
+		out:  out,
+		opts: opts,
+		header: Header{
+			Version: 4, Encrypted: true, HMACAlgorithm: "scrypt",
+			BackupID: opts.BackupID, Manifest: true,
+			// The reference writer names a filter even when it does not compress.
+			CompressionFilter: "gzip",
+		},
+		kdfSlots: make(chan struct{}, opts.Workers),
+		queue:    make(chan *pending, opts.Workers),
+		buffers:  make(chan []byte, opts.Workers+2),
+		spare:    opts.Workers + 2,
+		done:     make(chan struct{}),
+		abort:    make(chan struct{}),
+		files:    map[string]bool{},
+		manifest: Manifest{Format: manifestFormat, Version: 1, BackupID: opts.BackupID},
+	}
+	if opts.Compression != "" && opts.Compression != "none" {
+		codec, err := compress.ForWriting(opts.Compression)
+		if err != nil {
+			return nil, err
+		}
+		w.codec = codec
+		w.header.Compressed = true
+		w.header.CompressionFilter = codec.Name()
+	}
+	header := w.header.Marshal()
+	var hmacFile writerBuffer
+	if err := scryptenc.Encrypt(&hmacFile, HeaderKey(opts.Passphrase), header, opts.Params); err != nil {
+		return nil, err
+	}
+	if err := writeMember(out, HeaderName, opts.Time, header); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", HeaderName, err)
+	}
+	if err := writeMember(out, HeaderHMACName, opts.Time, hmacFile); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", HeaderHMACName, err)
+	}
+	go w.emit()
+	return w, nil
+}
+
+type writerBuffer []byte
+
+func (b *writerBuffer) Write(p []byte) (int, error) { *b = append(*b, p...); return len(p), nil }
+
+// Header returns the archive's header.
+func (w *Writer) Header() Header { return w.header }
+
+// AddFile stores one file: fill writes its inner tar stream (see package
+// sparsetar), which is compressed, cut into chunks and encrypted.
+func (w *Writer) AddFile(name string, fill func(io.Writer) error) error {
+	if err := w.checkNewFile(name); err != nil {
+		return err
+	}
+	return w.addFile(name, fill)
+}
+
+func (w *Writer) checkNewFile(name string) error {
+	if err := CheckFileName(name); err != nil {
+		return err
+	}
+	if name == ManifestName {
+		return fmt.Errorf("%w: %q is reserved for the manifest", ErrUnsafeName, name)
+	}
+	// Room for a five-digit chunk number keeps every key string readable
+	// by the scrypt tool.
+	if len(ChunkKey(w.opts.BackupID, ChunkName(name, 10000), w.opts.Passphrase)) > maxKeyString {
+		return fmt.Errorf("%w: %q with this passphrase makes a key string longer than %d bytes", ErrUnsafeName, name, maxKeyString)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return errors.New("archive writer is closed")
+	}
+	if w.files[name] {
+		return fmt.Errorf("%w: file %q added twice", ErrUnexpectedMember, name)
+	}
+	w.files[name] = true
+	return nil
+}
+
+// AddBytes stores data as a file whose inner tar holds one member of the
+// same name (how qubes.xml is stored).
+func (w *Writer) AddBytes(name string, data []byte) error {
+	if err := w.checkNewFile(name); err != nil {
+		return err
+	}
+	return w.addFile(name, w.bytesFiller(name, data))
+}
+
+func (w *Writer) bytesFiller(name string, data []byte) func(io.Writer) error {
+	return func(out io.Writer) error {
+		tw := sparsetar.NewWriter(out)
+		if err := tw.AddBytes(name, data, 0o644, w.opts.Time); err != nil {
+			return err
+		}
+		return tw.Close()
+	}
+}
+
+func (w *Writer) addFile(name string, fill func(io.Writer) error) error {
+	if err := w.failed(); err != nil {
+		return err
+	}
+	c := &chunker{w: w, file: name}
+	if err := c.begin(); err != nil {
+		return err
+	}
+	err := func() error {
+		if w.codec == nil {
+			return fill(c)
+		}
+		zw, err := w.codec.NewWriter(c)
+		if err != nil {
+			return err
+		}
+		if err := fill(zw); err != nil {
+			zw.Close()
+			return err
+		}
+		return zw.Close()
+	}()
+	if err == nil {
+		err = c.finish()
+	}
+	if err != nil {
+		err = fmt.Errorf("storing %s: %w", name, err)
+		w.fail(err)
+		return err
+	}
+	return w.failed()
+}
+
+// Close writes the manifest and waits until everything is written. It does
+// not close the underlying writer. After an error the archive is unusable
+// and the caller must discard the output.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return w.failed()
+	}
+	w.closed = true
+	w.mu.Unlock()
+	if w.failed() == nil {
+		// The manifest lists every chunk's trailer, known only once the
+		// emitter has written them all.
+		reached := make(chan struct{})
+		if w.send(&pending{barrier: reached}) == nil {
+			select {
+			case <-reached:
+			case <-w.abort:
+			}
+		}
+		if w.failed() == nil {
+			data, err := w.manifest.marshal()
+			if err != nil {
+				w.fail(err)
+			} else {
+				w.addFile(ManifestName, w.bytesFiller(ManifestName, data))
+			}
+		}
+	}
+	close(w.queue)
+	<-w.done
+	return w.failed()
+}
+
+// Abort stops the writer after a failure elsewhere (a cancelled backup);
+// pending work is dropped.
+func (w *Writer) Abort(cause error) {
+	if cause == nil {
+		cause = errAborted
+	}
+	w.fail(cause)
+}
+
+func (w *Writer) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+		close(w.abort)
+	}
+}
+
+func (w *Writer) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *Writer) send(p *pending) error {
+	select {
+	case w.queue <- p:
+		return nil
+	case <-w.abort:
+		return w.failed()
+	}
+}
+
+// buffer returns an empty chunk buffer, allocating at most Workers+2.
+func (w *Writer) buffer() ([]byte, error) {
+	select {
+	case b := <-w.buffers:
+		return b[:0], nil
+	default:
+	}
+	w.mu.Lock()
+	if w.spare > 0 {
+		w.spare--
+		w.mu.Unlock()
+		return make([]byte, 0, w.opts.ChunkSize), nil
+	}
+	w.mu.Unlock()
+	select {
+	case b := <-w.buffers:
+		return b[:0], nil
+	case <-w.abort:
+		return nil, w.failed()
+	}
+}
+
+// deriveKey starts the key derivation for a chunk; it needs only the name,
+// so it overlaps with compressing the chunk's data.
+func (w *Writer) deriveKey(chunkName string) *keyFuture {
+	f := &keyFuture{done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		select {
+		case w.kdfSlots <- struct{}{}:
+		case <-w.abort:
+			f.err = errAborted
+			return
+		}
+		defer func() { <-w.kdfSlots }()
+		f.key, f.err = scryptenc.NewKey(ChunkKey(w.opts.BackupID, chunkName, w.opts.Passphrase), w.opts.Params)
+	}()
+	return f
+}
+
+// emit encrypts and writes chunks in order, then records them.
+func (w *Writer) emit() {
+	defer close(w.done)
+	for p := range w.queue {
+		if p.barrier != nil {
+			close(p.barrier)
+			continue
+		}
+		if w.failed() != nil {
+			continue // drain so senders never block
+		}
+		<-p.key.done
+		if p.key.err != nil {
+			w.fail(fmt.Errorf("deriving the key of %s: %w", p.name, p.key.err))
+			continue
+		}
+		trailer := p.key.key.SealInPlace(p.data)
+		if err := writeMember(w.out, p.name+".enc", w.opts.Time, p.key.key.Header(), p.data, trailer[:]); err != nil {
+			w.fail(fmt.Errorf("writing %s.enc: %w", p.name, err))
+			continue
+		}
+		if p.file != ManifestName {
+			w.manifest.add(p.file, int64(len(p.data))+scryptenc.Overhead, trailer[:])
+		}
+		select {
+		case w.buffers <- p.data:
+		default:
+		}
+	}
+}
+
+// chunker cuts one file's compressed stream into chunks. Like the
+// reference writer it starts a new chunk as soon as one is full, so a
+// stream of an exact multiple of the chunk size ends with an empty chunk;
+// readers rely on that: a full last chunk means chunks are missing.
+type chunker struct {
+	w     *Writer
+	file  string
+	index int
+	buf   []byte
+	key   *keyFuture
+}
+
+func (c *chunker) begin() error {
+	buf, err := c.w.buffer()
+	if err != nil {
+		return err
+	}
+	c.buf = buf
+	c.key = c.w.deriveKey(ChunkName(c.file, c.index))
+	return nil
+}
+
+func (c *chunker) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n := min(len(p)-done, c.w.opts.ChunkSize-len(c.buf))
+		c.buf = append(c.buf, p[done:done+n]...)
+		done += n
+		if len(c.buf) == c.w.opts.ChunkSize {
+			if err := c.ship(); err != nil {
+				return done, err
+			}
+			c.index++
+			if err := c.begin(); err != nil {
+				return done, err
+			}
+		}
+	}
+	return done, nil
+}
+
+func (c *chunker) ship() error {
+	p := &pending{file: c.file, name: ChunkName(c.file, c.index), data: c.buf, key: c.key}
+	c.buf, c.key = nil, nil
+	return c.w.send(p)
+}
+
+func (c *chunker) finish() error { return c.ship() }
