@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds a format 4 backup the way the reference writer does, with standard
+# tools only: per stored file `tar --sparse | FILTER | split`, one
+# `scrypt enc` per piece with the name-bound passphrase, and one
+# `tar -cO --posix` archive per member, concatenated (format.md §1, §2, §11).
+#
+# Environment: SRC (fixture dir: vm1/private.img, vm1/firewall.xml,
+# home/user/, qubes.xml), OUT (archive path), PASS, ID (backup id),
+# SPLIT (piece size in bytes), FILTER (gzip, bzip2, xz or none).
+# The passphrase reaches scrypt on stdin, never in arguments.
+set -euo pipefail
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+if [ "$FILTER" = none ]; then compressed=False; filter=gzip; squeeze=cat
+else compressed=True; filter=$FILTER; squeeze=$FILTER; fi
+
+encrypt() { # key-string plain-file enc-file
+	printf '%s\n' "$1" | scrypt enc -P --logN 10 -r 8 -p 1 "$2" "$3"
+}
+
+printf 'version=4\nencrypted=True\ncompressed=%s\ncompression-filter=%s\nhmac-algorithm=scrypt\nbackup-id=%s\n' \
+	"$compressed" "$filter" "$ID" > backup-header
+encrypt "backup-header!$PASS" backup-header backup-header.hmac
+members=(backup-header backup-header.hmac)
+
+store() { # source-dir base-name stored-name [tar options]
+	local dir=$1 base=$2 name=$3; shift 3
+	mkdir -p "$(dirname "$name")"
+	tar -c --sparse -C "$dir" "$@" --xform "s:^$base:$name:" "$base" | $squeeze | split -b "$SPLIT" -d -a 3 - "$name."
+	local piece
+	for piece in $(ls "$name".[0-9][0-9][0-9] | sort -V); do
+		encrypt "$ID!$piece!$PASS" "$piece" "$piece.enc"
+		rm "$piece"
+		members+=("$piece.enc")
+	done
+}
+
+store "$SRC" qubes.xml qubes.xml
+store "$SRC/vm1" private.img vm1/private.img --dereference
+store "$SRC/vm1" firewall.xml vm1/firewall.xml --dereference
+store "$SRC/home" user dom0-home/user
+
+for m in "${members[@]}"; do
+	tar -cO --posix "$m"
+done > "$OUT"
