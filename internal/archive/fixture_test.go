@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"pedos.dev/backup/internal/scryptenc"
 	"pedos.dev/backup/internal/sparsetar"
@@ -25,6 +26,8 @@ var (
 )
 
 const testChunk = 64 << 10
+
+var testTime = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
 // fixture is a small host-like source tree: a sparse volume, a config
 // file, an empty marker and a dom0 home with nested files and a symlink.

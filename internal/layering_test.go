@@ -1,0 +1,34 @@
+package internal_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// Lower packages never import higher ones (architecture.md §2): data flows
+// one way, and the format packages know nothing of hosts or user interfaces.
+func TestLayering(t *testing.T) {
+	forbidden := map[string][]string{
+		"scryptenc": {"sparsetar", "compress", "archive", "host", "backup", "restore", "cli", "gui"},
+		"sparsetar": {"scryptenc", "compress", "archive", "host", "backup", "restore", "cli", "gui"},
+		"compress":  {"scryptenc", "sparsetar", "archive", "host", "backup", "restore", "cli", "gui"},
+		"archive":   {"host", "qrexec", "backup", "restore", "profile", "cli", "gui"},
+	}
+	for pkg, bad := range forbidden {
+		out, err := exec.Command("go", "list", "-deps", "./"+pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, b := range bad {
+				if dep == "pedos.dev/backup/internal/"+b {
+					t.Errorf("internal/%s imports internal/%s", pkg, b)
+				}
+			}
+			if strings.HasPrefix(dep, "fyne.io/") || strings.Contains(dep, "cobra") {
+				t.Errorf("internal/%s depends on %s", pkg, dep)
+			}
+		}
+	}
+}

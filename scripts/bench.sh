@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Archive writer and reader against the standard-tools pipeline, same data
+# and same scrypt cost (logN 18, r 8, p 1).
+#
+# Data set: a 2 GiB sparse image holding 512 MiB of data in eight regions,
+# half incompressible, half text (pedos-archive sample).
+# Standard tools, writing (the reference writer's steps, format.md §11):
+#   tar --sparse | gzip | split -b 100M, one `scrypt enc` per piece,
+#   one `tar -cO --posix` archive per member.
+# Standard tools, reading (the documented emergency procedure):
+#   tar -i -xf, `scrypt dec` per piece | gzip -d | tar -x.
+# Usage: scripts/bench.sh [WORKDIR]   (default /tmp/pedos-bench; needs ~3 GiB)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in scrypt tar gzip split; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool is not installed" >&2; exit 1; }
+done
+
+work=${1:-/tmp/pedos-bench}
+rm -rf "$work"
+mkdir -p "$work"
+go build -o "$work/pedos-archive" ./cmd/pedos-archive
+tool=$work/pedos-archive
+pass='bench passphrase'
+printf '%s\n' "$pass" > "$work/pass"
+id=20260101T120000-bench
+
+echo "building the data set..."
+mkdir -p "$work/src"
+"$tool" sample -o "$work/src/private.img" --size 2G --data 512M
+cat "$work/src/private.img" > /dev/null   # both sides start from a warm page cache
+
+now() { date +%s.%N; }
+elapsed() { echo "$2 - $1" | bc; }
+
+# --- standard tools: write ---------------------------------------------------
+std_write() {
+	local dir=$work/std
+	rm -rf "$dir"; mkdir -p "$dir/vm1"; cd "$dir"
+	printf 'version=4\nencrypted=True\ncompressed=True\ncompression-filter=gzip\nhmac-algorithm=scrypt\nbackup-id=%s\n' "$id" > backup-header
+	printf '%s\n' "backup-header!$pass" > key
+	scrypt enc --logN 18 -r 8 -p 1 --passphrase file:key backup-header backup-header.hmac
+	printf '<qubes/>\n' > qubes.xml
+	tar -c qubes.xml | gzip | split -b 104857600 -d -a 3 - qubes.xml.
+	tar -c --sparse -C "$work/src" --xform 's:^private.img:vm1/private.img:' private.img |
+		gzip | split -b 104857600 -d -a 3 - vm1/private.img.
+	local members=(backup-header backup-header.hmac)
+	for piece in qubes.xml.000 $(ls vm1/private.img.[0-9]* | sort -V); do
+		printf '%s\n' "$id!$piece!$pass" > key
+		scrypt enc --logN 18 -r 8 -p 1 --passphrase file:key "$piece" "$piece.enc"
+		rm "$piece"
+		members+=("$piece.enc")
+	done
+	for m in "${members[@]}"; do tar -cO --posix "$m"; done > "$work/std.backup"
+	cd - >/dev/null
+}
+
+# --- standard tools: read (emergency procedure) --------------------------------
+std_read() {
+	local dir=$work/std-out
+	rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+	tar -i -xf "$work/std.backup"
+	for chunk in $(ls vm1/private.img.[0-9]*.enc | sort -V); do
+		printf '%s\n' "$id!${chunk%.enc}!$pass" > key
+		scrypt dec --passphrase file:key "$chunk"
+	done | gzip -d | tar -x
+	cd - >/dev/null
+}
+
+ours_write() {
+	"$tool" create -o "$work/ours.backup" -p "$work/pass" --scrypt-logn 18 vm1/private.img="$work/src/private.img"
+}
+
+ours_read() {
+	rm -rf "$work/ours-out"; mkdir -p "$work/ours-out"
+	"$tool" extract -i "$work/ours.backup" -p "$work/pass" -C "$work/ours-out" >/dev/null
+}
+
+run() { # label function
+	local t0 t1
+	t0=$(now); "$2"; t1=$(now)
+	printf '%-28s %8.2f s\n' "$1" "$(elapsed "$t0" "$t1")" >&2
+	elapsed "$t0" "$t1"
+}
+
+echo "timing (seconds, wall clock, $(nproc) cores):"
+sw=$(run "standard tools, write" std_write)
+ow=$(run "pedos-archive, write" ours_write)
+sr=$(run "standard tools, read" std_read)
+or=$(run "pedos-archive, read" ours_read)
+
+cmp "$work/src/private.img" "$work/std-out/vm1/private.img"
+cmp "$work/src/private.img" "$work/ours-out/vm1/private.img"
+printf 'archive sizes: standard %s bytes, ours %s bytes\n' "$(stat -c %s "$work/std.backup")" "$(stat -c %s "$work/ours.backup")"
+printf 'write: %.1fx faster than the standard tools\n' "$(echo "$sw / $ow" | bc -l)"
+printf 'read:  %.1fx faster than the standard tools\n' "$(echo "$sr / $or" | bc -l)"
