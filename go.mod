@@ -7,4 +7,5 @@ require (
 	github.com/klauspost/pgzip v1.3.0 // indirect
 	github.com/ulikunitz/xz v0.5.17 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
 )

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
+	"pedos.dev/backup/internal/scryptenc"
 	"pedos.dev/backup/internal/testutil"
 )
 
@@ -190,6 +193,7 @@ func TestWriterRejects(t *testing.T) {
 		{"missing filter program", func(o *WriterOptions) { o.Compression = "no-such-filter-program" }, "no-such-filter-program"},
 		{"bad filter name", func(o *WriterOptions) { o.Compression = "gzip -9" }, "gzip -9"},
 		{"bad backup id", func(o *WriterOptions) { o.BackupID = "-x" }, "backup id"},
+		{"long backup id", func(o *WriterOptions) { o.BackupID = strings.Repeat("a", 5000) }, "backup id"},
 	}
 	for _, c := range cases {
 		opts := base
@@ -209,7 +213,10 @@ func TestWriterRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	for _, name := range []string{"../x", "/abs", "a//b", "vm1/./x", "pedos-manifest", "bad\x01name"} {
+	if err := w.AddBytes("vm1/x", nil); !errors.Is(err, ErrUnexpectedMember) {
+		t.Errorf("a file before qubes.xml: %v", err)
+	}
+	for _, name := range []string{"../x", "/abs", "a//b", "vm1/./x", "pedos-manifest", "bad\x01name", "vm1/" + strings.Repeat("a", 150)} {
 		if err := w.AddBytes(name, nil); !errors.Is(err, ErrUnsafeName) {
 			t.Errorf("name %q: %v", name, err)
 		}
@@ -243,23 +250,32 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// The writer's memory stays bounded however large the file: no more than
-// Workers+2 chunk buffers exist.
-func TestWriterBuffersBounded(t *testing.T) {
+// The writer's memory stays bounded when the destination is slower than
+// the data: at most Workers+2 chunk buffers exist, whatever the file size.
+func TestWriterMemoryBounded(t *testing.T) {
+	const chunk = 1 << 20
 	opts := testWriterOptions()
 	opts.Compression = "none"
 	opts.Workers = 2
-	opts.ChunkSize = 4096
-	w, err := NewWriter(io.Discard, opts)
+	opts.ChunkSize = chunk
+	w, err := NewWriter(&slowWriter{}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.AddBytes(QubesXMLName, nil)
+	runtime.GC()
+	var base, now runtime.MemStats
+	runtime.ReadMemStats(&base)
+	peak := uint64(0)
 	err = w.AddFile("vm1/big", func(out io.Writer) error {
-		chunk := make([]byte, 1000)
-		for i := 0; i < 1000; i++ {
-			if _, err := out.Write(chunk); err != nil {
+		block := randomData(chunk/4, 5)
+		for i := 0; i < 4*48; i++ {
+			if _, err := out.Write(block); err != nil {
 				return err
+			}
+			if i%8 == 0 {
+				runtime.ReadMemStats(&now)
+				peak = max(peak, now.HeapInuse)
 			}
 		}
 		return nil
@@ -270,9 +286,19 @@ func TestWriterBuffersBounded(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if w.spare < 0 {
-		t.Fatalf("allocated more buffers than allowed")
+	// Four chunk buffers, two 1 MiB scrypt workspaces, the block and slack;
+	// an unbounded queue would hold most of the 48 MiB.
+	if grown := int64(peak) - int64(base.HeapInuse); grown > 16*chunk {
+		t.Fatalf("heap grew by %d MiB while writing 48 MiB to a slow destination", grown>>20)
 	}
+}
+
+// slowWriter makes the destination the bottleneck.
+type slowWriter struct{}
+
+func (slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(2 * time.Millisecond)
+	return len(p), nil
 }
 
 func TestAbortStopsWriter(t *testing.T) {
@@ -288,5 +314,27 @@ func TestAbortStopsWriter(t *testing.T) {
 	}
 	if err := w.Close(); err == nil {
 		t.Fatal("Close after Abort succeeded")
+	}
+}
+
+// The shared key-derivation budget never deadlocks, even when one chunk's
+// derivation needs the whole budget, and the per-chunk limits still apply.
+func TestReaderKDFBudget(t *testing.T) {
+	fx := newFixture(t)
+	data := fx.archive(t, testWriterOptions())
+	opts := testReaderOptions()
+	opts.Limits = scryptenc.Limits{MaxMemory: testParams.Memory(), MaxWork: testParams.Work()}
+	got, err := readArchive(t, bytes.NewReader(data), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareDigests(t, got, fx.expected(t))
+	opts.Limits.MaxMemory--
+	if _, err := readArchive(t, bytes.NewReader(data), opts); !errors.Is(err, scryptenc.ErrTooExpensive) {
+		t.Fatalf("below the chunks' cost: %v", err)
+	}
+	opts.Limits.Force = true
+	if _, err := readArchive(t, bytes.NewReader(data), opts); err != nil {
+		t.Fatalf("forced: %v", err)
 	}
 }

@@ -29,6 +29,11 @@ const ManifestKey = "pedos-manifest"
 // .hmac file, which in format 4 is the header plus 128 bytes.
 const MaxHeaderSize = 4096 - 128
 
+var knownHeaderKeys = map[string]bool{
+	"version": true, "encrypted": true, "compressed": true, "compression-filter": true,
+	"hmac-algorithm": true, "crypto-algorithm": true, "backup-id": true, ManifestKey: true,
+}
+
 var headerToken = regexp.MustCompile(`^[A-Za-z0-9-]*$`)
 
 // ValidHeaderValue reports whether s may appear as a header key or value.
@@ -87,8 +92,14 @@ func ParseHeader(data []byte) (Header, error) {
 			return bad("not a single key=value pair")
 		}
 		key, value, _ := strings.Cut(strings.TrimSpace(line), "=")
-		if !ValidHeaderValue(key) || !ValidHeaderValue(value) {
-			return bad("characters outside [A-Za-z0-9-]")
+		if !ValidHeaderValue(key) {
+			return bad("key has characters outside [A-Za-z0-9-]")
+		}
+		if !knownHeaderKeys[key] {
+			continue // unknown keys are ignored, values unchecked, as the reference reader does
+		}
+		if !ValidHeaderValue(value) {
+			return bad("value has characters outside [A-Za-z0-9-]")
 		}
 		var err error
 		switch key {
@@ -114,8 +125,6 @@ func ParseHeader(data []byte) (Header, error) {
 			h.BackupID = value
 		case ManifestKey:
 			h.Manifest = parseBool(value)
-		default:
-			continue // unknown keys are ignored, as the reference reader does
 		}
 		if err != nil {
 			return bad(err.Error())

@@ -43,7 +43,17 @@ func (m *Manifest) add(file string, size int64, trailer []byte) {
 	f.Chunks = append(f.Chunks, ManifestChunk{Size: size, HMAC: hex.EncodeToString(trailer)})
 }
 
-func (m *Manifest) marshal() ([]byte, error) { return json.MarshalIndent(m, "", " ") }
+// maxManifest bounds the decompressed manifest: about 117 bytes a chunk,
+// so some 570,000 chunks or 55 TiB of compressed data.
+const maxManifest = 64 << 20
+
+func (m *Manifest) marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", " ")
+	if err == nil && len(b) > maxManifest {
+		err = fmt.Errorf("%w: the manifest would be %d bytes (limit %d): split the backup", ErrTooLarge, len(b), maxManifest)
+	}
+	return b, err
+}
 
 func parseManifest(data []byte, backupID string) (*Manifest, error) {
 	var m Manifest

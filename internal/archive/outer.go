@@ -191,8 +191,8 @@ func (o *outerReader) next() (string, int64, error) {
 		if err != nil || size < 0 {
 			return "", 0, fmt.Errorf("%w: bad size field at offset %d", ErrCorrupt, o.offset-blockSize)
 		}
-		if paxSize >= 0 {
-			size = paxSize
+		if paxSize >= 0 && (h[156] == '0' || h[156] == 0) {
+			size = paxSize // a pax size record applies to the file entry it precedes
 		}
 		o.remain, o.pad = size, padTo(size, blockSize)-size
 		switch flag := h[156]; flag {

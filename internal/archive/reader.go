@@ -2,12 +2,15 @@ package archive
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
 	"sync"
+
+	"golang.org/x/sync/semaphore"
 
 	"pedos.dev/backup/internal/compress"
 	"pedos.dev/backup/internal/scryptenc"
@@ -34,7 +37,7 @@ type ReaderOptions struct {
 const (
 	maxHMACSize      = 4096
 	maxQubesXMLChunk = 1 << 20
-	// MaxQubesXML bounds the decompressed qubes.xml (and manifest).
+	// MaxQubesXML bounds the decompressed qubes.xml.
 	MaxQubesXML = 16 << 20
 )
 
@@ -51,8 +54,12 @@ type Reader struct {
 	jobs    chan *chunkJob
 	bufs    chan struct{} // one token per chunk buffer in use
 	abort   chan struct{}
+	ctx     context.Context // done when abort is closed
 	stopped sync.Once
-	kdf     chan struct{}
+	kdf     chan struct{} // one token per running key derivation
+
+	kdfMemory    *semaphore.Weighted // MiB of key-derivation memory in use
+	kdfBudgetMiB int64
 
 	peek    *chunkJob
 	current *File
@@ -94,10 +101,21 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 		abort: make(chan struct{}),
 		kdf:   make(chan struct{}, opts.Workers),
 	}
+	var cancel context.CancelFunc
+	r.ctx, cancel = context.WithCancel(context.Background())
+	go func() { <-r.abort; cancel() }()
+	budget := opts.Limits.MaxMemory
+	if opts.Limits.Force {
+		budget = max(budget, scryptenc.DefaultLimits.MaxMemory)
+	}
+	r.kdfBudgetMiB = max(int64(budget>>20), 1)
+	r.kdfMemory = semaphore.NewWeighted(r.kdfBudgetMiB)
 	if err := r.readHeader(); err != nil {
+		r.Close()
 		return nil, err
 	}
 	if err := r.readQubesXML(); err != nil {
+		r.Close()
 		return nil, err
 	}
 	go r.produce()
@@ -238,12 +256,12 @@ func (r *Reader) readQubesXML() error {
 	if len(plain) >= r.opts.ChunkSize {
 		return fmt.Errorf("%w: qubes.xml needs more than one chunk", ErrIncomplete)
 	}
-	r.qubesXML, err = r.unpackSmall(QubesXMLName, plain)
+	r.qubesXML, err = r.unpackSmall(QubesXMLName, plain, MaxQubesXML)
 	return err
 }
 
 // unpackSmall decompresses and untars a single-chunk metadata file.
-func (r *Reader) unpackSmall(name string, plain []byte) ([]byte, error) {
+func (r *Reader) unpackSmall(name string, plain []byte, limit int64) ([]byte, error) {
 	var in io.Reader = bytes.NewReader(plain)
 	if r.codec != nil {
 		zr, err := r.codec.NewReader(in)
@@ -254,7 +272,7 @@ func (r *Reader) unpackSmall(name string, plain []byte) ([]byte, error) {
 		in = zr
 	}
 	var out bytes.Buffer
-	if _, err := sparsetar.ExtractFile(in, name, &out, MaxQubesXML); err != nil {
+	if _, err := sparsetar.ExtractFile(in, name, &out, limit); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
 	}
 	return out.Bytes(), nil
@@ -263,18 +281,50 @@ func (r *Reader) unpackSmall(name string, plain []byte) ([]byte, error) {
 // open decrypts one chunk file in place under its name-bound key.
 func (r *Reader) open(file string, index int, enc []byte) ([]byte, error) {
 	name := ChunkName(file, index)
-	plain, err := scryptenc.Open(enc, ChunkKey(r.header.BackupID, name, r.opts.Passphrase), r.opts.Limits)
+	plain, err := r.decrypt(enc, ChunkKey(r.header.BackupID, name, r.opts.Passphrase))
 	switch {
 	case err == nil:
 		return plain, nil
 	case errors.Is(err, scryptenc.ErrBadPassphrase):
 		// The header proved the passphrase, so the chunk is not this one.
 		return nil, fmt.Errorf("%s.enc: %w", name, ErrChunkMismatch)
-	case errors.Is(err, scryptenc.ErrTooExpensive):
+	case errors.Is(err, scryptenc.ErrTooExpensive), errors.Is(err, errAborted):
 		return nil, fmt.Errorf("%s.enc: %w", name, err)
 	default:
 		return nil, fmt.Errorf("%s.enc: %w: %v", name, ErrCorrupt, err)
 	}
+}
+
+// decrypt is scryptenc.Open with the key derivation admitted by the
+// reader's budget: at most Workers at once and, together, no more memory
+// than one chunk may ask for. Each chunk's parameters come from unkeyed
+// bytes, so without the shared budget a hostile archive could make every
+// worker allocate the per-chunk maximum at the same time.
+func (r *Reader) decrypt(enc, key []byte) ([]byte, error) {
+	h, err := scryptenc.ParseHeader(enc)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.opts.Limits.Check(h.Params); err != nil {
+		return nil, err
+	}
+	weight := min(int64(h.Params.Memory()>>20)+1, r.kdfBudgetMiB)
+	if err := r.kdfMemory.Acquire(r.ctx, weight); err != nil {
+		return nil, errAborted
+	}
+	select {
+	case r.kdf <- struct{}{}:
+	case <-r.abort:
+		r.kdfMemory.Release(weight)
+		return nil, errAborted
+	}
+	k, err := h.DeriveKey(key)
+	<-r.kdf
+	r.kdfMemory.Release(weight)
+	if err != nil {
+		return nil, err
+	}
+	return k.OpenInPlace(enc[scryptenc.HeaderSize:])
 }
 
 // record notes a chunk as seen, with its trailer, for the completeness check.
@@ -398,7 +448,7 @@ func (r *Reader) readManifest(size int64) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := r.unpackSmall(ManifestName, plain)
+	data, err := r.unpackSmall(ManifestName, plain, maxManifest)
 	if err != nil {
 		return nil, err
 	}
@@ -444,13 +494,6 @@ func (r *Reader) readChunk(file string, index int, size int64) error {
 	job := &chunkJob{file: file, index: index, done: make(chan struct{})}
 	go func() {
 		defer close(job.done)
-		select {
-		case r.kdf <- struct{}{}:
-		case <-r.abort:
-			job.err = errAborted
-			return
-		}
-		defer func() { <-r.kdf }()
 		job.plain, job.err = r.open(file, index, enc)
 	}()
 	select {

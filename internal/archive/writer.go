@@ -72,6 +72,10 @@ type keyFuture struct {
 
 var errAborted = errors.New("archive writer aborted")
 
+// maxBackupID keeps the header and every key string well inside their
+// limits; ours are 24 characters.
+const maxBackupID = 128
+
 // NewBackupID makes an id like the reference writer's
 // (YYYYMMDDTHHMMSS-<pid>), with random hex instead of the PID so that two
 // backups made in the same second still differ.
@@ -104,8 +108,8 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 	if opts.BackupID == "" {
 		opts.BackupID = NewBackupID(opts.Time)
 	}
-	if !ValidHeaderValue(opts.BackupID) || opts.BackupID[0] == '-' {
-		return nil, fmt.Errorf("invalid backup id %q", opts.BackupID)
+	if !ValidHeaderValue(opts.BackupID) || opts.BackupID[0] == '-' || len(opts.BackupID) > maxBackupID {
+		return nil, fmt.Errorf("invalid backup id %q: up to %d of [A-Za-z0-9-], not starting with '-'", opts.BackupID, maxBackupID)
 	}
 	w := &Writer{
 		out:  out,
@@ -172,15 +176,23 @@ func (w *Writer) checkNewFile(name string) error {
 	if name == ManifestName {
 		return fmt.Errorf("%w: %q is reserved for the manifest", ErrUnsafeName, name)
 	}
-	// Room for a five-digit chunk number keeps every key string readable
-	// by the scrypt tool.
-	if len(ChunkKey(w.opts.BackupID, ChunkName(name, 10000), w.opts.Passphrase)) > maxKeyString {
+	// The longest chunk name this file can get (five digits: 10 TB at
+	// 100 MiB a chunk) must fit a ustar header and a key string the scrypt
+	// tool reads whole; finding out at that chunk would waste the backup.
+	longest := ChunkName(name, 10000)
+	if _, err := memberHeader(longest+".enc", 0, w.opts.Time); err != nil {
+		return err
+	}
+	if len(ChunkKey(w.opts.BackupID, longest, w.opts.Passphrase)) > maxKeyString {
 		return fmt.Errorf("%w: %q with this passphrase makes a key string longer than %d bytes", ErrUnsafeName, name, maxKeyString)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return errors.New("archive writer is closed")
+	}
+	if len(w.files) == 0 && name != QubesXMLName {
+		return fmt.Errorf("%w: the first file must be %s, not %q", ErrUnexpectedMember, QubesXMLName, name)
 	}
 	if w.files[name] {
 		return fmt.Errorf("%w: file %q added twice", ErrUnexpectedMember, name)
@@ -192,6 +204,9 @@ func (w *Writer) checkNewFile(name string) error {
 // AddBytes stores data as a file whose inner tar holds one member of the
 // same name (how qubes.xml is stored).
 func (w *Writer) AddBytes(name string, data []byte) error {
+	if name == QubesXMLName && len(data) > MaxQubesXML {
+		return fmt.Errorf("%w: qubes.xml is %d bytes (readers accept %d)", ErrTooLarge, len(data), MaxQubesXML)
+	}
 	if err := w.checkNewFile(name); err != nil {
 		return err
 	}
@@ -422,6 +437,14 @@ func (c *chunker) Write(p []byte) (int, error) {
 }
 
 func (c *chunker) ship() error {
+	// Readers take qubes.xml and the manifest from a single chunk, and
+	// qubes.xml's from at most 1 MiB (the reference reader's limit too).
+	if c.file == QubesXMLName && (c.index > 0 || len(c.buf)+scryptenc.Overhead > maxQubesXMLChunk) {
+		return fmt.Errorf("%w: compressed qubes.xml exceeds %d bytes", ErrTooLarge, maxQubesXMLChunk-scryptenc.Overhead)
+	}
+	if c.file == ManifestName && c.index > 0 {
+		return fmt.Errorf("%w: the manifest needs more than one chunk", ErrTooLarge)
+	}
 	p := &pending{file: c.file, name: ChunkName(c.file, c.index), data: c.buf, key: c.key}
 	c.buf, c.key = nil, nil
 	return c.w.send(p)

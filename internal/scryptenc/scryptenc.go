@@ -90,10 +90,10 @@ type Limits struct {
 	Force     bool   // ignore both limits (like `scrypt dec -f`)
 }
 
-// DefaultLimits admit what `scrypt enc` chooses on hosts up to 32 GiB of
-// memory (logN 21, r 8: 2 GiB) and small-memory hosts that raise p instead,
-// with room to spare, while refusing headers that would take many GiB or
-// minutes per chunk.
+// DefaultLimits admit what `scrypt enc` chooses on hosts with up to 32 GiB
+// of memory (at most logN 22, r 8: 4 GiB; logN 21 on 24 GiB) and on
+// small-memory hosts that raise p instead, while refusing headers that would
+// take more memory or minutes per chunk.
 var DefaultLimits = Limits{MaxMemory: 4 << 30, MaxWork: 1 << 27}
 
 // Check returns ErrTooExpensive when p exceed the limits.
