@@ -1,0 +1,201 @@
+package sparsetar
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Volumes written by GNU tar itself: the old GNU 'S' format (with more
+// regions than its header holds, so extension headers are used) and the
+// PAX formats.
+func TestExtractFileFromGNUTar(t *testing.T) {
+	src := t.TempDir()
+	orig := filepath.Join(src, "vm3", "private.img")
+	want := makeSparse(t, orig, 16*mib+100, append(manySpans(10), span{16*mib + 50, 50})...)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"gnu S", []string{"--format=gnu"}},
+		{"oldgnu S", []string{"--format=oldgnu"}},
+		{"pax 1.0", []string{"--format=posix"}},
+		{"pax 0.1", []string{"--format=posix", "--sparse-version=0.1"}},
+		{"pax 0.0", []string{"--format=posix", "--sparse-version=0.0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{"--sparse"}, tc.args...), "-cf", "-", "vm3/private.img")
+			archive := gnuTar(t, src, nil, args...)
+			got := filepath.Join(t.TempDir(), "restored.img")
+			f, err := os.Create(got)
+			must(t, err)
+			defer f.Close()
+			sw := NewSparseWriter(f)
+			n, err := ExtractFile(bytes.NewReader(archive), "vm3/private.img", sw, math.MaxInt64)
+			if err != nil || n != int64(len(want)) {
+				t.Fatalf("ExtractFile = %d, %v", n, err)
+			}
+			must(t, sw.Close())
+			assertFile(t, got, want)
+			checkSparse(t, "restored", orig, got, true)
+		})
+	}
+}
+
+func TestExtractFileHostile(t *testing.T) {
+	const want = "vm3/private.img"
+	// A 1 TiB sparse member with one block of data.
+	hdr, spMap, _, err := sparseHeaders(want, 1<<40, []region{{0, 512}}, time.Unix(0, 0))
+	must(t, err)
+	sparseBomb := append(append(hdr, spMap...), make([]byte, 512+1024)...) // data, end marker
+	valid := tarOf(t, reg(want, "content"))
+
+	for _, tc := range []struct {
+		name    string
+		archive []byte
+		max     int64
+		err     error
+	}{
+		{"wrong name", tarOf(t, reg("vm3/root.img", "x")), 100, ErrUnexpectedMember},
+		{"two members", tarOf(t, reg(want, "x"), reg("vm3/other", "y")), 100, ErrUnexpectedMember},
+		{"same member twice", tarOf(t, reg(want, "x"), reg(want, "y")), 100, ErrUnexpectedMember},
+		{"dotdot", tarOf(t, reg("../x", "x")), 100, ErrUnsafeName},
+		{"dotdot inside", tarOf(t, reg("vm3/../vm3/private.img", "x")), 100, ErrUnsafeName},
+		{"absolute", tarOf(t, reg("/"+want, "x")), 100, ErrUnsafeName},
+		{"control character", tarOf(t, reg("vm3/\x1bprivate.img", "x")), 100, ErrUnsafeName},
+		{"directory", tarOf(t, dir(want+"/")), 100, ErrUnexpectedMember},
+		{"symlink", tarOf(t, symlink(want, "/etc/shadow")), 100, ErrUnexpectedMember},
+		{"hard link", tarOf(t, hardlink(want, "/etc/shadow")), 100, ErrUnexpectedMember},
+		{"too large", valid, 6, ErrTooLarge},
+		{"sparse bomb", sparseBomb, 1 << 30, ErrTooLarge},
+		{"no member", tarOf(t), 100, ErrUnexpectedMember},
+		{"empty stream", nil, 100, io.ErrUnexpectedEOF},
+		{"data after end marker", append(valid, append([]byte("hidden"), make([]byte, 506)...)...), 100, ErrUnexpectedMember},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var dst bytes.Buffer
+			_, err := ExtractFile(bytes.NewReader(tc.archive), want, &dst, tc.max)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if tc.err == ErrTooLarge && dst.Len() != 0 {
+				t.Errorf("wrote %d bytes before refusing", dst.Len())
+			}
+		})
+	}
+	t.Run("gnu record padding accepted", func(t *testing.T) {
+		padded := append(valid, make([]byte, 10240-len(valid)%10240)...)
+		if _, err := ExtractFile(bytes.NewReader(padded), want, io.Discard, 100); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("endless zero padding refused", func(t *testing.T) {
+		padded := append(valid, make([]byte, 2<<20)...)
+		if _, err := ExtractFile(bytes.NewReader(padded), want, io.Discard, 100); !errors.Is(err, ErrUnexpectedMember) {
+			t.Fatalf("2 MiB of zeros after the end: %v", err)
+		}
+	})
+	t.Run("exact limit accepted", func(t *testing.T) {
+		if n, err := ExtractFile(bytes.NewReader(valid), want, io.Discard, 7); n != 7 || err != nil {
+			t.Fatalf("= %d, %v", n, err)
+		}
+	})
+}
+
+// Every truncation of a valid stream must fail, with io.ErrUnexpectedEOF.
+func TestExtractFileTruncated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "img")
+	makeSparse(t, path, 256<<10, span{0, 700}, span{128 << 10, 4096}, span{256<<10 - 1, 1})
+	volume, _ := volumeArchive(t, "vm3/private.img", path)
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	must(t, w.AddBytes("qubes.xml", bytes.Repeat([]byte("<x/>"), 300), 0o644, time.Now()))
+	must(t, w.Close())
+	for _, tc := range []struct {
+		name, member string
+		archive      []byte
+	}{
+		{"volume", "vm3/private.img", volume},
+		{"regular", "qubes.xml", buf.Bytes()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for cut := range len(tc.archive) {
+				_, err := ExtractFile(bytes.NewReader(tc.archive[:cut]), tc.member, io.Discard, math.MaxInt64)
+				if !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("cut at %d of %d: err = %v, want io.ErrUnexpectedEOF", cut, len(tc.archive), err)
+				}
+			}
+			if _, err := ExtractFile(bytes.NewReader(tc.archive), tc.member, io.Discard, math.MaxInt64); err != nil {
+				t.Fatalf("whole stream: %v", err)
+			}
+		})
+	}
+}
+
+func TestSparseWriter(t *testing.T) {
+	// Leading hole, data, zero blocks inside, a zero run that is not
+	// block aligned, data ending mid-block, then a trailing hole.
+	want := make([]byte, 1*mib+777)
+	copy(want[100<<10:], bytes.Repeat([]byte("data"), 5000))
+	copy(want[600<<10+3:], "x")
+	want[1*mib-1] = 1
+	for _, chunk := range []int{1, 511, 4096, 4097, 65536, len(want)} {
+		t.Run("", func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "f")
+			f, err := os.Create(path)
+			must(t, err)
+			defer f.Close()
+			sw := NewSparseWriter(f)
+			step := chunk
+			if chunk == 1 {
+				step = 1 // byte by byte only through the first 64 KiB of hole
+			}
+			for off := 0; off < len(want); off += step {
+				if off >= 64<<10 && chunk == 1 {
+					step = 4099
+				}
+				end := min(off+step, len(want))
+				if n, err := sw.Write(want[off:end]); n != end-off || err != nil {
+					t.Fatalf("Write = %d, %v", n, err)
+				}
+			}
+			must(t, sw.Close())
+			assertFile(t, path, want)
+			// Data spans 100 KiB..120 KiB, one block at 600 KiB and one at the end.
+			if a := allocated(t, path); a > 40<<10 {
+				t.Errorf("chunk %d: allocates %d bytes", chunk, a)
+			}
+		})
+	}
+	t.Run("refuses a non-empty file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "f")
+		must(t, os.WriteFile(path, []byte("old"), 0o644))
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		must(t, err)
+		defer f.Close()
+		if _, err := NewSparseWriter(f).Write([]byte("new")); err == nil {
+			t.Error("Write into a non-empty file succeeded")
+		}
+	})
+}
+
+// A member named by the tar reader but holding something else entirely
+// must not reach dst: check the name is GNU.sparse.name, not the ustar one.
+func TestExtractFileUsesSparseName(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "img")
+	makeSparse(t, path, 8192, span{0, 10})
+	archive, _ := volumeArchive(t, "vm3/private.img", path)
+	if _, err := ExtractFile(bytes.NewReader(archive), "vm3/GNUSparseFile.0/private.img", io.Discard, 1<<20); !errors.Is(err, ErrUnexpectedMember) {
+		t.Errorf("placeholder name accepted: %v", err)
+	}
+	tr := tar.NewReader(bytes.NewReader(archive))
+	if hdr, err := tr.Next(); err != nil || hdr.Name != "vm3/private.img" {
+		t.Errorf("Next = %v, %v", hdr, err)
+	}
+}
