@@ -12,7 +12,7 @@
 # Usage: scripts/bench.sh [WORKDIR]   (default /tmp/pedos-bench; needs ~3 GiB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in scrypt tar gzip split; do
+for tool in scrypt tar gzip split bc; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is not installed" >&2; exit 1; }
 done
 
