@@ -13,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"golang.org/x/crypto/scrypt"
 )
 
 const (
@@ -154,10 +152,10 @@ type Key struct {
 }
 
 func derive(pass []byte, salt []byte, p Params) (enc, mac [32]byte, err error) {
-	dk, err := scrypt.Key(pass, salt, 1<<p.LogN, int(p.R), int(p.P), 64)
-	if err != nil {
-		return enc, mac, fmt.Errorf("scrypt key derivation: %w", err)
+	if uint64(p.R)*uint64(p.P) >= 1<<30 || p.LogN > 40 {
+		return enc, mac, fmt.Errorf("%w: parameters %v cannot be derived", ErrTooExpensive, p)
 	}
+	dk := kdf(pass, salt, p.LogN, int(p.R), int(p.P))
 	copy(enc[:], dk[:32])
 	copy(mac[:], dk[32:])
 	clear(dk)
@@ -205,6 +203,16 @@ func (h Header) DeriveKey(pass []byte) (*Key, error) {
 		return nil, ErrBadPassphrase
 	}
 	return k, nil
+}
+
+// Subkey derives a key for another purpose from this file's HMAC key
+// (HMAC-SHA256 keyed with it over label), so that data tied to this file
+// can be authenticated without another expensive derivation. Distinct
+// labels give independent keys.
+func (k *Key) Subkey(label string) []byte {
+	m := hmac.New(sha256.New, k.mac[:])
+	m.Write([]byte(label))
+	return m.Sum(nil)
 }
 
 // Header returns the 96 header bytes that precede the ciphertext.

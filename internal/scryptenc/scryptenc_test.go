@@ -318,3 +318,27 @@ func BenchmarkKDFDefault(b *testing.B) {
 		}
 	}
 }
+
+func TestSubkey(t *testing.T) {
+	k, err := NewKey([]byte("p"), cheap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := k.Subkey("label a"), k.Subkey("label b")
+	if bytes.Equal(a, b) || len(a) != 32 {
+		t.Fatalf("labels not separated: %x %x", a, b)
+	}
+	// The same file opened again with the passphrase yields the same subkey.
+	h, _ := ParseHeader(k.Header())
+	again, err := h.DeriveKey([]byte("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.Subkey("label a"), a) {
+		t.Fatal("subkey differs after re-deriving the key")
+	}
+	other, _ := NewKey([]byte("p"), cheap) // another salt
+	if bytes.Equal(other.Subkey("label a"), a) {
+		t.Fatal("subkeys of different files are equal")
+	}
+}
