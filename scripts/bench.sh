@@ -7,8 +7,8 @@
 # Standard tools, writing (the reference writer's steps, format.md §11):
 #   tar --sparse | gzip | split -b 100M, one `scrypt enc` per piece,
 #   one `tar -cO --posix` archive per member.
-# Standard tools, reading (the documented emergency procedure):
-#   tar -i -xf, `scrypt dec` per piece | gzip -d | tar -x.
+# Standard tools, reading (the documented emergency procedure, streamed):
+#   tar -i -xf, header check, qubes.xml, `scrypt dec` per piece | gzip -d | tar -x.
 # Usage: scripts/bench.sh [WORKDIR]   (default /tmp/pedos-bench; needs ~3 GiB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +60,11 @@ std_read() {
 	local dir=$work/std-out
 	rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
 	tar -i -xf "$work/std.backup"
+	printf '%s\n' "backup-header!$pass" > key
+	scrypt dec --passphrase file:key backup-header.hmac backup-header.checked
+	cmp backup-header backup-header.checked
+	printf '%s\n' "$id!qubes.xml.000!$pass" > key
+	scrypt dec --passphrase file:key qubes.xml.000.enc | gzip -d | tar -x
 	for chunk in $(ls vm1/private.img.[0-9]*.enc | sort -V); do
 		printf '%s\n' "$id!${chunk%.enc}!$pass" > key
 		scrypt dec --passphrase file:key "$chunk"
@@ -78,6 +83,7 @@ ours_read() {
 
 run() { # label function
 	local t0 t1
+	sync   # earlier steps' dirty pages must not be written back during this one
 	t0=$(now); "$2"; t1=$(now)
 	printf '%-28s %8.2f s\n' "$1" "$(elapsed "$t0" "$t1")" >&2
 	elapsed "$t0" "$t1"

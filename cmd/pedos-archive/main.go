@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"pedos.dev/backup/internal/archive"
@@ -33,8 +34,23 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+	if path := os.Getenv("PEDOS_CPUPROFILE"); path != "" {
+		// For the bench: where the time goes.
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
+	if err := run(os.Args[1], os.Args[2:]); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintf(os.Stderr, "pedos-archive: error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(cmd string, args []string) error {
 	var err error
-	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	switch cmd {
 	case "create":
 		err = create(args)
 	case "extract":
@@ -47,10 +63,7 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "pedos-archive: error: %v\n", err)
-		os.Exit(1)
-	}
+	return err
 }
 
 func readPassphrase(path string) ([]byte, error) {

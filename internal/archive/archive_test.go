@@ -64,11 +64,11 @@ func TestMemberLayout(t *testing.T) {
 	if names[0] != HeaderName || names[1] != HeaderHMACName || names[2] != "qubes.xml.000.enc" {
 		t.Fatalf("first members %v", names[:3])
 	}
-	if last := names[len(names)-1]; last != "pedos-manifest.000.enc" {
-		t.Fatalf("last member %s", last)
+	if tail := strings.Join(names[len(names)-2:], " "); tail != ManifestName+" "+ManifestHMACName {
+		t.Fatalf("last members %s", tail)
 	}
 	var files []string
-	for _, n := range names[2 : len(names)-1] {
+	for _, n := range names[2 : len(names)-2] {
 		file, index, err := parseChunkMember(n)
 		if err != nil {
 			t.Fatal(err)

@@ -2,19 +2,26 @@ package archive
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+
+	"pedos.dev/backup/internal/scryptenc"
 )
 
 const manifestFormat = "pedos-manifest"
 
-// Manifest is our completeness record, the last file of every archive we
-// write. The reference format cannot show that a VM, a file or trailing
-// chunks are missing (Qubes issue #3498); the manifest lists every file
-// with each chunk's size and scrypt trailer (the HMAC over that chunk), and
-// is itself an authenticated chunk bound to the backup id. backup-header
-// announces it, so removing it is detected too.
+// Manifest is our completeness record, the last two members of every
+// archive we write. The reference format cannot show that a VM, a file or
+// trailing chunks are missing (Qubes issue #3498); the manifest lists every
+// file with each chunk's size and scrypt trailer (the HMAC over that
+// chunk). It is plain JSON, since everything in it can be read off the
+// outer tar anyway, followed by pedos-manifest.hmac: an HMAC-SHA256 under a
+// key derived from the one that authenticates backup-header, so it costs
+// no key derivation of its own. backup-header announces it, so removing it
+// is detected too.
 type Manifest struct {
 	Format   string         `json:"format"`
 	Version  int            `json:"version"`
@@ -33,6 +40,18 @@ type ManifestFile struct {
 type ManifestChunk struct {
 	Size int64  `json:"size"`
 	HMAC string `json:"hmac"`
+}
+
+// manifestTag is the content of pedos-manifest.hmac: the hex HMAC of the
+// manifest bytes under a key bound to this archive's header key and id.
+func manifestTag(headerKey *scryptenc.Key, backupID string, data []byte) []byte {
+	m := hmac.New(sha256.New, headerKey.Subkey("pedos-manifest\x00"+backupID))
+	m.Write(data)
+	return []byte(hex.EncodeToString(m.Sum(nil)) + "\n")
+}
+
+func manifestTagValid(headerKey *scryptenc.Key, backupID string, data, tag []byte) bool {
+	return hmac.Equal(manifestTag(headerKey, backupID, data), tag)
 }
 
 func (m *Manifest) add(file string, size int64, trailer []byte) {

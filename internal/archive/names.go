@@ -14,9 +14,10 @@ const (
 	HeaderName     = "backup-header"
 	HeaderHMACName = "backup-header.hmac"
 	QubesXMLName   = "qubes.xml"
-	// ManifestName is our completeness manifest, stored like any other file
-	// and always last.
-	ManifestName = "pedos-manifest"
+	// ManifestName is our completeness manifest (plain JSON) and
+	// ManifestHMACName its authentication, always the last two members.
+	ManifestName     = "pedos-manifest"
+	ManifestHMACName = "pedos-manifest.hmac"
 	// ChunkSize is the size the compressed stream of each file is cut at.
 	ChunkSize = 100 << 20
 	// maxKeyString is what `scrypt` reads of a passphrase line (2048-byte

@@ -50,9 +50,13 @@ type Reader struct {
 	codec    compress.Codec
 	qubesXML []byte
 	outer    *outerReader
+	// headerKey is the key that opened backup-header.hmac; the manifest's
+	// authentication key is derived from it.
+	headerKey *scryptenc.Key
 
 	jobs    chan *chunkJob
 	bufs    chan struct{} // one token per chunk buffer in use
+	free    chan []byte   // released chunk buffers
 	abort   chan struct{}
 	ctx     context.Context // done when abort is closed
 	stopped sync.Once
@@ -73,6 +77,7 @@ type chunkJob struct {
 	file  string
 	index int
 	done  chan struct{}
+	buf   []byte // the chunk as read; plain is decrypted in place within it
 	plain []byte
 	err   error // set before done closes; on a terminal job: io.EOF or the failure
 	final bool  // no more jobs follow
@@ -98,6 +103,7 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 		outer: &outerReader{r: in},
 		jobs:  make(chan *chunkJob, opts.Workers+1),
 		bufs:  make(chan struct{}, opts.Workers+3),
+		free:  make(chan []byte, opts.Workers+3),
 		abort: make(chan struct{}),
 		kdf:   make(chan struct{}, opts.Workers),
 	}
@@ -110,16 +116,60 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 	}
 	r.kdfBudgetMiB = max(int64(budget>>20), 1)
 	r.kdfMemory = semaphore.NewWeighted(r.kdfBudgetMiB)
-	if err := r.readHeader(); err != nil {
-		r.Close()
-		return nil, err
-	}
-	if err := r.readQubesXML(); err != nil {
+	if err := r.readHeaderAndQubesXML(); err != nil {
 		r.Close()
 		return nil, err
 	}
 	go r.produce()
 	return r, nil
+}
+
+// readHeaderAndQubesXML authenticates the header and decrypts qubes.xml
+// with their two key derivations running at once: qubes.xml's key string
+// needs only the backup id, taken from the header before it is proven.
+// Nothing from qubes.xml is used unless the header then proves genuine
+// (byte for byte the header whose id was used).
+func (r *Reader) readHeaderAndQubesXML() error {
+	header, mac, err := r.readHeaderMembers()
+	if err != nil {
+		return err
+	}
+	headerDone := make(chan error, 1)
+	go func() { headerDone <- r.verifyHeader(header, mac) }()
+
+	type result struct {
+		plain []byte
+		err   error
+	}
+	xml := make(chan result, 1)
+	enc, readErr := r.readSmall(QubesXMLName+".000.enc", maxQubesXMLChunk)
+	if unproven, err := ParseHeader(header); readErr == nil && err == nil && unproven.BackupID != "" {
+		go func() {
+			plain, err := r.open(unproven.BackupID, QubesXMLName, 0, enc)
+			xml <- result{plain, err}
+		}()
+	} else {
+		close(xml)
+	}
+	if err := <-headerDone; err != nil {
+		return err
+	}
+	if readErr != nil {
+		return readErr
+	}
+	res, ok := <-xml
+	if !ok {
+		return fmt.Errorf("%w: backup-header has no backup-id", ErrCorrupt)
+	}
+	if res.err != nil {
+		return res.err
+	}
+	r.record(QubesXMLName, 0, enc)
+	if len(res.plain) >= r.opts.ChunkSize {
+		return fmt.Errorf("%w: qubes.xml needs more than one chunk", ErrIncomplete)
+	}
+	r.qubesXML, err = r.unpackSmall(QubesXMLName, res.plain, MaxQubesXML)
+	return err
 }
 
 // Header returns the authenticated backup header.
@@ -163,43 +213,51 @@ func (r *Reader) readSmall(want string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-func (r *Reader) readHeader() error {
+// readHeaderMembers reads backup-header and its .hmac, and recognises
+// archives of other formats.
+func (r *Reader) readHeaderMembers() (header, mac []byte, err error) {
 	name, size, err := r.outer.next()
 	if err == io.EOF {
-		return fmt.Errorf("%w: the input is empty", ErrNotBackup)
+		return nil, nil, fmt.Errorf("%w: the input is empty", ErrNotBackup)
 	}
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if name != HeaderName {
 		if _, _, cerr := parseChunkMember(name + ".enc"); cerr == nil || bytes.HasSuffix([]byte(name), []byte(".hmac")) {
-			return fmt.Errorf("%w: no backup-header (first member %q): a format 2 backup", ErrUnsupportedVersion, name)
+			return nil, nil, fmt.Errorf("%w: no backup-header (first member %q): a format 2 backup", ErrUnsupportedVersion, name)
 		}
-		return fmt.Errorf("%w: first member is %q, not backup-header", ErrNotBackup, name)
+		return nil, nil, fmt.Errorf("%w: first member is %q, not backup-header", ErrNotBackup, name)
 	}
 	if size > MaxHeaderSize {
-		return fmt.Errorf("%w: backup-header is %d bytes (limit %d)", ErrTooLarge, size, MaxHeaderSize)
+		return nil, nil, fmt.Errorf("%w: backup-header is %d bytes (limit %d)", ErrTooLarge, size, MaxHeaderSize)
 	}
-	header := make([]byte, size)
+	header = make([]byte, size)
 	if _, err := io.ReadFull(r.outer, header); err != nil {
-		return fmt.Errorf("reading backup-header: %w", err)
+		return nil, nil, fmt.Errorf("reading backup-header: %w", err)
 	}
-	mac, err := r.readSmall(HeaderHMACName, maxHMACSize)
-	if err != nil {
-		return err
+	if mac, err = r.readSmall(HeaderHMACName, maxHMACSize); err != nil {
+		return nil, nil, err
 	}
 	if !bytes.HasPrefix(mac, []byte("scrypt")) {
 		if !looksLikeOpenSSLHMAC(mac) {
-			return fmt.Errorf("%w: %s is neither scrypt data nor an OpenSSL HMAC", ErrCorrupt, HeaderHMACName)
+			return nil, nil, fmt.Errorf("%w: %s is neither scrypt data nor an OpenSSL HMAC", ErrCorrupt, HeaderHMACName)
 		}
 		// An openssl HMAC text file: format 2 or 3.
 		version := "2"
 		if h, err := ParseHeader(header); err == nil && h.Version != 0 {
 			version = fmt.Sprint(h.Version)
 		}
-		return fmt.Errorf("%w: format %s (OpenSSL-based) backups are not supported yet", ErrUnsupportedVersion, version)
+		return nil, nil, fmt.Errorf("%w: format %s (OpenSSL-based) backups are not supported yet", ErrUnsupportedVersion, version)
 	}
-	plain, err := scryptenc.Decrypt(bytes.NewReader(mac), HeaderKey(r.opts.Passphrase), r.opts.Limits, MaxHeaderSize)
+	return header, mac, nil
+}
+
+// verifyHeader decrypts backup-header.hmac, compares it with the header
+// and parses the header. It keeps the derived key, which also
+// authenticates the manifest.
+func (r *Reader) verifyHeader(header, mac []byte) error {
+	plain, key, err := r.decrypt(mac, HeaderKey(r.opts.Passphrase))
 	switch {
 	case errors.Is(err, scryptenc.ErrBadPassphrase):
 		return ErrBadPassphrase
@@ -218,7 +276,7 @@ func (r *Reader) readHeader() error {
 	if h.Version != 4 {
 		return fmt.Errorf("%w: header says version %d but is authenticated by scrypt", ErrCorrupt, h.Version)
 	}
-	r.header = h
+	r.header, r.headerKey = h, key
 	if h.Compressed {
 		filter, forced := h.CompressionFilter, false
 		if r.opts.ForceFilter != "" {
@@ -242,24 +300,6 @@ func looksLikeOpenSSLHMAC(b []byte) bool {
 	return err == nil
 }
 
-func (r *Reader) readQubesXML() error {
-	const member = QubesXMLName + ".000.enc"
-	enc, err := r.readSmall(member, maxQubesXMLChunk)
-	if err != nil {
-		return err
-	}
-	r.record(QubesXMLName, 0, enc)
-	plain, err := r.open(QubesXMLName, 0, enc)
-	if err != nil {
-		return err
-	}
-	if len(plain) >= r.opts.ChunkSize {
-		return fmt.Errorf("%w: qubes.xml needs more than one chunk", ErrIncomplete)
-	}
-	r.qubesXML, err = r.unpackSmall(QubesXMLName, plain, MaxQubesXML)
-	return err
-}
-
 // unpackSmall decompresses and untars a single-chunk metadata file.
 func (r *Reader) unpackSmall(name string, plain []byte, limit int64) ([]byte, error) {
 	var in io.Reader = bytes.NewReader(plain)
@@ -279,9 +319,9 @@ func (r *Reader) unpackSmall(name string, plain []byte, limit int64) ([]byte, er
 }
 
 // open decrypts one chunk file in place under its name-bound key.
-func (r *Reader) open(file string, index int, enc []byte) ([]byte, error) {
+func (r *Reader) open(backupID, file string, index int, enc []byte) ([]byte, error) {
 	name := ChunkName(file, index)
-	plain, err := r.decrypt(enc, ChunkKey(r.header.BackupID, name, r.opts.Passphrase))
+	plain, _, err := r.decrypt(enc, ChunkKey(backupID, name, r.opts.Passphrase))
 	switch {
 	case err == nil:
 		return plain, nil
@@ -300,31 +340,32 @@ func (r *Reader) open(file string, index int, enc []byte) ([]byte, error) {
 // than one chunk may ask for. Each chunk's parameters come from unkeyed
 // bytes, so without the shared budget a hostile archive could make every
 // worker allocate the per-chunk maximum at the same time.
-func (r *Reader) decrypt(enc, key []byte) ([]byte, error) {
+func (r *Reader) decrypt(enc, keyString []byte) ([]byte, *scryptenc.Key, error) {
 	h, err := scryptenc.ParseHeader(enc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := r.opts.Limits.Check(h.Params); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	weight := min(int64(h.Params.Memory()>>20)+1, r.kdfBudgetMiB)
 	if err := r.kdfMemory.Acquire(r.ctx, weight); err != nil {
-		return nil, errAborted
+		return nil, nil, errAborted
 	}
 	select {
 	case r.kdf <- struct{}{}:
 	case <-r.abort:
 		r.kdfMemory.Release(weight)
-		return nil, errAborted
+		return nil, nil, errAborted
 	}
-	k, err := h.DeriveKey(key)
+	k, err := h.DeriveKey(keyString)
 	<-r.kdf
 	r.kdfMemory.Release(weight)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return k.OpenInPlace(enc[scryptenc.HeaderSize:])
+	plain, err := k.OpenInPlace(enc[scryptenc.HeaderSize:])
+	return plain, k, err
 }
 
 // record notes a chunk as seen, with its trailer, for the completeness check.
@@ -377,6 +418,18 @@ func (r *Reader) produceAll() error {
 		if manifest != nil {
 			return fmt.Errorf("%w: %q after the manifest", ErrUnexpectedMember, member)
 		}
+		if member == ManifestName {
+			if !r.header.Manifest {
+				return fmt.Errorf("%w: %s is not announced by the header", ErrUnexpectedMember, member)
+			}
+			if lastPlain == r.opts.ChunkSize {
+				return fmt.Errorf("%w: %s: chunks after %s are missing (it is full, so more must follow)", ErrIncomplete, file, ChunkName(file, index))
+			}
+			if manifest, err = r.readManifest(size); err != nil {
+				return err
+			}
+			continue
+		}
 		f, i, err := parseChunkMember(member)
 		if err != nil {
 			return err
@@ -406,15 +459,6 @@ func (r *Reader) produceAll() error {
 		}
 		file, index, lastPlain = f, i, plainSize
 
-		if f == ManifestName {
-			if !r.header.Manifest {
-				return fmt.Errorf("%w: %s is not announced by the header", ErrUnexpectedMember, member)
-			}
-			if manifest, err = r.readManifest(size); err != nil {
-				return err
-			}
-			continue
-		}
 		if !r.opts.Select(f) {
 			trailer, err := r.skipChunk(size)
 			if err != nil {
@@ -439,17 +483,24 @@ func (r *Reader) produceAll() error {
 	return nil
 }
 
+// readManifest reads the manifest and its .hmac, which must authenticate
+// it under the key derived from the header's.
 func (r *Reader) readManifest(size int64) (*Manifest, error) {
-	enc := make([]byte, size)
-	if _, err := io.ReadFull(r.outer, enc); err != nil {
+	if size > maxManifest {
+		return nil, fmt.Errorf("%w: %s is %d bytes (limit %d)", ErrTooLarge, ManifestName, size, maxManifest)
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(r.outer, data); err != nil {
 		return nil, fmt.Errorf("reading the manifest: %w", err)
 	}
-	plain, err := r.open(ManifestName, 0, enc)
-	if err != nil {
-		return nil, err
+	tag, err := r.readSmall(ManifestHMACName, maxHMACSize)
+	if err == nil && !manifestTagValid(r.headerKey, r.header.BackupID, data, tag) {
+		err = fmt.Errorf("%w: %s does not authenticate the manifest", ErrCorrupt, ManifestHMACName)
 	}
-	data, err := r.unpackSmall(ManifestName, plain, maxManifest)
 	if err != nil {
+		if errors.Is(err, ErrTruncated) {
+			err = fmt.Errorf("%w: %v", ErrIncomplete, err)
+		}
 		return nil, err
 	}
 	return parseManifest(data, r.header.BackupID)
@@ -485,16 +536,16 @@ func (r *Reader) readChunk(file string, index int, size int64) error {
 	case <-r.abort:
 		return errAborted
 	}
-	enc := make([]byte, size)
+	enc := r.buffer(size)
 	if _, err := io.ReadFull(r.outer, enc); err != nil {
 		<-r.bufs
 		return fmt.Errorf("reading %s.enc: %w", ChunkName(file, index), err)
 	}
 	r.record(file, index, enc)
-	job := &chunkJob{file: file, index: index, done: make(chan struct{})}
+	job := &chunkJob{file: file, index: index, buf: enc, done: make(chan struct{})}
 	go func() {
 		defer close(job.done)
-		job.plain, job.err = r.open(file, index, enc)
+		job.plain, job.err = r.open(r.header.BackupID, file, index, enc)
 	}()
 	select {
 	case r.jobs <- job:
@@ -517,11 +568,29 @@ func (r *Reader) nextJob() (*chunkJob, error) {
 	}
 }
 
-// release returns a consumed chunk's buffer slot.
+// buffer returns a chunk buffer of size bytes, reusing a released one:
+// fresh 100 MiB allocations would cost page faults and GC work per chunk.
+func (r *Reader) buffer(size int64) []byte {
+	select {
+	case b := <-r.free:
+		if int64(cap(b)) >= size {
+			return b[:size]
+		}
+	default:
+	}
+	return make([]byte, size, max(size, int64(r.opts.ChunkSize)+scryptenc.Overhead))
+}
+
+// release returns a consumed chunk's buffer and its slot.
 func (r *Reader) release(j *chunkJob) {
 	if !j.final {
 		<-j.done
 		j.plain = nil
+		select {
+		case r.free <- j.buf:
+		default:
+		}
+		j.buf = nil
 		<-r.bufs
 	}
 }

@@ -106,7 +106,8 @@ func TestTamperedArchives(t *testing.T) {
 		{"volume chunk trailer", flip("vm1/private.img.002.enc", lastByte), "", ErrCorrupt},
 		{"volume chunk salt", flip("vm1/private.img.000.enc", dataByte(30)), "", ErrCorrupt},
 		{"home chunk data", flip("dom0-home/user.000.enc", dataByte(200)), "", ErrCorrupt},
-		{"manifest data", flip("pedos-manifest.000.enc", dataByte(150)), "", ErrCorrupt},
+		{"manifest data", flip(ManifestName, dataByte(150)), "", ErrCorrupt},
+		{"manifest hmac", flip(ManifestHMACName, dataByte(3)), "", ErrCorrupt},
 		{"tar header of a chunk", flip("vm1/firewall.xml.000.enc", headerBlock), "", ErrCorrupt},
 		{"chunk from another backup", rebuild(t, good, func(name string, m []byte) [][]byte {
 			if name == "vm1/firewall.xml.000.enc" {
@@ -149,11 +150,24 @@ func TestTamperedArchives(t *testing.T) {
 			return [][]byte{m}
 		}), "", ErrIncomplete},
 		{"manifest dropped", rebuild(t, good, func(name string, m []byte) [][]byte {
-			if name == "pedos-manifest.000.enc" {
+			if name == ManifestName || name == ManifestHMACName {
 				return nil
 			}
 			return [][]byte{m}
 		}), "", ErrIncomplete},
+		{"manifest hmac dropped", rebuild(t, good, func(name string, m []byte) [][]byte {
+			if name == ManifestHMACName {
+				return nil
+			}
+			return [][]byte{m}
+		}), "", ErrIncomplete},
+		{"manifest from another backup", rebuild(t, good, func(name string, m []byte) [][]byte {
+			if name == ManifestName || name == ManifestHMACName {
+				s := findSegment(t, other, name)
+				return [][]byte{other[s.start:s.end]}
+			}
+			return [][]byte{m}
+		}), "", ErrCorrupt},
 		{"member after the manifest", append(bytes.Clone(good), good[findSegment(t, good, "vm1/firewall.xml.000.enc").start:findSegment(t, good, "vm1/firewall.xml.000.enc").end]...), "", ErrUnexpectedMember},
 		{"file repeated", rebuild(t, good, func(name string, m []byte) [][]byte {
 			if name == "vm2/empty.000.enc" {

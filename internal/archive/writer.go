@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -33,7 +34,8 @@ type WriterOptions struct {
 }
 
 // Writer writes a format 4 archive as a stream. Files are added in archive
-// order (qubes.xml first); Close appends the manifest. Compression runs in
+// order (qubes.xml first); Close appends the manifest. NewWriter reports
+// bad options before anything reaches the destination. Compression runs in
 // the caller's goroutine (parallel inside the codec), chunk keys are
 // derived ahead of the data on up to Workers goroutines, and a single
 // emitter encrypts and writes chunks in order, so memory stays bounded by
@@ -49,6 +51,8 @@ type Writer struct {
 	spare    int // buffers that may still be allocated
 	done     chan struct{}
 	abort    chan struct{}
+	// headerKey authenticates backup-header, and through a subkey the manifest.
+	headerKey *keyFuture
 
 	mu       sync.Mutex
 	err      error
@@ -138,24 +142,12 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 		w.header.Compressed = true
 		w.header.CompressionFilter = codec.Name()
 	}
-	header := w.header.Marshal()
-	var hmacFile writerBuffer
-	if err := scryptenc.Encrypt(&hmacFile, HeaderKey(opts.Passphrase), header, opts.Params); err != nil {
-		return nil, err
-	}
-	if err := writeMember(out, HeaderName, opts.Time, header); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", HeaderName, err)
-	}
-	if err := writeMember(out, HeaderHMACName, opts.Time, hmacFile); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", HeaderHMACName, err)
-	}
+	// The header's key derivation runs alongside qubes.xml's and the
+	// first chunks'; the emitter writes the header first once it is done.
+	w.headerKey = w.deriveKey(HeaderKey(opts.Passphrase))
 	go w.emit()
 	return w, nil
 }
-
-type writerBuffer []byte
-
-func (b *writerBuffer) Write(p []byte) (int, error) { *b = append(*b, p...); return len(p), nil }
 
 // Header returns the archive's header.
 func (w *Writer) Header() Header { return w.header }
@@ -278,17 +270,30 @@ func (w *Writer) Close() error {
 			}
 		}
 		if w.failed() == nil {
-			data, err := w.manifest.marshal()
-			if err != nil {
+			// The emitter is idle now, so writing here keeps the order.
+			if err := w.writeManifest(); err != nil {
 				w.fail(err)
-			} else {
-				w.addFile(ManifestName, w.bytesFiller(ManifestName, data))
 			}
 		}
 	}
 	close(w.queue)
 	<-w.done
 	return w.failed()
+}
+
+func (w *Writer) writeManifest() error {
+	data, err := w.manifest.marshal()
+	if err != nil {
+		return err
+	}
+	tag := manifestTag(w.headerKey.key, w.opts.BackupID, data)
+	if err := writeMember(w.out, ManifestName, w.opts.Time, data); err != nil {
+		return fmt.Errorf("writing %s: %w", ManifestName, err)
+	}
+	if err := writeMember(w.out, ManifestHMACName, w.opts.Time, tag); err != nil {
+		return fmt.Errorf("writing %s: %w", ManifestHMACName, err)
+	}
+	return nil
 }
 
 // Abort stops the writer after a failure elsewhere (a cancelled backup);
@@ -348,7 +353,7 @@ func (w *Writer) buffer() ([]byte, error) {
 
 // deriveKey starts the key derivation for a chunk; it needs only the name,
 // so it overlaps with compressing the chunk's data.
-func (w *Writer) deriveKey(chunkName string) *keyFuture {
+func (w *Writer) deriveKey(keyString []byte) *keyFuture {
 	f := &keyFuture{done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
@@ -359,14 +364,36 @@ func (w *Writer) deriveKey(chunkName string) *keyFuture {
 			return
 		}
 		defer func() { <-w.kdfSlots }()
-		f.key, f.err = scryptenc.NewKey(ChunkKey(w.opts.BackupID, chunkName, w.opts.Passphrase), w.opts.Params)
+		f.key, f.err = scryptenc.NewKey(keyString, w.opts.Params)
 	}()
 	return f
+}
+
+// writeHeader writes backup-header and its .hmac, the header encrypted
+// under "backup-header!<passphrase>".
+func (w *Writer) writeHeader() error {
+	<-w.headerKey.done
+	if w.headerKey.err != nil {
+		return fmt.Errorf("deriving the header key: %w", w.headerKey.err)
+	}
+	header := w.header.Marshal()
+	sealed := bytes.Clone(header)
+	trailer := w.headerKey.key.SealInPlace(sealed)
+	if err := writeMember(w.out, HeaderName, w.opts.Time, header); err != nil {
+		return fmt.Errorf("writing %s: %w", HeaderName, err)
+	}
+	if err := writeMember(w.out, HeaderHMACName, w.opts.Time, w.headerKey.key.Header(), sealed, trailer[:]); err != nil {
+		return fmt.Errorf("writing %s: %w", HeaderHMACName, err)
+	}
+	return nil
 }
 
 // emit encrypts and writes chunks in order, then records them.
 func (w *Writer) emit() {
 	defer close(w.done)
+	if err := w.writeHeader(); err != nil {
+		w.fail(err)
+	}
 	for p := range w.queue {
 		if p.barrier != nil {
 			close(p.barrier)
@@ -385,9 +412,7 @@ func (w *Writer) emit() {
 			w.fail(fmt.Errorf("writing %s.enc: %w", p.name, err))
 			continue
 		}
-		if p.file != ManifestName {
-			w.manifest.add(p.file, int64(len(p.data))+scryptenc.Overhead, trailer[:])
-		}
+		w.manifest.add(p.file, int64(len(p.data))+scryptenc.Overhead, trailer[:])
 		select {
 		case w.buffers <- p.data:
 		default:
@@ -413,7 +438,7 @@ func (c *chunker) begin() error {
 		return err
 	}
 	c.buf = buf
-	c.key = c.w.deriveKey(ChunkName(c.file, c.index))
+	c.key = c.w.deriveKey(ChunkKey(c.w.opts.BackupID, ChunkName(c.file, c.index), c.w.opts.Passphrase))
 	return nil
 }
 
@@ -441,9 +466,6 @@ func (c *chunker) ship() error {
 	// qubes.xml's from at most 1 MiB (the reference reader's limit too).
 	if c.file == QubesXMLName && (c.index > 0 || len(c.buf)+scryptenc.Overhead > maxQubesXMLChunk) {
 		return fmt.Errorf("%w: compressed qubes.xml exceeds %d bytes", ErrTooLarge, maxQubesXMLChunk-scryptenc.Overhead)
-	}
-	if c.file == ManifestName && c.index > 0 {
-		return fmt.Errorf("%w: the manifest needs more than one chunk", ErrTooLarge)
 	}
 	p := &pending{file: c.file, name: ChunkName(c.file, c.index), data: c.buf, key: c.key}
 	c.buf, c.key = nil, nil

@@ -71,9 +71,11 @@ func (s *SparseWriter) store(b []byte) error {
 		for j < len(b) && !bytes.Equal(b[j:j+holeBlock], zeroBlock[:]) {
 			j += holeBlock
 		}
-		if _, err := s.f.WriteAt(b[i:j], s.pos+int64(i)); err != nil {
-			s.err = err
-			return err
+		if j > i {
+			if _, err := s.f.WriteAt(b[i:j], s.pos+int64(i)); err != nil {
+				s.err = err
+				return err
+			}
 		}
 		s.pos += int64(j)
 		b = b[j:]
