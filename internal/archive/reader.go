@@ -614,52 +614,118 @@ func (r *Reader) Next() (*File, error) {
 		r.peek = j // keep answering with the same result
 		return nil, j.err
 	}
-	f := &File{Name: j.file, r: r}
-	f.raw.r, f.raw.file, f.raw.first = r, j.file, j
-	f.data = &f.raw
-	if r.codec != nil {
-		zr, err := r.codec.NewReader(&f.raw)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, f.Name, err)
-		}
-		f.closer, f.data = zr, zr
+	f := &File{
+		Name: j.file,
+		raw:  chunkStream{r: r, file: j.file, first: j},
+		out:  make(chan []byte, decodeDepth),
+		free: make(chan []byte, decodeDepth+2),
+		stop: make(chan struct{}),
 	}
+	go f.decode(r.codec)
 	r.current = f
 	return f, nil
 }
 
+// Decompression runs ahead of the caller by up to decodeDepth blocks, so
+// the caller's own work (parsing the inner tar, writing a volume) overlaps
+// with it: decompression is the one step of reading that cannot be spread
+// over cores.
+const (
+	decodeDepth = 8
+	decodeBlock = 256 << 10
+)
+
 // File is one stored file; Read returns its inner tar stream, decrypted and
 // decompressed. An error, not io.EOF, ends a damaged or incomplete file.
 type File struct {
-	Name   string
-	r      *Reader
-	raw    chunkStream
-	data   io.Reader
-	closer io.Closer
-	done   bool
+	Name string
+	raw  chunkStream // read only by the decode goroutine
+
+	out   chan []byte   // decompressed blocks, closed when decode ends
+	free  chan []byte   // blocks the caller has finished with
+	stop  chan struct{} // closed to make decode give up
+	err   error         // how decode ended (io.EOF: cleanly); set before out closes
+	cur   []byte        // unread part of block
+	block []byte
+}
+
+func (f *File) decode(codec compress.Codec) {
+	defer close(f.out)
+	var src io.Reader = &f.raw
+	if codec != nil {
+		zr, err := codec.NewReader(&f.raw)
+		if err != nil {
+			f.err = fmt.Errorf("%w: %s: %v", ErrCorrupt, f.Name, err)
+			return
+		}
+		defer zr.Close()
+		src = zr
+	}
+	for {
+		var buf []byte
+		select {
+		case buf = <-f.free:
+		default:
+			buf = make([]byte, decodeBlock)
+		}
+		n, err := 0, error(nil)
+		for n < len(buf) && err == nil {
+			var k int
+			k, err = src.Read(buf[n:])
+			n += k
+		}
+		if n > 0 {
+			select {
+			case f.out <- buf[:n]:
+			case <-f.stop:
+				f.err = errAborted
+				return
+			}
+		}
+		if err == io.EOF && codec != nil {
+			// The decompressor stopped; anything left in the chunks is
+			// data this reader would silently ignore, so refuse it.
+			if rest, rerr := io.Copy(io.Discard, &f.raw); rerr != nil {
+				err = rerr
+			} else if rest > 0 {
+				err = fmt.Errorf("%w: %s: %d bytes after the end of the compressed stream", ErrCorrupt, f.Name, rest)
+			}
+		}
+		if err != nil {
+			f.err = err
+			return
+		}
+	}
 }
 
 func (f *File) Read(p []byte) (int, error) {
-	if f.done {
-		return 0, io.EOF
-	}
-	n, err := f.data.Read(p)
-	if err == io.EOF {
-		// The decompressor stopped; anything left in the chunks is data
-		// this reader would silently ignore, so refuse it.
-		if rest, rerr := io.Copy(io.Discard, &f.raw); rerr != nil {
-			return n, rerr
-		} else if rest > 0 && f.closer != nil {
-			return n, fmt.Errorf("%w: %s: %d bytes after the end of the compressed stream", ErrCorrupt, f.Name, rest)
+	for len(f.cur) == 0 {
+		if f.block != nil {
+			f.recycle()
 		}
-		f.done = true
+		b, ok := <-f.out
+		if !ok {
+			return 0, f.err
+		}
+		f.cur, f.block = b, b
 	}
-	return n, err
+	n := copy(p, f.cur)
+	f.cur = f.cur[n:]
+	return n, nil
 }
 
+func (f *File) recycle() {
+	select {
+	case f.free <- f.block[:cap(f.block)]:
+	default:
+	}
+	f.block, f.cur = nil, nil
+}
+
+// discard stops decoding and skips the file's remaining chunks.
 func (f *File) discard() {
-	if f.closer != nil {
-		f.closer.Close()
+	close(f.stop)
+	for range f.out {
 	}
 	f.raw.skip()
 }
