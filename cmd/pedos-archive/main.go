@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 
 	"pedos.dev/backup/internal/archive"
@@ -41,7 +42,14 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	if path := os.Getenv("PEDOS_TRACE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			trace.Start(f)
+			defer trace.Stop()
+		}
+	}
 	if err := run(os.Args[1], os.Args[2:]); err != nil {
+		trace.Stop()
 		pprof.StopCPUProfile()
 		fmt.Fprintf(os.Stderr, "pedos-archive: error: %v\n", err)
 		os.Exit(1)

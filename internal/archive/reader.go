@@ -69,6 +69,12 @@ type Reader struct {
 	current *File
 	failed  error // a chunk failed: the rest of the stream is not trusted
 
+	// claimed is backup-header as read, before it is proven: the producer
+	// starts with its backup id while the header's own key derivation
+	// runs. Nothing reaches the caller until proven closes.
+	claimed Header
+	proven  chan struct{}
+
 	mu   sync.Mutex
 	seen []ManifestFile
 }
@@ -116,60 +122,68 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 	}
 	r.kdfBudgetMiB = max(int64(budget>>20), 1)
 	r.kdfMemory = semaphore.NewWeighted(r.kdfBudgetMiB)
-	if err := r.readHeaderAndQubesXML(); err != nil {
+	if err := r.start(); err != nil {
 		r.Close()
 		return nil, err
 	}
-	go r.produce()
 	return r, nil
 }
 
-// readHeaderAndQubesXML authenticates the header and decrypts qubes.xml
-// with their two key derivations running at once: qubes.xml's key string
-// needs only the backup id, taken from the header before it is proven.
-// Nothing from qubes.xml is used unless the header then proves genuine
-// (byte for byte the header whose id was used).
-func (r *Reader) readHeaderAndQubesXML() error {
+// start authenticates the header and reads qubes.xml. The producer begins
+// at once with the backup id the header claims, so that the key
+// derivations of the header, qubes.xml and the first chunks run together;
+// if the header then fails to prove genuine, all of it is discarded.
+func (r *Reader) start() error {
 	header, mac, err := r.readHeaderMembers()
 	if err != nil {
 		return err
 	}
+	claimed, err := ParseHeader(header)
+	if err != nil || claimed.BackupID == "" {
+		// Say whether the passphrase or the header is wrong.
+		if verr := r.verifyHeader(header, mac); verr != nil {
+			return verr
+		}
+		return fmt.Errorf("%w: backup-header has no backup-id", ErrCorrupt)
+	}
+	r.claimed, r.proven = claimed, make(chan struct{})
 	headerDone := make(chan error, 1)
 	go func() { headerDone <- r.verifyHeader(header, mac) }()
-
-	type result struct {
-		plain []byte
-		err   error
-	}
-	xml := make(chan result, 1)
-	enc, readErr := r.readSmall(QubesXMLName+".000.enc", maxQubesXMLChunk)
-	if unproven, err := ParseHeader(header); readErr == nil && err == nil && unproven.BackupID != "" {
-		go func() {
-			plain, err := r.open(unproven.BackupID, QubesXMLName, 0, enc)
-			xml <- result{plain, err}
-		}()
-	} else {
-		close(xml)
-	}
+	go r.produce()
 	if err := <-headerDone; err != nil {
 		return err
 	}
-	if readErr != nil {
-		return readErr
+	close(r.proven)
+
+	f, err := r.Next()
+	if err == io.EOF {
+		err = fmt.Errorf("%w: no qubes.xml", ErrTruncated)
 	}
-	res, ok := <-xml
-	if !ok {
-		return fmt.Errorf("%w: backup-header has no backup-id", ErrCorrupt)
+	if err != nil {
+		return err
 	}
-	if res.err != nil {
-		return res.err
+	if f.Name != QubesXMLName {
+		return fmt.Errorf("%w: %s where qubes.xml belongs", ErrUnexpectedMember, f.Name)
 	}
-	r.record(QubesXMLName, 0, enc)
-	if len(res.plain) >= r.opts.ChunkSize {
-		return fmt.Errorf("%w: qubes.xml needs more than one chunk", ErrIncomplete)
+	var out bytes.Buffer
+	if _, err := sparsetar.ExtractFile(f, QubesXMLName, &out, MaxQubesXML); err != nil {
+		return asArchiveError(QubesXMLName, err)
 	}
-	r.qubesXML, err = r.unpackSmall(QubesXMLName, res.plain, MaxQubesXML)
-	return err
+	r.qubesXML = out.Bytes()
+	return nil
+}
+
+// asArchiveError keeps an error that already says what is wrong with the
+// archive (a failed chunk, a truncation) and calls any other failure to
+// read a file's content corruption.
+func asArchiveError(file string, err error) error {
+	for _, known := range []error{ErrChunkMismatch, ErrCorrupt, ErrTruncated, ErrIncomplete,
+		ErrUnexpectedMember, ErrTooLarge, scryptenc.ErrTooExpensive, errAborted} {
+		if errors.Is(err, known) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %s: %v", ErrCorrupt, file, err)
 }
 
 // Header returns the authenticated backup header.
@@ -257,7 +271,7 @@ func (r *Reader) readHeaderMembers() (header, mac []byte, err error) {
 // and parses the header. It keeps the derived key, which also
 // authenticates the manifest.
 func (r *Reader) verifyHeader(header, mac []byte) error {
-	plain, key, err := r.decrypt(mac, HeaderKey(r.opts.Passphrase))
+	plain, key, err := r.decrypt(mac, HeaderKey(r.opts.Passphrase), false)
 	switch {
 	case errors.Is(err, scryptenc.ErrBadPassphrase):
 		return ErrBadPassphrase
@@ -319,9 +333,9 @@ func (r *Reader) unpackSmall(name string, plain []byte, limit int64) ([]byte, er
 }
 
 // open decrypts one chunk file in place under its name-bound key.
-func (r *Reader) open(backupID, file string, index int, enc []byte) ([]byte, error) {
+func (r *Reader) open(backupID, file string, index int, enc []byte, slotHeld bool) ([]byte, error) {
 	name := ChunkName(file, index)
-	plain, _, err := r.decrypt(enc, ChunkKey(backupID, name, r.opts.Passphrase))
+	plain, _, err := r.decrypt(enc, ChunkKey(backupID, name, r.opts.Passphrase), slotHeld)
 	switch {
 	case err == nil:
 		return plain, nil
@@ -336,11 +350,17 @@ func (r *Reader) open(backupID, file string, index int, enc []byte) ([]byte, err
 }
 
 // decrypt is scryptenc.Open with the key derivation admitted by the
-// reader's budget: at most Workers at once and, together, no more memory
-// than one chunk may ask for. Each chunk's parameters come from unkeyed
-// bytes, so without the shared budget a hostile archive could make every
-// worker allocate the per-chunk maximum at the same time.
-func (r *Reader) decrypt(enc, keyString []byte) ([]byte, *scryptenc.Key, error) {
+// reader's budget: together, derivations use no more memory than one chunk
+// may ask for. Each chunk's parameters come from unkeyed bytes, so without
+// the shared budget a hostile archive could make every worker allocate the
+// per-chunk maximum at the same time. Chunk decryptions also hold one of
+// Workers slots, taken by the producer in chunk order (slotHeld) so that
+// the chunk needed next is never starved by later ones; the header's
+// one-off derivation takes memory only.
+func (r *Reader) decrypt(enc, keyString []byte, slotHeld bool) ([]byte, *scryptenc.Key, error) {
+	if slotHeld {
+		defer func() { <-r.kdf }()
+	}
 	h, err := scryptenc.ParseHeader(enc)
 	if err != nil {
 		return nil, nil, err
@@ -352,14 +372,7 @@ func (r *Reader) decrypt(enc, keyString []byte) ([]byte, *scryptenc.Key, error) 
 	if err := r.kdfMemory.Acquire(r.ctx, weight); err != nil {
 		return nil, nil, errAborted
 	}
-	select {
-	case r.kdf <- struct{}{}:
-	case <-r.abort:
-		r.kdfMemory.Release(weight)
-		return nil, nil, errAborted
-	}
 	k, err := h.DeriveKey(keyString)
-	<-r.kdf
 	r.kdfMemory.Release(weight)
 	if err != nil {
 		return nil, nil, err
@@ -404,8 +417,8 @@ func (r *Reader) produce() {
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (r *Reader) produceAll() error {
-	files := map[string]bool{QubesXMLName: true}
-	file, index, lastPlain := QubesXMLName, 0, -1 // qubes.xml is done: one short chunk
+	files := map[string]bool{}
+	file, index, lastPlain := "", 0, -1
 	var manifest *Manifest
 	for {
 		member, size, err := r.outer.next()
@@ -419,7 +432,7 @@ func (r *Reader) produceAll() error {
 			return fmt.Errorf("%w: %q after the manifest", ErrUnexpectedMember, member)
 		}
 		if member == ManifestName {
-			if !r.header.Manifest {
+			if !r.claimed.Manifest {
 				return fmt.Errorf("%w: %s is not announced by the header", ErrUnexpectedMember, member)
 			}
 			if lastPlain == r.opts.ChunkSize {
@@ -433,6 +446,14 @@ func (r *Reader) produceAll() error {
 		f, i, err := parseChunkMember(member)
 		if err != nil {
 			return err
+		}
+		// qubes.xml comes first, in a single chunk of at most 1 MiB, as
+		// the reference reader insists too.
+		if (file == "") != (f == QubesXMLName) || (f == QubesXMLName && (i != 0 || size > maxQubesXMLChunk)) {
+			if f == QubesXMLName && size > maxQubesXMLChunk {
+				return fmt.Errorf("%w: %s is %d bytes (limit %d)", ErrTooLarge, member, size, maxQubesXMLChunk)
+			}
+			return fmt.Errorf("%w: %s where qubes.xml.000.enc belongs", ErrUnexpectedMember, member)
 		}
 		plainSize := int(size) - scryptenc.Overhead
 		if size > int64(r.opts.ChunkSize)+scryptenc.Overhead || plainSize < 0 {
@@ -459,7 +480,7 @@ func (r *Reader) produceAll() error {
 		}
 		file, index, lastPlain = f, i, plainSize
 
-		if !r.opts.Select(f) {
+		if f != QubesXMLName && !r.opts.Select(f) {
 			trailer, err := r.skipChunk(size)
 			if err != nil {
 				return fmt.Errorf("reading %s: %w", member, err)
@@ -474,7 +495,7 @@ func (r *Reader) produceAll() error {
 	if lastPlain == r.opts.ChunkSize {
 		return fmt.Errorf("%w: %s: chunks after %s are missing (it is full, so more must follow)", ErrIncomplete, file, ChunkName(file, index))
 	}
-	if r.header.Manifest && manifest == nil {
+	if r.claimed.Manifest && manifest == nil {
 		return fmt.Errorf("%w: the manifest announced by the header is missing (archive cut short?)", ErrIncomplete)
 	}
 	if manifest != nil {
@@ -494,6 +515,11 @@ func (r *Reader) readManifest(size int64) (*Manifest, error) {
 		return nil, fmt.Errorf("reading the manifest: %w", err)
 	}
 	tag, err := r.readSmall(ManifestHMACName, maxHMACSize)
+	select {
+	case <-r.proven: // headerKey is set
+	case <-r.abort:
+		return nil, errAborted
+	}
 	if err == nil && !manifestTagValid(r.headerKey, r.header.BackupID, data, tag) {
 		err = fmt.Errorf("%w: %s does not authenticate the manifest", ErrCorrupt, ManifestHMACName)
 	}
@@ -543,9 +569,15 @@ func (r *Reader) readChunk(file string, index int, size int64) error {
 	}
 	r.record(file, index, enc)
 	job := &chunkJob{file: file, index: index, buf: enc, done: make(chan struct{})}
+	select {
+	case r.kdf <- struct{}{}:
+	case <-r.abort:
+		<-r.bufs
+		return errAborted
+	}
 	go func() {
 		defer close(job.done)
-		job.plain, job.err = r.open(r.header.BackupID, file, index, enc)
+		job.plain, job.err = r.open(r.claimed.BackupID, file, index, enc, true)
 	}()
 	select {
 	case r.jobs <- job:
@@ -578,7 +610,7 @@ func (r *Reader) buffer(size int64) []byte {
 		}
 	default:
 	}
-	return make([]byte, size, max(size, int64(r.opts.ChunkSize)+scryptenc.Overhead))
+	return chunkBuffer(int(size), int(max(size, int64(r.opts.ChunkSize)+scryptenc.Overhead)))
 }
 
 // release returns a consumed chunk's buffer and its slot.

@@ -340,7 +340,7 @@ func (w *Writer) buffer() ([]byte, error) {
 	if w.spare > 0 {
 		w.spare--
 		w.mu.Unlock()
-		return make([]byte, 0, w.opts.ChunkSize), nil
+		return chunkBuffer(0, w.opts.ChunkSize), nil
 	}
 	w.mu.Unlock()
 	select {
