@@ -5,9 +5,7 @@ import (
 	"io"
 	"runtime"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -15,9 +13,6 @@ import (
 const (
 	// gzipLevel is gzip's own default, so our output is what `gzip` makes.
 	gzipLevel = 6
-	// gzipBlockSize is how much input each pgzip goroutine compresses at a
-	// time; blocks reset the deflate window, so much smaller costs ratio.
-	gzipBlockSize = 1 << 20
 	// zstdMaxWindow is what `zstd -d` accepts without --memory (window log
 	// 27), which covers every level, --ultra included, of the `zstd` that the
 	// reference system runs. It bounds what a hostile frame header can make
@@ -30,19 +25,6 @@ const (
 	lzmaMaxDict = 128 << 20
 )
 
-// newGzipWriter compresses in parallel. pgzip writes one gzip member whose
-// deflate blocks were made concurrently, which any gzip reader accepts.
-func newGzipWriter(w io.Writer) (io.WriteCloser, error) {
-	zw, err := pgzip.NewWriterLevel(w, gzipLevel)
-	if err != nil {
-		return nil, err
-	}
-	if err := zw.SetConcurrency(gzipBlockSize, runtime.GOMAXPROCS(0)); err != nil {
-		return nil, err
-	}
-	return zw, nil
-}
-
 func newZstdWriter(w io.Writer) (io.WriteCloser, error) {
 	return zstd.NewWriter(w,
 		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
@@ -50,12 +32,6 @@ func newZstdWriter(w io.Writer) (io.WriteCloser, error) {
 		// `zstd -d` rejects as truncated (and so do we).
 		zstd.WithZeroFrames(true),
 	)
-}
-
-func openGzip(r io.Reader) (io.Reader, error) {
-	// Multistream is the default: concatenated members (outputs of several
-	// gzip runs appended) read as one stream, as with `gzip -d`.
-	return gzip.NewReader(r)
 }
 
 func openBzip2(r io.Reader) (io.Reader, error) {
@@ -126,6 +102,12 @@ func (l *lazyReader) Read(p []byte) (int, error) {
 // compressed format has a header, so no input at all is truncation, yet the
 // zstd decoder calls it zero frames, and the lzma one has its own error.
 func (l *lazyReader) truncated(err error) error {
+	if _, ok := l.dec.(*parallelGzipReader); ok {
+		// It reads the source on its own goroutine, so the count is not
+		// ours to look at; it only exists once a member header was read,
+		// and reports truncation itself.
+		return err
+	}
 	if l.src.n == 0 && l.src.err == io.EOF {
 		return io.ErrUnexpectedEOF
 	}
