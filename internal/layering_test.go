@@ -14,6 +14,8 @@ func TestLayering(t *testing.T) {
 		"sparsetar": {"scryptenc", "compress", "archive", "host", "backup", "restore", "cli", "gui"},
 		"compress":  {"scryptenc", "sparsetar", "archive", "host", "backup", "restore", "cli", "gui"},
 		"archive":   {"host", "qrexec", "backup", "restore", "profile", "cli", "gui"},
+		"host":      {"archive", "scryptenc", "compress", "qrexec", "backup", "restore", "profile", "cli", "gui"},
+		"qrexec":    {"archive", "host", "backup", "restore", "profile", "cli", "gui"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).CombinedOutput()

@@ -1,0 +1,237 @@
+package qrexec
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"time"
+)
+
+// maxSuffix bounds the search for a free backup file name.
+const maxSuffix = 1000
+
+// serveBackup is the VM side of qubes.Backup; in carries the frames.
+func serveBackup(h *handler, root *os.Root, loc string, in *bufio.Reader) int {
+	dir := inVM(loc)
+	info, err := root.Stat(dir)
+	if err == nil && info.IsDir() {
+		return backupToDir(h, root, loc, dir, in)
+	}
+	cmd, err := command(loc, "a directory", err)
+	if err != nil {
+		return h.fail(err)
+	}
+	return backupToCommand(h, cmd, in)
+}
+
+// backupToDir writes the stream to a temporary file in dir and gives it its
+// final name only once it is complete and on disk.
+func backupToDir(h *handler, root *os.Root, loc, dir string, in *bufio.Reader) int {
+	base := "qubes-backup-" + time.Now().Format("2006-01-02T150405")
+	f, tmp, err := createTemp(root, dir, base)
+	if err != nil {
+		return h.fail(err)
+	}
+	// Removing the name is enough, even while the file is being written:
+	// the data goes when we exit.
+	h.setUndo(func() { root.Remove(tmp) })
+	if err := reply("ready %s", path.Join(loc, freeName(root, dir, base))); err != nil {
+		return h.fail(err)
+	}
+
+	if err := copyFrames(f, in); err != nil {
+		if errors.Is(err, errTruncated) {
+			h.abort(err.Error())
+		}
+		return h.fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return h.fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return h.fail(err)
+	}
+	var name string
+	err = h.commit(func() (err error) {
+		name, err = publish(root, dir, tmp, base)
+		return err
+	})
+	if err != nil {
+		return h.fail(err)
+	}
+	if err := syncDir(root, dir); err != nil {
+		return h.fail(fmt.Errorf("%s is complete, but its directory could not be synced: %w", name, err))
+	}
+	if err := reply("saved %s", path.Join(loc, name)); err != nil {
+		return h.fail(err)
+	}
+	return 0
+}
+
+// createTemp creates a hidden file for the stream in dir, in which a
+// finished backup will be: publishing it is then a link in one directory.
+// The mode is 0600: a backup is nobody else's business, even encrypted.
+func createTemp(root *os.Root, dir, base string) (*os.File, string, error) {
+	for range 10 {
+		name := path.Join(dir, "."+base+"."+rand.Text()[:10]+".part")
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, name, err
+	}
+	return nil, "", fmt.Errorf("cannot create a temporary file in %s", dir)
+}
+
+// suffixed is the i-th candidate name: base, base-2, base-3, ...
+func suffixed(base string, i int) string {
+	if i == 1 {
+		return base
+	}
+	return fmt.Sprintf("%s-%d", base, i)
+}
+
+// freeName is the name the backup will get if nothing takes it meanwhile.
+func freeName(root *os.Root, dir, base string) string {
+	for i := 1; i < maxSuffix; i++ {
+		if _, err := root.Lstat(path.Join(dir, suffixed(base, i))); errors.Is(err, fs.ErrNotExist) {
+			return suffixed(base, i)
+		}
+	}
+	return suffixed(base, maxSuffix)
+}
+
+// publish gives the finished temporary file the first free name. A hard
+// link cannot replace an existing file, so it never overwrites anything,
+// not even one created a moment ago. Where there are no hard links (FAT,
+// some FUSE file systems) it falls back to a rename after a check, which
+// only a race can defeat.
+func publish(root *os.Root, dir, tmp, base string) (string, error) {
+	for i := 1; i <= maxSuffix; i++ {
+		name := suffixed(base, i)
+		final := path.Join(dir, name)
+		err := root.Link(tmp, final)
+		if err == nil {
+			// Left behind, the temporary name would be a second link
+			// to a good backup: harmless, hence not an error.
+			root.Remove(tmp)
+			return name, nil
+		}
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if _, lerr := root.Lstat(final); lerr == nil {
+			continue
+		} else if !errors.Is(lerr, fs.ErrNotExist) {
+			return "", lerr
+		}
+		return name, root.Rename(tmp, final)
+	}
+	return "", fmt.Errorf("no free name for %s in %s", base, dir)
+}
+
+func syncDir(root *os.Root, dir string) error {
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// backupToCommand feeds the stream to the command's stdin.
+func backupToCommand(h *handler, cmd *exec.Cmd, in *bufio.Reader) int {
+	// dom0 reads only replies on our stdout; what the command prints there
+	// is diagnostics at best.
+	cmd.Stdout = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return h.fail(err)
+	}
+	if err := cmd.Start(); err != nil {
+		return h.fail(err)
+	}
+	h.setUndo(killOwnGroup)
+	if err := reply("ready"); err != nil {
+		return h.fail(err)
+	}
+
+	err = copyFrames(stdin, in)
+	var werr *writeError
+	switch {
+	case errors.Is(err, errTruncated):
+		h.abort(err.Error())
+	case errors.As(err, &werr):
+		// The command stopped reading. Its exit status says why, unless
+		// it claims success, which it cannot have with data left over.
+		stdin.Close()
+		err := cmd.Wait()
+		h.setUndo(nil)
+		if err != nil {
+			return exitStatus(err)
+		}
+		return h.fail(errors.New("the command exited before reading all of the backup"))
+	case err != nil:
+		return h.fail(err)
+	}
+	stdin.Close() // EOF: the end of the backup
+	err = cmd.Wait()
+	h.setUndo(nil)
+	if err != nil {
+		return exitStatus(err)
+	}
+	if err := reply("done"); err != nil {
+		return h.fail(err)
+	}
+	return 0
+}
+
+// errTruncated: the stream ended without its end marker, dom0's abort.
+var errTruncated = errors.New("backup stream ended before its end marker: aborted")
+
+// writeError is a failure to write the stream, rather than to read it.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// copyFrames copies the framed stream to dst, up to its end marker.
+func copyFrames(dst io.Writer, in *bufio.Reader) error {
+	buf := make([]byte, 64<<10)
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(in, hdr[:]); err != nil {
+			return readError(err)
+		}
+		n := int64(binary.BigEndian.Uint32(hdr[:]))
+		if n == 0 {
+			return nil
+		}
+		for n > 0 {
+			k, err := in.Read(buf[:min(n, int64(len(buf)))])
+			if k > 0 {
+				if _, err := dst.Write(buf[:k]); err != nil {
+					return &writeError{err}
+				}
+				n -= int64(k)
+			}
+			if err != nil {
+				return readError(err)
+			}
+		}
+	}
+}
+
+func readError(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return errTruncated
+	}
+	return err
+}

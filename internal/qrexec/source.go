@@ -1,0 +1,93 @@
+package qrexec
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// OpenRestoreSource starts the restore service in vm with location, a file
+// inside the VM or a command line (trusted: see the package documentation)
+// whose stdout is the stream, and returns the stream.
+//
+// Reading it to the end returns io.EOF only when the VM side succeeded; a
+// VM side that failed, even after sending data, ends the stream with its
+// error instead, so a failed source never looks like a short but complete
+// one. Close returns the same outcome once the stream was read to its end;
+// closing earlier stops the VM side and returns nil, since the caller
+// wanted no more. ctx covers the whole stream: cancelling it stops the VM
+// side, and reading then fails.
+func OpenRestoreSource(ctx context.Context, t Transport, vm, location string) (io.ReadCloser, error) {
+	loc, err := cleanLocation(location)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := t.Open(ctx, vm, ServiceRestore)
+	if err != nil {
+		return nil, err
+	}
+	src := &source{vm: vm, conn: conn}
+	_, err = io.WriteString(conn, loc+"\n")
+	if err == nil {
+		err = conn.CloseWrite()
+	}
+	if err != nil {
+		// It ended before reading its location; why is in its outcome.
+		if werr := conn.Wait(); werr != nil {
+			err = werr
+		}
+		return nil, serviceFailed("reading backup from", vm, err)
+	}
+	return src, nil
+}
+
+type source struct {
+	vm     string
+	conn   Conn
+	err    error // sticky: io.EOF or the error that ended the stream
+	closed bool
+}
+
+var errClosed = errors.New("restore source is closed")
+
+func (s *source) Read(b []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.conn.Read(b)
+	switch {
+	case err == io.EOF:
+		// The end of its stdout is not yet the end of the stream: only its
+		// exit status says whether it was complete.
+		if err = s.conn.Wait(); err == nil {
+			err = io.EOF
+		} else {
+			err = serviceFailed("reading backup from", s.vm, err)
+		}
+		s.err = err
+	case err != nil:
+		s.conn.Abort()
+		s.conn.Wait()
+		s.err = serviceFailed("reading backup from", s.vm, err)
+		err = s.err
+	}
+	return n, err
+}
+
+func (s *source) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.err
+	s.err = errClosed
+	switch err {
+	case nil:
+		s.conn.Abort()
+		s.conn.Wait() // its "killed" is our doing, not news
+		return nil
+	case io.EOF:
+		return nil
+	}
+	return err
+}
