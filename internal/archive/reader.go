@@ -332,20 +332,17 @@ func (r *Reader) unpackSmall(name string, plain []byte, limit int64) ([]byte, er
 	return out.Bytes(), nil
 }
 
-// open decrypts one chunk file in place under its name-bound key.
-func (r *Reader) open(backupID, file string, index int, enc []byte, slotHeld bool) ([]byte, error) {
-	name := ChunkName(file, index)
-	plain, _, err := r.decrypt(enc, ChunkKey(backupID, name, r.opts.Passphrase), slotHeld)
+// chunkError names the chunk in a decryption failure and says what it
+// means for a chunk.
+func chunkError(name string, err error) error {
 	switch {
-	case err == nil:
-		return plain, nil
 	case errors.Is(err, scryptenc.ErrBadPassphrase):
 		// The header proved the passphrase, so the chunk is not this one.
-		return nil, fmt.Errorf("%s.enc: %w", name, ErrChunkMismatch)
+		return fmt.Errorf("%s.enc: %w", name, ErrChunkMismatch)
 	case errors.Is(err, scryptenc.ErrTooExpensive), errors.Is(err, errAborted):
-		return nil, fmt.Errorf("%s.enc: %w", name, err)
+		return fmt.Errorf("%s.enc: %w", name, err)
 	default:
-		return nil, fmt.Errorf("%s.enc: %w: %v", name, ErrCorrupt, err)
+		return fmt.Errorf("%s.enc: %w: %v", name, ErrCorrupt, err)
 	}
 }
 
@@ -358,27 +355,33 @@ func (r *Reader) open(backupID, file string, index int, enc []byte, slotHeld boo
 // the chunk needed next is never starved by later ones; the header's
 // one-off derivation takes memory only.
 func (r *Reader) decrypt(enc, keyString []byte, slotHeld bool) ([]byte, *scryptenc.Key, error) {
-	if slotHeld {
-		defer func() { <-r.kdf }()
-	}
-	h, err := scryptenc.ParseHeader(enc)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := r.opts.Limits.Check(h.Params); err != nil {
-		return nil, nil, err
-	}
-	weight := min(int64(h.Params.Memory()>>20)+1, r.kdfBudgetMiB)
-	if err := r.kdfMemory.Acquire(r.ctx, weight); err != nil {
-		return nil, nil, errAborted
-	}
-	k, err := h.DeriveKey(keyString)
-	r.kdfMemory.Release(weight)
+	k, err := r.deriveKey(enc, keyString, slotHeld)
 	if err != nil {
 		return nil, nil, err
 	}
 	plain, err := k.OpenInPlace(enc[scryptenc.HeaderSize:])
 	return plain, k, err
+}
+
+// deriveKey is the expensive half of decrypt; it needs only the file's
+// 96-byte header.
+func (r *Reader) deriveKey(head, keyString []byte, slotHeld bool) (*scryptenc.Key, error) {
+	if slotHeld {
+		defer func() { <-r.kdf }()
+	}
+	h, err := scryptenc.ParseHeader(head)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.opts.Limits.Check(h.Params); err != nil {
+		return nil, err
+	}
+	weight := min(int64(h.Params.Memory()>>20)+1, r.kdfBudgetMiB)
+	if err := r.kdfMemory.Acquire(r.ctx, weight); err != nil {
+		return nil, errAborted
+	}
+	defer r.kdfMemory.Release(weight)
+	return h.DeriveKey(keyString)
 }
 
 // record notes a chunk as seen, with its trailer, for the completeness check.
@@ -562,22 +565,45 @@ func (r *Reader) readChunk(file string, index int, size int64) error {
 	case <-r.abort:
 		return errAborted
 	}
+	name := ChunkName(file, index)
 	enc := r.buffer(size)
-	if _, err := io.ReadFull(r.outer, enc); err != nil {
+	// The key derivation needs only the 96-byte scrypt header, so it runs
+	// while the rest of the chunk is still arriving: on a disk or network
+	// source, reading 100 MiB takes as long as the derivation.
+	head := enc[:scryptenc.HeaderSize] // chunks are at least 128 bytes
+	if _, err := io.ReadFull(r.outer, head); err != nil {
 		<-r.bufs
-		return fmt.Errorf("reading %s.enc: %w", ChunkName(file, index), err)
+		return fmt.Errorf("reading %s.enc: %w", name, err)
 	}
-	r.record(file, index, enc)
-	job := &chunkJob{file: file, index: index, buf: enc, done: make(chan struct{})}
 	select {
 	case r.kdf <- struct{}{}:
 	case <-r.abort:
 		<-r.bufs
 		return errAborted
 	}
+	var key *scryptenc.Key
+	var keyErr error
+	keyReady := make(chan struct{})
+	go func() {
+		defer close(keyReady)
+		key, keyErr = r.deriveKey(head, ChunkKey(r.claimed.BackupID, name, r.opts.Passphrase), true)
+	}()
+	if _, err := io.ReadFull(r.outer, enc[scryptenc.HeaderSize:]); err != nil {
+		<-keyReady // it reads the buffer's head
+		<-r.bufs
+		return fmt.Errorf("reading %s.enc: %w", name, err)
+	}
+	r.record(file, index, enc)
+	job := &chunkJob{file: file, index: index, buf: enc, done: make(chan struct{})}
 	go func() {
 		defer close(job.done)
-		job.plain, job.err = r.open(r.claimed.BackupID, file, index, enc, true)
+		<-keyReady
+		if keyErr == nil {
+			job.plain, keyErr = key.OpenInPlace(enc[scryptenc.HeaderSize:])
+		}
+		if keyErr != nil {
+			job.err = chunkError(name, keyErr)
+		}
 	}()
 	select {
 	case r.jobs <- job:
