@@ -61,11 +61,11 @@ func TestGzipMembersDamaged(t *testing.T) {
 	ms := members(t, z)
 	second := len(ms[0])
 	cases := map[string]func([]byte){
-		"length too small":  func(b []byte) { binary.LittleEndian.PutUint32(b[second+16:], uint32(len(ms[1])-7)) },
-		"length too large":  func(b []byte) { binary.LittleEndian.PutUint32(b[second+16:], uint32(len(ms[1])+7)) },
-		"crc":               func(b []byte) { b[second+len(ms[1])-8] ^= 1 },
-		"isize":             func(b []byte) { b[second+len(ms[1])-1] ^= 1 },
-		"deflate data":      func(b []byte) { b[second+100] ^= 0x55 },
+		"length too small": func(b []byte) { binary.LittleEndian.PutUint32(b[second+16:], uint32(len(ms[1])-7)) },
+		"length too large": func(b []byte) { binary.LittleEndian.PutUint32(b[second+16:], uint32(len(ms[1])+7)) },
+		"crc":              func(b []byte) { b[second+len(ms[1])-8] ^= 1 },
+		"isize":            func(b []byte) { b[second+len(ms[1])-1] ^= 1 },
+		"deflate data":     func(b []byte) { b[second+100] ^= 0x55 },
 	}
 	for name, damage := range cases {
 		b := bytes.Clone(z)
