@@ -187,7 +187,7 @@ func demoFill(h *Host, vm, vol string, n int, size int64) error {
 		}
 	}
 	buf := make([]byte, size)
-	step := fi.Size() / int64(n) &^ (holeBlock - 1)
+	step := fi.Size() / int64(n) &^ (4096 - 1) // block aligned, like real data
 	for i := range n {
 		off := int64(i) * step
 		if vol == "root" && i == n-1 {

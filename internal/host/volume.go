@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+
+	"pedos.dev/backup/internal/sparsetar"
 )
 
 // Volumes live in the file pool as sparse images $ROOT/<vid>.img, for
@@ -222,7 +223,7 @@ func (h *Host) ResizeVolume(vm, vol string, size int64, force bool) error {
 						return err
 					}
 					defer src.Close()
-					return copySparse(tmp, src, size)
+					return sparsetar.CopySparse(tmp, src, size)
 				})
 			default:
 				err = os.Truncate(target, size)
@@ -328,7 +329,9 @@ type VolumeImport struct {
 	h       *Host
 	vm, vol string
 	f       *os.File
-	w       *sparseWriter
+	w       *sparsetar.SparseWriter
+	size    int64 // bytes written
+	copied  bool  // filled by CopySparse instead of w
 	done    bool
 }
 
@@ -353,11 +356,15 @@ func (h *Host) BeginImport(vm, vol string) (*VolumeImport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &VolumeImport{h: h, vm: vm, vol: vol, f: f, w: newSparseWriter(f)}, nil
+	return &VolumeImport{h: h, vm: vm, vol: vol, f: f, w: sparsetar.NewSparseWriter(f)}, nil
 }
 
 // Write appends data to the new image.
-func (im *VolumeImport) Write(p []byte) (int, error) { return im.w.Write(p) }
+func (im *VolumeImport) Write(p []byte) (int, error) {
+	n, err := im.w.Write(p)
+	im.size += int64(n)
+	return n, err
+}
 
 // Abort discards the import.
 func (im *VolumeImport) Abort() {
@@ -376,7 +383,10 @@ func (im *VolumeImport) Commit() error {
 		return errors.New("host: import already finished")
 	}
 	defer im.Abort()
-	err := im.w.Close()
+	var err error
+	if !im.copied {
+		err = im.w.Close()
+	}
 	if err == nil {
 		err = im.f.Sync()
 	}
@@ -414,7 +424,7 @@ func (im *VolumeImport) Commit() error {
 		if err := syncDir(filepath.Dir(img)); err != nil {
 			return err
 		}
-		v.Size = im.w.size
+		v.Size = im.size
 		d.setVolume(v)
 		return h.save(db, old)
 	})
@@ -433,17 +443,17 @@ func (h *Host) ImportVolume(vm, vol string, r io.Reader) (int64, error) {
 	if f, ok := r.(*os.File); ok {
 		pos, perr := f.Seek(0, io.SeekCurrent)
 		if fi, err := f.Stat(); err == nil && perr == nil && pos == 0 && fi.Mode().IsRegular() {
-			if err := copySparse(im.f, f, fi.Size()); err != nil {
+			if err := sparsetar.CopySparse(im.f, f, fi.Size()); err != nil {
 				return 0, err
 			}
-			im.w.size = fi.Size()
+			im.size, im.copied = fi.Size(), true
 			return fi.Size(), im.Commit()
 		}
 	}
 	if _, err := io.Copy(im, r); err != nil {
 		return 0, err
 	}
-	return im.w.size, im.Commit()
+	return im.size, im.Commit()
 }
 
 // createSparse makes a new all-hole image of size bytes (and its directory).
@@ -490,12 +500,8 @@ func replaceImage(img string, fill func(tmp *os.File) error) (err error) {
 	return syncDir(filepath.Dir(img))
 }
 
-// Linux lseek whence values and the FICLONE ioctl (not in package syscall).
-const (
-	seekData = 3
-	seekHole = 4
-	ficlone  = 0x40049409
-)
+// ficlone is Linux's FICLONE ioctl (not in package syscall).
+const ficlone = 0x40049409
 
 // copyImage makes the empty file dst a copy of src (size bytes): a reflink
 // where the filesystem shares blocks (btrfs, xfs), else a sparse copy.
@@ -505,113 +511,5 @@ func copyImage(dst, src *os.File, size int64) error {
 			return nil
 		}
 	}
-	return copySparse(dst, src, size)
-}
-
-// copySparse copies the first size bytes of src into the empty file dst,
-// reading only src's data regions (SEEK_DATA/SEEK_HOLE) and writing
-// all-zero blocks as holes.
-func copySparse(dst, src *os.File, size int64) error {
-	w := newSparseWriter(dst)
-	for off := int64(0); off < size; {
-		data, err := src.Seek(off, seekData)
-		hole := size
-		switch {
-		case errors.Is(err, syscall.ENXIO):
-			data = size // only a hole from off to the end
-		case errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP):
-			data = off // no SEEK_DATA here: read the rest
-		case err != nil:
-			return err
-		default:
-			if hole, err = src.Seek(data, seekHole); err != nil {
-				return err
-			}
-		}
-		data, hole = min(data, size), min(hole, size)
-		w.skip(data - w.size)
-		if _, err := io.Copy(w, io.NewSectionReader(src, data, hole-data)); err != nil {
-			return err
-		}
-		off = hole
-	}
-	w.skip(size - w.size)
-	return w.Close()
-}
-
-// holeBlock is the granularity at which zeros become holes.
-const holeBlock = 4096
-
-var zeros [holeBlock]byte
-
-// sparseWriter writes a file sequentially from offset 0, leaving all-zero
-// blocks unwritten; Close sets the length, making any trailing hole.
-type sparseWriter struct {
-	f    *os.File
-	size int64  // bytes accepted so far
-	buf  []byte // pending data starting at size-len(buf), < holeBlock when flushed
-}
-
-func newSparseWriter(f *os.File) *sparseWriter { return &sparseWriter{f: f} }
-
-func (w *sparseWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	w.buf = append(w.buf, p...)
-	w.size += int64(n)
-	if len(w.buf) >= 1<<20 {
-		if err := w.flush(len(w.buf) &^ (holeBlock - 1)); err != nil {
-			return 0, err
-		}
-	}
-	return n, nil
-}
-
-// skip adds n zero bytes without writing them.
-func (w *sparseWriter) skip(n int64) {
-	if n <= 0 {
-		return
-	}
-	if len(w.buf) > 0 {
-		pad := min(n, int64(-len(w.buf)&(holeBlock-1)))
-		w.Write(zeros[:pad])
-		n -= pad
-		w.flush(len(w.buf))
-	}
-	w.size += n
-}
-
-// flush writes the first n pending bytes, skipping all-zero blocks.
-func (w *sparseWriter) flush(n int) error {
-	base := w.size - int64(len(w.buf))
-	b := w.buf[:n]
-	for i := 0; i < len(b); {
-		j := min(i+holeBlock, len(b))
-		if bytes.Equal(b[i:j], zeros[:j-i]) {
-			i = j
-			continue
-		}
-		k := j // extend the run of data blocks
-		for k < len(b) {
-			e := min(k+holeBlock, len(b))
-			if bytes.Equal(b[k:e], zeros[:e-k]) {
-				break
-			}
-			k = e
-		}
-		if _, err := w.f.WriteAt(b[i:k], base+int64(i)); err != nil {
-			return err
-		}
-		i = k
-	}
-	w.buf = append(w.buf[:0], w.buf[n:]...)
-	return nil
-}
-
-// Close writes what is pending and sets the file length. It does not
-// close the file.
-func (w *sparseWriter) Close() error {
-	if err := w.flush(len(w.buf)); err != nil {
-		return err
-	}
-	return w.f.Truncate(w.size)
+	return sparsetar.CopySparse(dst, src, size)
 }

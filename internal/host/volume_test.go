@@ -361,34 +361,3 @@ func TestRemoveVM(t *testing.T) {
 		t.Errorf("qid reused: %d", q)
 	}
 }
-
-func TestSparseWriter(t *testing.T) {
-	data := make([]byte, 3<<20+123)
-	copy(data[5000:], "unaligned")
-	for i := 1 << 20; i < 1<<20+70000; i++ {
-		data[i] = byte(i*7 + 1)
-	}
-	data[len(data)-1] = 1
-	for _, chunk := range []int{1000, 4095, 4096, 4097, 100000, len(data)} {
-		f, err := os.Create(filepath.Join(t.TempDir(), "img"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := newSparseWriter(f)
-		for off := 0; off < len(data); off += chunk {
-			if _, err := w.Write(data[off:min(off+chunk, len(data))]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-		if !bytes.Equal(readFile(t, f.Name()), data) {
-			t.Fatalf("chunk %d: content differs", chunk)
-		}
-		if _, u := usage(t, f.Name()); u > 128<<10 {
-			t.Errorf("chunk %d: %d bytes allocated", chunk, u)
-		}
-	}
-}

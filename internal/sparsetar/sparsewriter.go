@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -57,6 +58,51 @@ func (s *SparseWriter) Write(p []byte) (int, error) {
 		p = p[whole:]
 	}
 	return n, nil
+}
+
+// Skip appends n zero bytes without writing or even looking at them: a
+// hole known in advance, such as one found with SEEK_HOLE.
+func (s *SparseWriter) Skip(n int64) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	// Complete a pending partial block with zeros, then jump whole blocks.
+	for n > 0 && len(s.pending) > 0 {
+		k := min(n, int64(holeBlock-len(s.pending)))
+		if _, err := s.Write(zeroBlock[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	whole := n &^ (holeBlock - 1)
+	s.pos += whole
+	_, err := s.Write(zeroBlock[:n-whole])
+	return err
+}
+
+// CopySparse copies the first size bytes of src into dst, an empty regular
+// file, reading only src's data regions and leaving holes as holes (and
+// all-zero blocks within data as holes too). It does not close dst.
+func CopySparse(dst, src *os.File, size int64) error {
+	regions, err := dataRegions(src, size)
+	if err != nil {
+		return err
+	}
+	w := NewSparseWriter(dst)
+	at := int64(0)
+	for _, r := range regions {
+		if err := w.Skip(r.off - at); err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, io.NewSectionReader(src, r.off, r.len)); err != nil {
+			return err
+		}
+		at = r.off + r.len
+	}
+	if err := w.Skip(size - at); err != nil {
+		return err
+	}
+	return w.Close()
 }
 
 // store writes whole blocks at s.pos, skipping all-zero ones and writing

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -296,5 +297,56 @@ func BenchmarkAddVolume(b *testing.B) {
 		if err := w.Close(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// CopySparse reproduces content and holes, and Skip lands at the same
+// place as writing the zeros would.
+func TestCopySparseAndSkip(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	makeSparse(t, src, 8<<20, span{0, 700}, span{3 << 20, 5000}, span{8<<20 - 3, 3})
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(filepath.Join(dir, "dst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if err := CopySparse(out, in, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(src)
+	got, _ := os.ReadFile(out.Name())
+	if !bytes.Equal(got, want) {
+		t.Fatal("copy differs")
+	}
+	var st syscall.Stat_t
+	syscall.Stat(out.Name(), &st)
+	if st.Blocks*512 > 1<<20 {
+		t.Fatalf("copy of an 8 MiB file with 6 KiB of data uses %d bytes", st.Blocks*512)
+	}
+	// Skips of odd sizes between odd writes.
+	f, _ := os.Create(filepath.Join(dir, "skip"))
+	defer f.Close()
+	w := NewSparseWriter(f)
+	var ref bytes.Buffer
+	for i, n := range []int{3, 5000, 1, 4096, 12289, 7} {
+		data := bytes.Repeat([]byte{byte('a' + i)}, n)
+		w.Write(data)
+		ref.Write(data)
+		if err := w.Skip(int64(n * 3)); err != nil {
+			t.Fatal(err)
+		}
+		ref.Write(make([]byte, n*3))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(f.Name()); !bytes.Equal(got, ref.Bytes()) {
+		t.Fatal("Skip does not match writing zeros")
 	}
 }
