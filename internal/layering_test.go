@@ -10,12 +10,12 @@ import (
 // one way, and the format packages know nothing of hosts or user interfaces.
 func TestLayering(t *testing.T) {
 	forbidden := map[string][]string{
-		"scryptenc": {"sparsetar", "compress", "archive", "host", "backup", "restore", "cli", "gui"},
-		"sparsetar": {"scryptenc", "compress", "archive", "host", "backup", "restore", "cli", "gui"},
-		"compress":  {"scryptenc", "sparsetar", "archive", "host", "backup", "restore", "cli", "gui"},
-		"archive":   {"host", "qrexec", "backup", "restore", "profile", "cli", "gui"},
-		"host":      {"archive", "scryptenc", "compress", "qrexec", "backup", "restore", "profile", "cli", "gui"},
-		"qrexec":    {"archive", "host", "backup", "restore", "profile", "cli", "gui"},
+		"scryptenc": {"sparsetar", "compress", "archive", "host", "backup", "restore", "cli", "admintools", "gui"},
+		"sparsetar": {"scryptenc", "compress", "archive", "host", "backup", "restore", "cli", "admintools", "gui"},
+		"compress":  {"scryptenc", "sparsetar", "archive", "host", "backup", "restore", "cli", "admintools", "gui"},
+		"archive":   {"host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
+		"host":      {"archive", "scryptenc", "compress", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
+		"qrexec":    {"archive", "host", "backup", "restore", "profile", "cli", "admintools", "gui"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).CombinedOutput()

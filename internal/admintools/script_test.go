@@ -1,0 +1,117 @@
+package admintools_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"pedos.dev/backup/internal/admintools"
+	"pedos.dev/backup/internal/cli"
+)
+
+// TestMain makes the test binary double as every tool: testscript runs it
+// under the tool's name for each command in a script.
+func TestMain(m *testing.M) {
+	cmds := map[string]func(){}
+	for name, run := range admintools.Tools {
+		cmds[name] = func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+	}
+	testscript.Main(m, cmds)
+}
+
+// TestScripts runs the terminal sessions in testdata/script. Each starts
+// in an empty $WORK with PEDOS_ROOT=$WORK/host.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: filepath.Join("..", "..", "testdata", "script"),
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("PEDOS_ROOT", filepath.Join(env.WorkDir, "host"))
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"status":   cmdStatus,
+			"mksparse": cmdMksparse,
+			"sparse":   cmdSparse,
+		},
+		// PEDOS_UPDATE_SCRIPTS=1 rewrites the expected output that cmp
+		// compares against; review the diff before committing it.
+		UpdateScripts: os.Getenv("PEDOS_UPDATE_SCRIPTS") != "",
+	})
+}
+
+// status CODE PROG [ARG...] runs PROG like exec and checks its exit status.
+func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: status CODE PROG [ARG...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("%s: %v", args[1], err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}
+
+// mksparse FILE SIZE [OFFSET+LEN...] makes a sparse file of SIZE bytes
+// holding LEN bytes of non-zero data at each OFFSET (sizes as qvm-volume
+// takes them).
+func cmdMksparse(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: mksparse FILE SIZE [OFFSET+LEN...]")
+	}
+	size, err := cli.ParseSize(args[1])
+	ts.Check(err)
+	f, err := os.Create(ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer f.Close()
+	ts.Check(f.Truncate(size))
+	for i, r := range args[2:] {
+		o, l, ok := strings.Cut(r, "+")
+		if !ok {
+			ts.Fatalf("mksparse: %q is not OFFSET+LEN", r)
+		}
+		off, err := cli.ParseSize(o)
+		ts.Check(err)
+		n, err := cli.ParseSize(l)
+		ts.Check(err)
+		buf := make([]byte, n)
+		for j := range buf {
+			buf[j] = byte(j*7+i) | 1
+		}
+		_, err = f.WriteAt(buf, off)
+		ts.Check(err)
+	}
+	ts.Check(f.Close())
+}
+
+// sparse FILE MAX checks that FILE takes at most MAX bytes of disk;
+// "! sparse" checks that it takes more.
+func cmdSparse(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: sparse FILE MAX")
+	}
+	limit, err := cli.ParseSize(args[1])
+	ts.Check(err)
+	fi, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	used := fi.Sys().(*syscall.Stat_t).Blocks * 512
+	if (used <= limit) == neg {
+		ts.Fatalf("%s takes %d bytes of disk (its length is %d), limit %d", args[0], used, fi.Size(), limit)
+	}
+	fmt.Fprintf(ts.Stdout(), "%s takes %d bytes of disk\n", args[0], used)
+}
