@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# Self-contained demo of the archive engine: builds pedos-archive, makes a
-# sample VM disk image and a dom0-style home directory, writes an encrypted
-# format 4 archive, verifies it, extracts it with our reader, and recovers
-# it again with nothing but GNU tar, scrypt and gzip (doc/emergency-restore.md).
-# Later issues replace this with qvm-backup / qvm-backup-restore on a demo host.
+# Self-contained demo: builds the tools, creates a demo PedOS host and shows
+# it with the admin tools, then takes the "work" VM's private volume and the
+# dom0 home into an encrypted format 4 archive, verifies it, extracts it with
+# our reader, and recovers it again with nothing but GNU tar, scrypt and gzip
+# (doc/emergency-restore.md). qvm-backup / qvm-backup-restore will replace
+# the pedos-archive steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v scrypt >/dev/null || { apt-get update -qq && apt-get install -y -qq scrypt >/dev/null; }
 
 work=$(mktemp -d /tmp/pedos-demo.XXXXXX)
 echo "demo directory: $work"
-go build -o "$work/pedos-archive" ./cmd/pedos-archive
-tool=$work/pedos-archive
+mkdir -p "$work/bin"
+go build -o "$work/bin/" ./cmd/...
+export PATH=$work/bin:$PATH PEDOS_ROOT=$work/host
+tool=pedos-archive
 
-mkdir -p "$work/src/home/user/Documents"
-"$tool" sample -o "$work/src/private.img" --size 256M --data 32M
-echo "meeting notes" > "$work/src/home/user/Documents/notes with spaces.txt"
-ln -s "Documents/notes with spaces.txt" "$work/src/home/user/latest"
+echo "\$ pedos-host demo --user user --home $work/src/home/user"
+pedos-host demo --user user --home "$work/src/home/user"
+echo "\$ qvm-start work && qvm-ls"
+qvm-start work
+qvm-ls
+echo "\$ qvm-volume info work:private"
+qvm-volume info work:private
+echo "\$ qvm-shutdown work"
+qvm-shutdown work
+mkdir -p "$work/src"
+qvm-volume export work:private "$work/src/private.img"
 echo 'demo passphrase' > "$work/pass"   # a real user types it at a prompt
 
 echo
