@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors. Every error from this package that concerns one of these
@@ -39,3 +40,11 @@ type kindError struct{ kind, err error }
 
 func (e *kindError) Error() string   { return e.err.Error() }
 func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
+
+// withArticle puts "a" or "an" before a class name: "an AppVM".
+func withArticle(class string) string {
+	if class != "" && strings.ContainsRune("AEIOU", rune(class[0])) {
+		return "an " + class
+	}
+	return "a " + class
+}

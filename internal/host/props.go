@@ -246,7 +246,7 @@ func (db *DB) checkRef(where, target string, k refKind) error {
 	}
 	switch {
 	case k == refTemplate && t.Class() != TemplateVM:
-		return errorf(ErrInvalid, "%s: %s is a %s, not a TemplateVM", where, target, t.Class())
+		return errorf(ErrInvalid, "%s: %s is %s, not a TemplateVM", where, target, withArticle(t.Class()))
 	case k == refNet && !t.PropBool("provides_network"):
 		return errorf(ErrInvalid, "%s: %s does not provide network (provides_network is False)", where, target)
 	case k == refDVM && !t.PropBool("template_for_dispvms"):

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // VMOptions are the settings of a new VM.
@@ -65,7 +66,9 @@ func (db *DB) addVM(name, class string, opts VMOptions) (_, clone *Domain, err e
 	defer func() {
 		if err != nil {
 			db.root.child("domains").remove(d.n)
-			err = fmt.Errorf("creating %s: %w", name, err)
+			if !strings.HasPrefix(err.Error(), name+": ") { // property errors name the VM already
+				err = fmt.Errorf("%s: %w", name, err)
+			}
 		}
 	}()
 	if opts.Label == "" {

@@ -265,7 +265,7 @@ func (h *Host) AddVolume(vm, name string, size int64) error {
 		}
 		switch {
 		case d.Class() == AdminVM || d.Class() == DispVM:
-			return errorf(ErrInvalid, "a %s has no persistent volumes", d.Class())
+			return errorf(ErrInvalid, "%s has no persistent volumes", withArticle(d.Class()))
 		case d.volumeNode(name) != nil:
 			return errorf(ErrExists, "VM %s already has a volume %s", vm, name)
 		case h.IsRunning(vm):
