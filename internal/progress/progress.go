@@ -1,0 +1,71 @@
+// Package progress is how the backup and restore engines report progress:
+// they emit Events to a Reporter, and the terminal, JSON and GUI printers
+// implement Reporter.
+package progress
+
+import "time"
+
+// Stage names the phase an engine is in.
+type Stage string
+
+const (
+	Preparing Stage = "preparing" // planning, deriving the first keys
+	Writing   Stage = "writing"   // backup: storing VM data
+	Reading   Stage = "reading"   // restore: reading the archive
+	Verifying Stage = "verifying" // reading back or verifying only
+	Finishing Stage = "finishing" // manifest, fsync, commit
+	Done      Stage = "done"
+)
+
+// Event is one report. Done and Total count uncompressed bytes of VM data
+// (volume data, files, the dom0 home), so progress moves evenly however
+// well the data compresses; Total is the plan's estimate and Done may
+// pass it slightly.
+type Event struct {
+	Stage   Stage
+	VM      string // the VM being processed ("dom0" for the dom0 home), or ""
+	File    string // the stored file, e.g. "vm3/private.img", or ""
+	Done    int64
+	Total   int64
+	Elapsed time.Duration
+}
+
+// Fraction is Done/Total clamped to [0, 1] (0 when Total is unknown).
+func (e Event) Fraction() float64 {
+	if e.Total <= 0 {
+		return 0
+	}
+	return min(1, float64(e.Done)/float64(e.Total))
+}
+
+// Rate is the average throughput so far, in bytes per second.
+func (e Event) Rate() float64 {
+	if e.Elapsed <= 0 {
+		return 0
+	}
+	return float64(e.Done) / e.Elapsed.Seconds()
+}
+
+// ETA estimates the time left at the average rate so far; 0 when unknown.
+func (e Event) ETA() time.Duration {
+	rate := e.Rate()
+	if rate <= 0 || e.Done >= e.Total {
+		return 0
+	}
+	return time.Duration(float64(e.Total-e.Done) / rate * float64(time.Second))
+}
+
+// Reporter receives events. Engines call it from one goroutine at a time,
+// often (every chunk of data), so implementations throttle their output.
+type Reporter interface {
+	Report(Event)
+}
+
+// Func adapts a function to a Reporter.
+type Func func(Event)
+
+// Report calls f.
+func (f Func) Report(e Event) { f(e) }
+
+// Discard ignores every event.
+var Discard Reporter = Func(func(Event) {})
