@@ -57,10 +57,10 @@ type Reader struct {
 	jobs    chan *chunkJob
 	bufs    chan struct{} // one token per chunk buffer in use
 	free    chan []byte   // released chunk buffers
-	abort   chan struct{}
-	ctx     context.Context // done when abort is closed
-	stopped sync.Once
-	kdf     chan struct{} // one token per running key derivation
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
+	abort   <-chan struct{} // ctx.Done()
+	kdf     chan struct{}   // one token per running key derivation
 
 	kdfMemory    *semaphore.Weighted // MiB of key-derivation memory in use
 	kdfBudgetMiB int64
@@ -110,12 +110,10 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 		jobs:  make(chan *chunkJob, opts.Workers+1),
 		bufs:  make(chan struct{}, opts.Workers+3),
 		free:  make(chan []byte, opts.Workers+3),
-		abort: make(chan struct{}),
 		kdf:   make(chan struct{}, opts.Workers),
 	}
-	var cancel context.CancelFunc
-	r.ctx, cancel = context.WithCancel(context.Background())
-	go func() { <-r.abort; cancel() }()
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.abort = r.ctx.Done()
 	budget := opts.Limits.MaxMemory
 	if opts.Limits.Force {
 		budget = max(budget, scryptenc.DefaultLimits.MaxMemory)
@@ -202,7 +200,7 @@ func (r *Reader) Seen() []ManifestFile {
 
 // Close stops reading ahead. It does not close the input.
 func (r *Reader) Close() error {
-	r.stopped.Do(func() { close(r.abort) })
+	r.cancel()
 	return nil
 }
 
