@@ -54,13 +54,13 @@ type Reader struct {
 	// authentication key is derived from it.
 	headerKey *scryptenc.Key
 
-	jobs    chan *chunkJob
-	bufs    chan struct{} // one token per chunk buffer in use
-	free    chan []byte   // released chunk buffers
-	ctx     context.Context // cancelled by Close
-	cancel  context.CancelFunc
-	abort   <-chan struct{} // ctx.Done()
-	kdf     chan struct{}   // one token per running key derivation
+	jobs   chan *chunkJob
+	bufs   chan struct{}   // one token per chunk buffer in use
+	free   chan []byte     // released chunk buffers
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	abort  <-chan struct{} // ctx.Done()
+	kdf    chan struct{}   // one token per running key derivation
 
 	kdfMemory    *semaphore.Weighted // MiB of key-derivation memory in use
 	kdfBudgetMiB int64
