@@ -121,6 +121,32 @@ func (w *Writer) AddTree(name, dir string) error {
 	if w.err != nil {
 		return w.err
 	}
+	return walkTree(name, dir, func(hdr *tar.Header, p string) error {
+		if hdr.Typeflag != tar.TypeReg {
+			return w.fail(w.tw.WriteHeader(hdr))
+		}
+		// If the file was swapped since the walk saw it: O_NOFOLLOW fails
+		// rather than back up a symlink's target, O_NONBLOCK keeps a fifo
+		// from hanging the backup (the type check below then refuses it).
+		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("sparsetar: %s changed type while being read", p)
+		}
+		return w.addOpenFile(hdr.Name, f, fi)
+	})
+}
+
+// walkTree calls fn with the header AddTree stores for each entry of dir
+// (regular files with the size the walk saw) and the entry's path.
+func walkTree(name, dir string, fn func(hdr *tar.Header, path string) error) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -143,46 +169,29 @@ func (w *Writer) AddTree(name, dir string) error {
 		if p == root && !d.IsDir() {
 			return fmt.Errorf("sparsetar: %s is not a directory", dir)
 		}
-		return w.addTreeEntry(arc, p, d)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch fi.Mode().Type() {
+		case fs.ModeDir:
+			return fn(header(tar.TypeDir, arc+"/", fi.Mode(), fi.ModTime()), p)
+		case fs.ModeSymlink:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			hdr := header(tar.TypeSymlink, arc, 0o777, fi.ModTime())
+			hdr.Linkname = target
+			return fn(hdr, p)
+		case 0:
+			hdr := header(tar.TypeReg, arc, fi.Mode(), fi.ModTime())
+			hdr.Size = fi.Size()
+			return fn(hdr, p)
+		default:
+			return nil // sockets, devices, fifos: nothing a restore could use
+		}
 	})
-}
-
-func (w *Writer) addTreeEntry(arc, p string, d fs.DirEntry) error {
-	fi, err := d.Info()
-	if err != nil {
-		return err
-	}
-	switch fi.Mode().Type() {
-	case fs.ModeDir:
-		return w.fail(w.tw.WriteHeader(header(tar.TypeDir, arc+"/", fi.Mode(), fi.ModTime())))
-	case fs.ModeSymlink:
-		target, err := os.Readlink(p)
-		if err != nil {
-			return err
-		}
-		hdr := header(tar.TypeSymlink, arc, 0o777, fi.ModTime())
-		hdr.Linkname = target
-		return w.fail(w.tw.WriteHeader(hdr))
-	case 0:
-		// If the file was swapped since the walk saw it: O_NOFOLLOW fails
-		// rather than back up a symlink's target, O_NONBLOCK keeps a fifo
-		// from hanging the backup (the type check below then refuses it).
-		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("sparsetar: %s changed type while being read", p)
-		}
-		return w.addOpenFile(arc, f, fi)
-	default:
-		return nil // sockets, devices, fifos: nothing a restore could use
-	}
 }
 
 // Close writes the end-of-archive marker (two zero blocks). It does not
