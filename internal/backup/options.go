@@ -1,0 +1,93 @@
+package backup
+
+import (
+	"time"
+
+	"pedos.dev/backup/internal/qrexec"
+)
+
+// Options describe one backup.
+type Options struct {
+	// VMs selects what to back up: VM names, "@tag:NAME" (the VMs with that
+	// tag) and "@type:CLASS" (the VMs of that class). "dom0" means the dom0
+	// user's home. Empty: every VM whose include_in_backups is true.
+	VMs []string
+	// Exclude leaves VMs out after VMs was applied; the same selectors.
+	Exclude []string
+	// Compression is the filter: "" means gzip, "none" no compression;
+	// gzip and zstd are built in, any other name is a program that must
+	// be installed.
+	Compression string
+	// ScryptLogN is the scrypt cost of every key (N = 2^logN, r 8, p 1);
+	// 0 means 18.
+	ScryptLogN  uint8
+	Destination Destination
+	// Passphrase may be left empty for a plan that is only shown, and set
+	// later with Plan.SetPassphrase; Run needs it.
+	Passphrase []byte
+	// Now gives the time of the backup (file name, backup id, member times,
+	// backup_timestamp); nil means time.Now.
+	Now func() time.Time
+	// Transport reaches a destination VM; nil means qrexec.NewLocal on the
+	// host, which needs the program to call qrexec.MaybeServe first thing.
+	Transport qrexec.Transport
+
+	// chunkSize cuts compressed streams; 0 means the format's 100 MiB.
+	// Only tests change it.
+	chunkSize int
+}
+
+// Destination is where the archive goes: see the package documentation.
+type Destination struct {
+	// Path: in dom0 a directory, a new file, "-" for stdout, or a command
+	// line; in a VM the location line of its qubes.Backup service.
+	Path string
+	// VM is the destination VM; "" or "dom0" means dom0.
+	VM string
+}
+
+// TargetKind is what a destination resolved to.
+type TargetKind int
+
+// The kinds of destination.
+const (
+	ToDirectory TargetKind = iota + 1 // a new file in an existing dom0 directory
+	ToFile                            // a new dom0 file named by the user
+	ToStdout                          // the writer given to Run
+	ToCommand                         // a dom0 command's stdin
+	ToVM                              // a VM's qubes.Backup service
+)
+
+// Target is a resolved destination.
+type Target struct {
+	Kind TargetKind
+	// Path is the absolute directory or file (ToDirectory, ToFile), the
+	// command line (ToCommand) or the location in the VM (ToVM).
+	Path string
+	VM   string // ToVM only
+}
+
+// String describes the target for a summary.
+func (t Target) String() string {
+	switch t.Kind {
+	case ToDirectory:
+		return "new file " + backupFilePrefix + "YYYY-MM-DDTHHMMSS in directory " + t.Path
+	case ToFile:
+		return "new file " + t.Path
+	case ToStdout:
+		return "standard output"
+	case ToCommand:
+		return "command in dom0: " + t.Path
+	case ToVM:
+		return "VM " + t.VM + ": " + t.Path
+	}
+	return "no destination"
+}
+
+// backupFilePrefix starts the name of a backup file made in a directory.
+const backupFilePrefix = "qubes-backup-"
+
+// backupFileName is the file name for a backup made at t.
+func backupFileName(t time.Time) string {
+	return backupFilePrefix + t.Format("2006-01-02T150405")
+}

@@ -1,0 +1,277 @@
+package backup
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"pedos.dev/backup/internal/qrexec"
+)
+
+// output is where the archive goes. Write is called from the archive
+// writer's emitter goroutine; commit and abort from Run once that has
+// ended. ctx, given when the output is opened, stops a command or a VM
+// service that blocks a Write.
+type output interface {
+	io.Writer
+	// commit makes the backup final and returns where it is.
+	commit() (location string, err error)
+	// abort discards what was written, where that is possible. It returns
+	// the destination's own account of a failure it caused (a command that
+	// exited), else nil.
+	abort(cause error) error
+}
+
+// open opens the plan's target. Nothing that looks like a backup exists
+// until commit.
+func (p *Plan) open(ctx context.Context, out io.Writer, now time.Time) (output, error) {
+	t := p.Target
+	switch t.Kind {
+	case ToDirectory:
+		return openFile(t.Path, backupFileName(now))
+	case ToFile:
+		return openFile(filepath.Dir(t.Path), filepath.Base(t.Path))
+	case ToStdout:
+		if out == nil {
+			return nil, errors.New("no writer for standard output")
+		}
+		return stdoutOutput{out}, nil
+	case ToCommand:
+		return startCommand(ctx, t.Path)
+	case ToVM:
+		tr := p.opts.Transport
+		if tr == nil {
+			tr = qrexec.NewLocal(p.h)
+		}
+		s, err := qrexec.OpenBackupSink(ctx, tr, t.VM, t.Path)
+		if err != nil {
+			return nil, err
+		}
+		return sinkOutput{s}, nil
+	}
+	return nil, errors.New("no destination")
+}
+
+// fileOutput writes a hidden temporary file in the destination directory
+// and links it to the backup's name once it is complete and on disk.
+type fileOutput struct {
+	*os.File
+	dir, tmp, base string
+}
+
+func openFile(dir, base string) (*fileOutput, error) {
+	for range 10 {
+		tmp := filepath.Join(dir, "."+base+"."+rand.Text()[:10]+".part")
+		// 0600: a backup is nobody else's business, even encrypted.
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &fileOutput{File: f, dir: dir, tmp: tmp, base: base}, nil
+	}
+	return nil, fmt.Errorf("cannot create a temporary file in %s", dir)
+}
+
+func (o *fileOutput) commit() (string, error) {
+	err := o.Sync()
+	if cerr := o.Close(); err == nil {
+		err = cerr
+	}
+	var name string
+	if err == nil {
+		name, err = publish(o.dir, o.tmp, o.base)
+	}
+	if err == nil {
+		err = syncDir(o.dir)
+	}
+	if err != nil {
+		os.Remove(o.tmp)
+		return "", err
+	}
+	return filepath.Join(o.dir, name), nil
+}
+
+func (o *fileOutput) abort(error) error {
+	o.Close()
+	os.Remove(o.tmp)
+	return nil
+}
+
+// maxSuffix bounds the names tried: base, base-2, ... base-99.
+const maxSuffix = 99
+
+func suffixed(base string, i int) string {
+	if i == 1 {
+		return base
+	}
+	return fmt.Sprintf("%s-%d", base, i)
+}
+
+// publish gives the finished temporary file the first free name of base,
+// base-2, base-3...: a hard link never replaces an existing file, not even
+// one made a moment ago. Where there are no hard links (FAT, some FUSE
+// file systems) it renames after a check, which only a race can defeat.
+func publish(dir, tmp, base string) (string, error) {
+	for i := 1; i <= maxSuffix; i++ {
+		name := suffixed(base, i)
+		final := filepath.Join(dir, name)
+		err := os.Link(tmp, final)
+		if err == nil {
+			os.Remove(tmp)
+			return name, nil
+		}
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if _, lerr := os.Lstat(final); lerr == nil {
+			continue
+		} else if !errors.Is(lerr, fs.ErrNotExist) {
+			return "", lerr
+		}
+		return name, os.Rename(tmp, final)
+	}
+	return "", fmt.Errorf("no free name for %s in %s", base, dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+type stdoutOutput struct{ io.Writer }
+
+func (stdoutOutput) commit() (string, error) { return "", nil }
+func (stdoutOutput) abort(error) error       { return nil }
+
+type sinkOutput struct{ qrexec.Sink }
+
+func (s sinkOutput) commit() (string, error) {
+	if err := s.Commit(); err != nil {
+		return "", err
+	}
+	return s.Name(), nil
+}
+
+// abort needs no account: the sink's errors carry the VM side's.
+func (s sinkOutput) abort(cause error) error {
+	s.Abort(cause)
+	return nil
+}
+
+// cmdOutput feeds a dom0 command (trusted: the dom0 user's own command
+// line) run by /bin/sh -c in its own process group, so that stopping it
+// stops everything it started.
+type cmdOutput struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	line    string
+	out     *tail
+	done    chan struct{} // closed when the command has ended, with waitErr
+	waitErr error
+}
+
+// Write feeds the command's stdin.
+func (c *cmdOutput) Write(b []byte) (int, error) { return c.stdin.Write(b) }
+
+func startCommand(ctx context.Context, line string) (*cmdOutput, error) {
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	c := &cmdOutput{cmd: cmd, line: line, out: &tail{max: 4096}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = c.out, c.out
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	c.stdin = stdin
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %q: %w", line, err)
+	}
+	// Waiting all along tells a command that failed by itself (and broke
+	// the pipe) from one that abort kills.
+	go func() {
+		c.waitErr = cmd.Wait()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+func (c *cmdOutput) commit() (string, error) {
+	c.stdin.Close()
+	<-c.done
+	if c.waitErr != nil {
+		return "", c.failed(c.waitErr)
+	}
+	return "", nil
+}
+
+// abort kills the command unless it has ended already: it must not take
+// the end of the pipe for the end of a complete backup.
+func (c *cmdOutput) abort(error) error {
+	select {
+	case <-c.done:
+	default:
+		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		<-c.done
+	}
+	c.stdin.Close()
+	var ee *exec.ExitError
+	if errors.As(c.waitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return nil // our doing, or the context's
+		}
+	}
+	if c.waitErr == nil {
+		return fmt.Errorf("backup command %q ended before the backup was complete", c.line)
+	}
+	return c.failed(c.waitErr)
+}
+
+func (c *cmdOutput) failed(err error) error {
+	if out := strings.TrimSpace(c.out.String()); out != "" {
+		return fmt.Errorf("backup command %q failed (%v): %s", c.line, err, out)
+	}
+	return fmt.Errorf("backup command %q failed: %v", c.line, err)
+}
+
+// tail keeps the last max bytes written to it: the end of a command's
+// output, for its error message.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.ToValidUTF8(string(t.b), "?")
+}
