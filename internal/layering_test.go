@@ -16,6 +16,7 @@ func TestLayering(t *testing.T) {
 		"archive":   {"host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
 		"host":      {"archive", "scryptenc", "compress", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
 		"progress":  {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
+		"profile":   {"backup", "restore", "cli", "admintools", "gui"},
 		"backup":    {"restore", "profile", "cli", "admintools", "gui"},
 		"qrexec":    {"archive", "host", "backup", "restore", "profile", "cli", "admintools", "gui"},
 	}

@@ -1,0 +1,246 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"pedos.dev/backup/internal/archive"
+)
+
+// ttyPath is the terminal ReadPassphrase asks on; tests point it at a
+// pseudo-terminal.
+var ttyPath = "/dev/tty"
+
+// ConfirmPassphrasePrompt is the second prompt of ReadPassphrase, as the
+// reference words it.
+const ConfirmPassphrasePrompt = "Enter again for verification: "
+
+// ErrNoTerminal means there is no terminal to ask for a passphrase on
+// (a cron job, a pipe, a service).
+var ErrNoTerminal = errors.New("no terminal to ask for the passphrase on")
+
+// ErrPassphraseMismatch means the two entries of a new passphrase differ.
+var ErrPassphraseMismatch = errors.New("the passphrases do not match")
+
+// ReadPassphrase asks for a passphrase on the controlling terminal,
+// /dev/tty, never on stdin, which may carry data. The prompt goes to the
+// terminal too, and what is typed is not echoed. With confirm, it asks a
+// second time and refuses a mismatch, as for a new backup. It refuses what
+// archive.CheckPassphrase refuses (empty input, control characters such as
+// an arrow key's escape sequence), before the confirmation.
+//
+// Ctrl-C while it waits restores the terminal's echo before the signal
+// takes its course, so call it before installing a SIGINT handler of your
+// own: with one, the signal no longer ends the program and the read goes
+// on with echo back on. Ctrl-D is ignored (x/term reads on through it).
+func ReadPassphrase(prompt string, confirm bool) ([]byte, error) {
+	tty, err := os.OpenFile(ttyPath, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, noTerminal(err)
+	}
+	defer tty.Close()
+	if !term.IsTerminal(int(tty.Fd())) {
+		return nil, noTerminal(fmt.Errorf("%s is not a terminal", ttyPath))
+	}
+	pass, err := readHidden(tty, prompt)
+	if err != nil {
+		return nil, err
+	}
+	if err := archive.CheckPassphrase(pass); err != nil {
+		clear(pass)
+		return nil, err
+	}
+	if confirm {
+		again, err := readHidden(tty, ConfirmPassphrasePrompt)
+		if err != nil {
+			clear(pass)
+			return nil, err
+		}
+		same := bytes.Equal(pass, again)
+		clear(again)
+		if !same {
+			clear(pass)
+			return nil, ErrPassphraseMismatch
+		}
+	}
+	return pass, nil
+}
+
+func noTerminal(err error) error {
+	return WithHint(fmt.Errorf("%w (%v)", ErrNoTerminal, err),
+		"use --passphrase-file FILE, or --passphrase-file - to read it from standard input")
+}
+
+// readHidden prints prompt on tty and reads a line with echo off.
+func readHidden(tty *os.File, prompt string) ([]byte, error) {
+	fd := int(tty.Fd())
+	state, err := term.GetState(fd)
+	if err != nil {
+		return nil, fmt.Errorf("reading the passphrase: %w", err)
+	}
+	// term.ReadPassword leaves signals on, so Ctrl-C would kill us with
+	// echo off and leave the user's shell typing blind.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case sig := <-sigs:
+			term.Restore(fd, state)
+			io.WriteString(tty, "\n")
+			// With our handler gone the signal has its default effect
+			// again, unless the program handles it itself.
+			signal.Stop(sigs)
+			if s, ok := sig.(syscall.Signal); ok {
+				syscall.Kill(os.Getpid(), s)
+			}
+		case <-done:
+		}
+	}()
+	defer func() {
+		signal.Stop(sigs)
+		close(done)
+		<-stopped
+	}()
+
+	if _, err := io.WriteString(tty, prompt); err != nil {
+		return nil, fmt.Errorf("writing the prompt: %w", err)
+	}
+	pass, err := term.ReadPassword(fd)
+	io.WriteString(tty, "\n") // the Enter was not echoed either
+	if errors.Is(err, io.EOF) {
+		return nil, errors.New("no passphrase given (end of input)")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the passphrase: %w", err)
+	}
+	return pass, nil
+}
+
+// stdin is what ReadPassphraseFile reads for "-"; tests replace it.
+var stdin io.Reader = os.Stdin
+
+// ReadPassphraseFile reads a passphrase from the first line of the file
+// path, or of standard input when path is "-". Only the line end is
+// removed ("\n", or "\r\n": a passphrase cannot contain CR), not other
+// white space, unlike the reference, which strips trailing blanks that the
+// user may have meant. Standard input is read only up to that line end,
+// so what follows stays for whoever reads it next.
+//
+// The warnings are for the user and do not stop the backup: a file other
+// users may read, and white space at either end of the passphrase (it is
+// kept, and easily forgotten).
+func ReadPassphraseFile(path string) (pass []byte, warnings []string, err error) {
+	name, r := path, stdin
+	if path == "-" {
+		name = "standard input"
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the passphrase: %w", err)
+		}
+		defer f.Close()
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+			warnings = append(warnings, fmt.Sprintf("passphrase file %s may be read by other users (mode %04o); chmod 600 %s",
+				path, fi.Mode().Perm(), path))
+		}
+		r = f
+	}
+	line, long, err := readLine(r, 1025)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the passphrase from %s: %w", name, err)
+	}
+	if long {
+		clear(line)
+		return nil, nil, fmt.Errorf("passphrase from %s: %w: it is longer than 1024 bytes", name, archive.ErrBadPassphraseText)
+	}
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if err := archive.CheckPassphrase(line); err != nil {
+		clear(line)
+		err = fmt.Errorf("passphrase from %s: %w", name, err)
+		if len(line) == 0 {
+			err = WithHint(err, "the passphrase is the first line of the file")
+		}
+		return nil, nil, err
+	}
+	if t := bytes.TrimSpace(line); len(t) != len(line) {
+		warnings = append(warnings, fmt.Sprintf("the passphrase from %s begins or ends with a space; the space is part of it", name))
+	}
+	return line, warnings, nil
+}
+
+// readLine reads up to and including a newline, or to the end of input,
+// one byte at a time so that nothing after the line is consumed. It
+// returns the line without its newline, at most max bytes of it, and
+// whether there was more.
+func readLine(r io.Reader, max int) (line []byte, long bool, err error) {
+	var b [1]byte
+	for {
+		n, err := r.Read(b[:])
+		if n == 1 {
+			if b[0] == '\n' {
+				return line, long, nil
+			}
+			if len(line) < max {
+				line = append(line, b[0])
+			} else {
+				long = true
+			}
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			return line, long, nil
+		}
+		if err != nil {
+			return line, long, err
+		}
+	}
+}
+
+// Confirm asks question followed by " [y/N] " and reads one line from in:
+// y or yes, in any case, is yes; anything else, or the end of input, is
+// no.
+func Confirm(in io.Reader, out io.Writer, question string) (bool, error) {
+	if _, err := fmt.Fprintf(out, "%s [y/N] ", question); err != nil {
+		return false, err
+	}
+	var line []byte
+	var got bool
+	var b [1]byte
+	for {
+		n, err := in.Read(b[:])
+		if n == 1 {
+			got = true
+			if b[0] == '\n' {
+				break
+			}
+			if len(line) < 64 {
+				line = append(line, b[0])
+			}
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			if !got {
+				fmt.Fprintln(out) // end the prompt's line
+			}
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	switch string(bytes.ToLower(bytes.TrimSpace(line))) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
+}
