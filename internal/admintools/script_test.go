@@ -15,11 +15,13 @@ import (
 
 	"pedos.dev/backup/internal/admintools"
 	"pedos.dev/backup/internal/cli"
+	"pedos.dev/backup/internal/qrexec"
 )
 
 // TestMain makes the test binary double as every tool: testscript runs it
 // under the tool's name for each command in a script.
 func TestMain(m *testing.M) {
+	qrexec.MaybeServe() // qvm-backup --dest-vm re-executes this binary as the VM side
 	cmds := map[string]func(){}
 	for name, run := range admintools.Tools {
 		cmds[name] = func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
@@ -34,12 +36,32 @@ func TestScripts(t *testing.T) {
 		Dir: filepath.Join("..", "..", "testdata", "script"),
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PEDOS_ROOT", filepath.Join(env.WorkDir, "host"))
-			return nil
+			// The repository, for scripts that run its documents
+			// (doc/emergency-restore.md).
+			repo, err := filepath.Abs(filepath.Join("..", ".."))
+			env.Setenv("REPO", repo)
+			return err
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"status":   cmdStatus,
-			"mksparse": cmdMksparse,
-			"sparse":   cmdSparse,
+			"status":    cmdStatus,
+			"mksparse":  cmdMksparse,
+			"sparse":    cmdSparse,
+			"lsbackup":  cmdLsbackup,
+			"lsdir":     cmdLsdir,
+			"cmpsparse": cmdCmpsparse,
+			"one":       cmdOne,
+			"perm":      cmdPerm,
+			"interrupt": cmdInterrupt,
+			"tmpfs":     cmdTmpfs,
+			"fill":      cmdFill,
+			"fifo":      cmdFifo,
+		},
+		// [tmpfs]: small file systems can be mounted (as root) to fill up.
+		Condition: func(cond string) (bool, error) {
+			if cond == "tmpfs" {
+				return canMountTmpfs(), nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		// PEDOS_UPDATE_SCRIPTS=1 rewrites the expected output that cmp
 		// compares against; review the diff before committing it.

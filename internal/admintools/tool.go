@@ -29,6 +29,7 @@ var Tools = map[string]RunFunc{
 	"qvm-start":    QvmStart,
 	"qvm-shutdown": QvmShutdown,
 	"qvm-volume":   QvmVolume,
+	"qvm-backup":   QvmBackup,
 }
 
 // env is what a tool runs with: its name, streams and the host root

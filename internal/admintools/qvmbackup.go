@@ -1,0 +1,570 @@
+package admintools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"pedos.dev/backup/internal/backup"
+	"pedos.dev/backup/internal/cli"
+	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/profile"
+	"pedos.dev/backup/internal/progress"
+)
+
+// Exit statuses of qvm-backup beyond cli's 0, 1 and 2.
+const (
+	// ExitDeclined: the user answered no at the "proceed?" question
+	// (the reference exits 0 then: behaviour.md E.18).
+	ExitDeclined = 3
+	// ExitInterrupted: SIGINT or SIGTERM stopped the backup, as a shell
+	// reports a program ended by Ctrl-C (128+2).
+	ExitInterrupted = 130
+)
+
+// Prompts, as the reference words them.
+const (
+	proceedQuestion  = "Do you want to proceed?"
+	passphrasePrompt = "Please enter the passphrase that will be used to encrypt and verify the backup: "
+)
+
+const qvmBackupLong = `Back up VMs into an encrypted archive (Qubes OS backup format 4).
+
+backup_location is one of:
+  DIR          an existing directory: a new file qubes-backup-YYYY-MM-DDTHHMMSS is made in it
+  FILE         a new file (an absolute path, or one starting with ./ or ../); never overwritten
+  -            standard output (the summary and questions then go to standard error
+               and the terminal; without a terminal, --yes is required)
+  COMMAND      any other text: a command line run by /bin/sh in dom0 with the archive
+               on its standard input
+With --dest-vm, backup_location is a directory in that VM (it gets a new
+qubes-backup-... file) or a command run there; the VM must be running.
+
+vm selects what to back up: VM names, @tag:NAME, @type:CLASS; dom0 is the dom0
+user's home. Without any, every VM whose include_in_backups is True.
+
+qvm-backup first shows what will be stored and where. When that lists a
+problem nothing is written. Otherwise, unless --yes, it asks whether to proceed
+(on standard input, or on the terminal when the archive goes to standard
+output), then asks for the passphrase twice on the terminal, unless
+--passphrase-file or the profile gives it. A failed or interrupted backup
+leaves nothing that looks like a backup (except on standard output, which
+cannot be taken back). --profile NAME runs a job saved with --save-profile NAME.
+
+exit status:
+  0    the backup was written
+  1    the backup could not be made (a problem in the summary, a failure while
+       writing, a passphrase mismatch, a bad profile)
+  2    the command line is wrong
+  3    the answer to "Do you want to proceed?" was no; nothing was written
+  130  interrupted (Ctrl-C, SIGTERM); what was written was removed (except on
+       standard output)`
+
+// backupFlags are qvm-backup's options.
+type backupFlags struct {
+	profile, saveProfile string
+	savePassphrase       bool
+	exclude              []string
+	destVM               string
+	encrypt              bool
+	passFile             string
+	compress, noCompress bool
+	filter               string
+	logN                 int
+	yes, quiet           bool
+	progress             string
+}
+
+// QvmBackup is qvm-backup: back up VMs into an encrypted archive, after
+// showing what will be stored and (unless --yes) asking to proceed.
+func QvmBackup(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{tool: "qvm-backup", stdin: stdin, stdout: stdout, stderr: stderr}
+	var o backupFlags
+	c := newRoot(e, "[options] [backup_location] [vm...]", qvmBackupLong)
+	f := c.Flags()
+	f.SortFlags = false
+	f.StringVar(&o.profile, "profile", "", "run the saved backup profile `NAME` (made with --save-profile)")
+	f.StringVar(&o.saveProfile, "save-profile", "", "save these settings as the backup profile `NAME` before the backup runs")
+	f.BoolVar(&o.savePassphrase, "save-passphrase", false, "store the passphrase in the saved profile too (plain text, mode 0600)")
+	f.StringArrayVarP(&o.exclude, "exclude", "x", nil, "leave `VM` out (a name, @tag:NAME or @type:CLASS; repeatable)")
+	f.StringVarP(&o.destVM, "dest-vm", "d", "", "send the backup to `VM`, which must be running (default: dom0)")
+	f.BoolVarP(&o.encrypt, "encrypt", "e", false, "accepted for compatibility: backups are always encrypted")
+	f.StringVarP(&o.passFile, "passphrase-file", "p", "", "read the passphrase from the first line of `FILE` (- for standard input)")
+	f.BoolVarP(&o.compress, "compress", "z", false, "compress the backup (the default, with gzip)")
+	f.BoolVar(&o.noCompress, "no-compress", false, "do not compress the backup")
+	f.StringVarP(&o.filter, "compress-filter", "Z", "", "compress with `PROG` (gzip, zstd, bzip2, xz, ...) instead of gzip")
+	f.IntVar(&o.logN, "scrypt-logn", 0, "scrypt cost `N` of each key: 2^N, 10-40 (default 18; lower is faster and weaker)")
+	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask whether to proceed")
+	f.StringVar(&o.progress, "progress", "auto", "show progress on standard error as `MODE`: auto (a bar on a terminal, else lines), bar, lines, json or none")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only warnings and errors (and, without --yes, the summary and question); no progress unless --progress")
+
+	var exit int
+	c.RunE = func(cmd *cobra.Command, pos []string) error {
+		r := &backupRun{env: e, o: &o, flags: cmd.Flags(), args: pos}
+		err := r.run()
+		exit = r.exit
+		return err
+	}
+	code := execute(e, c, args)
+	if exit != 0 {
+		return exit
+	}
+	return code
+}
+
+// backupRun is one invocation of qvm-backup.
+type backupRun struct {
+	*env
+	o     *backupFlags
+	flags *pflag.FlagSet
+	args  []string
+	// exit, when set, is the exit status (the error, if any, is printed
+	// first).
+	exit int
+	// info receives the summary and the outcome: stdout, or stderr when
+	// the archive goes to stdout.
+	info io.Writer
+	// tty asks the question when the archive goes to stdout.
+	tty *os.File
+}
+
+func (r *backupRun) run() error {
+	if err := r.checkFlags(); err != nil {
+		return err
+	}
+	h, err := r.host()
+	if err != nil {
+		return err
+	}
+	opts, prof, err := r.options(h)
+	if err != nil {
+		return err
+	}
+	var save *profile.Profile
+	if r.o.saveProfile != "" {
+		if save, err = r.profileToSave(opts); err != nil {
+			return err
+		}
+	}
+	toStdout := opts.Destination.Path == "-" && isDom0(opts.Destination.VM)
+	r.info = r.stdout
+	if toStdout {
+		r.info = r.stderr
+		if f, ok := r.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return cli.WithHint(cli.Usagef("refusing to write the backup to a terminal"),
+				"redirect standard output to a file or a pipe: qvm-backup ... - > FILE")
+		}
+		if !r.o.yes {
+			// The archive takes stdout, and stdin may carry the
+			// passphrase: the question goes to the terminal.
+			tty, err := os.OpenFile("/dev/tty", os.O_RDWR|syscall.O_NOCTTY, 0)
+			if err != nil {
+				return cli.WithHint(cli.Usagef("no terminal to ask whether to proceed on, and the backup goes to standard output"),
+					"add --yes to write it without asking")
+			}
+			defer tty.Close()
+			r.tty = tty
+		}
+	}
+
+	p, err := backup.NewPlan(h, opts)
+	if err != nil {
+		return err
+	}
+	if !r.o.quiet || !r.o.yes {
+		if err := r.printSummary(p); err != nil {
+			return err
+		}
+	}
+	for _, w := range p.Warnings {
+		cli.Warn(r.stderr, r.tool, "%s", w)
+	}
+	if len(p.Problems) > 0 {
+		for _, pr := range p.Problems {
+			err := error(pr)
+			if pr.Hint != "" {
+				err = cli.WithHint(err, "%s", pr.Hint)
+			}
+			cli.PrintError(r.stderr, r.tool, err)
+		}
+		r.exit = cli.ExitError
+		return nil
+	}
+
+	if !r.o.yes {
+		ok, err := r.confirm()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			fmt.Fprintln(r.info, "Backup not started; nothing was written.")
+			r.exit = ExitDeclined
+			return nil
+		}
+	}
+
+	pass, err := r.passphrase(prof)
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	if err := p.SetPassphrase(pass); err != nil {
+		return err
+	}
+	if save != nil {
+		if r.o.savePassphrase {
+			save.Passphrase = pass
+		}
+		if err := r.saveProfile(h, *save); err != nil {
+			return err
+		}
+	}
+	return r.backup(p)
+}
+
+// checkFlags finds the contradictions in the command line.
+func (r *backupRun) checkFlags() error {
+	o := r.o
+	if !slices.Contains(cli.ProgressModes, o.progress) {
+		return cli.Usagef("unknown progress mode %q (valid: %s)", o.progress, strings.Join(cli.ProgressModes, ", "))
+	}
+	if r.flags.Changed("scrypt-logn") && (o.logN < 10 || o.logN > 40) {
+		return cli.Usagef("--scrypt-logn %d is out of range (10-40)", o.logN)
+	}
+	if o.noCompress && r.flags.Changed("compress") {
+		return cli.Usagef("-z/--compress and --no-compress contradict each other")
+	}
+	if o.noCompress && r.flags.Changed("compress-filter") {
+		return cli.Usagef("-Z/--compress-filter and --no-compress contradict each other")
+	}
+	if r.flags.Changed("compress-filter") && o.filter == "" {
+		return cli.Usagef("-Z/--compress-filter needs a program name")
+	}
+	if o.savePassphrase && o.saveProfile == "" {
+		return cli.Usagef("--save-passphrase needs --save-profile NAME")
+	}
+	if o.saveProfile != "" {
+		if err := profile.ValidateName(o.saveProfile); err != nil {
+			return cli.AsUsage(fmt.Errorf("--save-profile: %w", err))
+		}
+	}
+	if r.flags.Changed("profile") {
+		if err := profile.ValidateName(o.profile); err != nil {
+			return cli.AsUsage(fmt.Errorf("--profile: %w", err))
+		}
+		return r.checkProfileFlags()
+	}
+	if len(r.args) == 0 {
+		return cli.Usagef("missing backup_location (or --profile NAME)")
+	}
+	return nil
+}
+
+// checkProfileFlags refuses, naming them, the options that a profile
+// decides (behaviour.md E.10: the reference names options that do not
+// exist and ignores some of them).
+func (r *backupRun) checkProfileFlags() error {
+	var bad []string
+	if len(r.args) > 0 {
+		bad = append(bad, fmt.Sprintf("backup_location (%s)", r.args[0]))
+	}
+	if len(r.args) > 1 {
+		bad = append(bad, fmt.Sprintf("vm names (%s)", strings.Join(r.args[1:], " ")))
+	}
+	for _, f := range []struct{ name, shown string }{
+		{"exclude", "-x/--exclude"},
+		{"dest-vm", "-d/--dest-vm"},
+		{"compress", "-z/--compress"},
+		{"no-compress", "--no-compress"},
+		{"compress-filter", "-Z/--compress-filter"},
+		{"scrypt-logn", "--scrypt-logn"},
+		{"save-profile", "--save-profile"},
+		{"save-passphrase", "--save-passphrase"},
+	} {
+		if r.flags.Changed(f.name) {
+			bad = append(bad, f.shown)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	list := bad[0]
+	if len(bad) > 1 {
+		list = strings.Join(bad[:len(bad)-1], ", ") + " and " + bad[len(bad)-1]
+	}
+	return cli.WithHint(cli.Usagef("--profile cannot be combined with %s", list),
+		"the profile says what to back up, where to and how; change it with --save-profile, or leave --profile out")
+}
+
+// options turns the command line, or the profile, into the engine's
+// options. prof is the loaded profile, if any.
+func (r *backupRun) options(h *host.Host) (backup.Options, *profile.Profile, error) {
+	o := r.o
+	if r.flags.Changed("profile") {
+		prof, err := profile.Load(h.Root(), o.profile)
+		if err != nil {
+			var pe *profile.Error
+			if errors.As(err, &pe) && pe.Hint != "" {
+				err = cli.WithHint(err, "%s", pe.Hint)
+			}
+			return backup.Options{}, nil, err
+		}
+		if prof.Include != nil && len(prof.Include) == 0 {
+			return backup.Options{}, nil, fmt.Errorf("backup profile %s selects no VM (include: [])", o.profile)
+		}
+		return backup.Options{
+			VMs:         prof.Include,
+			Exclude:     prof.Exclude,
+			Compression: prof.Compression.FilterName(),
+			ScryptLogN:  uint8(prof.ScryptLogN),
+			Destination: backup.Destination{Path: prof.DestinationPath, VM: prof.DestinationVM},
+		}, &prof, nil
+	}
+	opts := backup.Options{
+		VMs:         r.args[1:],
+		Exclude:     o.exclude,
+		Compression: "gzip",
+		ScryptLogN:  uint8(o.logN),
+		Destination: backup.Destination{Path: r.args[0], VM: o.destVM},
+	}
+	switch {
+	case o.noCompress:
+		opts.Compression = "none"
+	case o.filter != "":
+		opts.Compression = o.filter
+	}
+	return opts, nil, nil
+}
+
+// isDom0 reports whether a destination VM means dom0.
+func isDom0(vm string) bool { return vm == "" || vm == profile.Dom0 }
+
+// isDom0Path reports whether a dom0 location is a path, as the engine
+// decides: absolute, or starting with "." ("./", "../").
+func isDom0Path(loc string) bool {
+	return strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, ".")
+}
+
+// profileToSave is what --save-profile stores, checked before anything
+// happens: a profile can hold a dom0 path (made absolute, as the
+// reference does) or a VM's location, not standard output or a command.
+func (r *backupRun) profileToSave(opts backup.Options) (*profile.Profile, error) {
+	dst := opts.Destination
+	p := &profile.Profile{
+		DestinationVM:   profile.Dom0,
+		DestinationPath: dst.Path,
+		Include:         opts.VMs,
+		Exclude:         opts.Exclude,
+		ScryptLogN:      int(opts.ScryptLogN),
+	}
+	if len(p.Include) == 0 {
+		p.Include = nil // include: null, the default selection
+	}
+	if !isDom0(dst.VM) {
+		p.DestinationVM = dst.VM
+	} else {
+		if !isDom0Path(dst.Path) {
+			what := "a dom0 command"
+			if dst.Path == "-" {
+				what = "standard output"
+			}
+			return nil, cli.WithHint(cli.Usagef("--save-profile: a profile cannot send the backup to %s", what),
+				"a profile's dom0 destination is a directory or file path; a command is possible in a VM (--dest-vm)")
+		}
+		abs, err := filepath.Abs(dst.Path)
+		if err != nil {
+			return nil, err
+		}
+		p.DestinationPath = abs
+	}
+	switch opts.Compression {
+	case "none":
+		p.Compression.Off = true
+	case "gzip":
+	default:
+		p.Compression.Filter = opts.Compression
+	}
+	if err := p.Validate(); err != nil {
+		return nil, cli.AsUsage(fmt.Errorf("--save-profile: %w", err))
+	}
+	return p, nil
+}
+
+// printSummary shows the reference summary table and our additions:
+// where the archive goes, its compression and the estimates.
+func (r *backupRun) printSummary(p *backup.Plan) error {
+	if err := writeSummaryTable(r.info, p.Summary()); err != nil {
+		return err
+	}
+	if p.Target.Kind == 0 {
+		return nil // no destination: the problems say why
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nDestination: %s\n", p.Target)
+	fmt.Fprintf(&b, "Compression: %s\n", p.Compression)
+	fmt.Fprintf(&b, "Estimated archive size: at most %s\n", summarySize(p.EstimatedArchiveSize))
+	fmt.Fprintf(&b, "Estimated time: %s\n", estimatedTime(p.EstimatedDuration))
+	_, err := io.WriteString(r.info, b.String())
+	return err
+}
+
+// estimatedTime words the engine's rough guess.
+func estimatedTime(d time.Duration) string {
+	if d < time.Minute {
+		return "less than a minute"
+	}
+	return "about " + cli.FormatDuration(d)
+}
+
+// confirm asks whether to proceed: on stdin, or on the terminal when the
+// archive goes to stdout.
+func (r *backupRun) confirm() (bool, error) {
+	if r.tty != nil {
+		return cli.Confirm(r.tty, r.tty, proceedQuestion)
+	}
+	in := &readCounter{r: r.stdin}
+	ok, err := cli.Confirm(in, r.stdout, proceedQuestion)
+	if in.n > 0 && !isTerminal(r.stdin) {
+		fmt.Fprintln(r.stdout) // a terminal echoes the answer's newline; a pipe does not
+	}
+	return ok, err
+}
+
+// readCounter counts the bytes read through it.
+type readCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *readCounter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// passphrase comes from --passphrase-file, else the profile, else the
+// terminal (twice).
+func (r *backupRun) passphrase(prof *profile.Profile) ([]byte, error) {
+	if r.o.passFile != "" {
+		pass, warnings, err := cli.ReadPassphraseFile(r.o.passFile)
+		for _, w := range warnings {
+			cli.Warn(r.stderr, r.tool, "%s", w)
+		}
+		return pass, err
+	}
+	if prof != nil && prof.HasPassphrase() {
+		return prof.Passphrase, nil
+	}
+	pass, err := cli.ReadPassphrase(passphrasePrompt, true)
+	if errors.Is(err, cli.ErrNoTerminal) && prof != nil {
+		err = cli.WithHint(err, "the profile holds no passphrase: use --passphrase-file FILE, or save the profile with --save-passphrase")
+	}
+	return pass, err
+}
+
+// saveProfile writes the --save-profile profile, warning when it holds the
+// passphrase.
+func (r *backupRun) saveProfile(h *host.Host, p profile.Profile) error {
+	name := r.o.saveProfile
+	if err := profile.Save(h.Root(), name, p); err != nil {
+		return err
+	}
+	path, _ := profile.Path(h.Root(), name)
+	if p.HasPassphrase() {
+		cli.Warn(r.stderr, r.tool, "the passphrase is stored in plain text in %s (mode 0600: only its owner and root can read it)", path)
+	}
+	if !r.o.quiet {
+		fmt.Fprintf(r.info, "Backup profile saved to %s (run it again with: %s --profile %s)\n", path, r.tool, name)
+	}
+	return nil
+}
+
+// backup runs the plan with the chosen progress printer until it is done,
+// fails, or SIGINT or SIGTERM cancels it.
+func (r *backupRun) backup(p *backup.Plan) error {
+	mode := r.o.progress
+	if r.o.quiet && !r.flags.Changed("progress") {
+		mode = "none"
+	}
+	rep, err := backupProgress(mode, r.stderr)
+	if err != nil {
+		return err
+	}
+	// Installed only now: ReadPassphrase restores the terminal on Ctrl-C
+	// only while no handler of ours is installed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := backup.Run(ctx, p, r.stdout, rep)
+	if bar, ok := rep.(*cli.ProgressBar); ok && err != nil {
+		bar.Clear()
+	}
+	if err != nil {
+		if errors.Is(err, backup.ErrCancelled) || ctx.Err() != nil {
+			r.exit = ExitInterrupted
+			err = errors.New("backup cancelled")
+			if p.Target.Kind == backup.ToStdout {
+				err = cli.WithHint(err, "what was written to standard output is an incomplete backup; discard it")
+			}
+			return err
+		}
+		if errors.Is(err, syscall.ENOSPC) {
+			err = cli.WithHint(err, "free some space or choose another destination; the partial backup was removed")
+		}
+		return err
+	}
+	for _, w := range res.Warnings {
+		cli.Warn(r.stderr, r.tool, "%s", w)
+	}
+	if !r.o.quiet {
+		fmt.Fprintf(r.info, "Backup written to %s\n", resultLocation(res))
+	}
+	return nil
+}
+
+// resultLocation says where a finished backup is.
+func resultLocation(res *backup.Result) string {
+	t := res.Target
+	switch t.Kind {
+	case backup.ToStdout:
+		return "standard output"
+	case backup.ToCommand:
+		return "command: " + t.Path
+	case backup.ToVM:
+		if res.Location != "" {
+			return res.Location + " in VM " + t.VM
+		}
+		return "command in VM " + t.VM + ": " + t.Path
+	}
+	return res.Location
+}
+
+// backupProgress is cli.ChooseProgress for any writer: one that is not a
+// file is no terminal.
+func backupProgress(mode string, w io.Writer) (progress.Reporter, error) {
+	if f, ok := w.(*os.File); ok {
+		return cli.ChooseProgress(mode, f)
+	}
+	switch mode {
+	case "auto", "lines":
+		return cli.NewProgressLines(w, cli.LinesInterval), nil
+	case "bar":
+		return cli.NewProgressBar(w, nil), nil
+	case "json":
+		return cli.NewProgressJSON(w), nil
+	case "none":
+		return progress.Discard, nil
+	}
+	return nil, cli.Usagef("unknown progress mode %q (valid: %s)", mode, strings.Join(cli.ProgressModes, ", "))
+}
