@@ -85,6 +85,7 @@ type backupFlags struct {
 	logN                 int
 	yes, quiet           bool
 	progress             string
+	verify               bool
 }
 
 // QvmBackup is qvm-backup: back up VMs into an encrypted archive, after
@@ -107,6 +108,7 @@ func QvmBackup(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f.StringVarP(&o.filter, "compress-filter", "Z", "", "compress with `PROG` (gzip, zstd, bzip2, xz, ...) instead of gzip")
 	f.IntVar(&o.logN, "scrypt-logn", 0, "scrypt cost `N` of each key: 2^N, 10-40 (default 18; lower is faster and weaker)")
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask whether to proceed")
+	f.BoolVar(&o.verify, "verify", false, "read the written backup file back in full (decrypt, decompress, check every file and the manifest) and report per VM")
 	f.StringVar(&o.progress, "progress", "auto", "show progress on standard error as `MODE`: auto (a bar on a terminal, else lines), bar, lines, json or none")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only warnings and errors (and, without --yes, the summary and question); no progress unless --progress")
 
@@ -529,6 +531,33 @@ func (r *backupRun) backup(p *backup.Plan) error {
 	}
 	if !r.o.quiet {
 		fmt.Fprintf(r.info, "Backup written to %s\n", resultLocation(res))
+	}
+	if r.o.verify {
+		return r.verify(ctx, p, res, mode)
+	}
+	return nil
+}
+
+// verify reads the written file back and reports per VM; a failure means
+// the backup on disk cannot be trusted.
+func (r *backupRun) verify(ctx context.Context, p *backup.Plan, res *backup.Result, mode string) error {
+	if res.Location == "" || res.Target.VM != "" {
+		cli.Warn(r.stderr, r.tool, "--verify reads back a backup file in dom0 only; this one went to %s", resultLocation(res))
+		return nil
+	}
+	rep, err := backupProgress(mode, r.stderr)
+	if err != nil {
+		return err
+	}
+	checks, err := backup.Verify(ctx, p, res, rep)
+	if err != nil {
+		return cli.WithHint(fmt.Errorf("verification failed: %w", err), "the backup file is damaged or incomplete: do not rely on it")
+	}
+	if !r.o.quiet {
+		fmt.Fprintf(r.info, "Verified %s:\n", res.Location)
+		for _, c := range checks {
+			fmt.Fprintf(r.info, "  %-16s OK  %d file(s), %s of content\n", c.Name, c.Files, cli.FormatSize(c.Data))
+		}
 	}
 	return nil
 }
