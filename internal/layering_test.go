@@ -15,6 +15,7 @@ func TestLayering(t *testing.T) {
 		"compress":  {"scryptenc", "sparsetar", "archive", "host", "backup", "restore", "cli", "admintools", "gui"},
 		"archive":   {"host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
 		"host":      {"archive", "scryptenc", "compress", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
+		"publish":   {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
 		"progress":  {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
 		"profile":   {"backup", "restore", "cli", "admintools", "gui"},
 		"backup":    {"restore", "profile", "cli", "admintools", "gui"},

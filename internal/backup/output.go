@@ -2,11 +2,9 @@ package backup
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"pedos.dev/backup/internal/publish"
 	"pedos.dev/backup/internal/qrexec"
 )
 
@@ -66,93 +65,48 @@ func (p *Plan) open(ctx context.Context, out io.Writer, now time.Time) (output, 
 // and links it to the backup's name once it is complete and on disk.
 type fileOutput struct {
 	*os.File
-	dir, tmp, base string
+	root      *os.Root // the destination directory
+	tmp, base string
 }
 
 func openFile(dir, base string) (*fileOutput, error) {
-	for range 10 {
-		tmp := filepath.Join(dir, "."+base+"."+rand.Text()[:10]+".part")
-		// 0600: a backup is nobody else's business, even encrypted.
-		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return &fileOutput{File: f, dir: dir, tmp: tmp, base: base}, nil
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("cannot create a temporary file in %s", dir)
+	f, tmp, err := publish.CreateTemp(root, ".", base)
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+	return &fileOutput{File: f, root: root, tmp: tmp, base: base}, nil
 }
 
 func (o *fileOutput) commit() (string, error) {
+	defer o.root.Close()
 	err := o.Sync()
 	if cerr := o.Close(); err == nil {
 		err = cerr
 	}
 	var name string
 	if err == nil {
-		name, err = publish(o.dir, o.tmp, o.base)
+		name, err = publish.Publish(o.root, ".", o.tmp, o.base)
 	}
 	if err == nil {
-		err = syncDir(o.dir)
+		err = publish.SyncDir(o.root, ".")
 	}
 	if err != nil {
-		os.Remove(o.tmp)
+		o.root.Remove(o.tmp)
 		return "", err
 	}
-	return filepath.Join(o.dir, name), nil
+	return filepath.Join(o.root.Name(), name), nil
 }
 
 func (o *fileOutput) abort(error) error {
 	o.Close()
-	os.Remove(o.tmp)
+	o.root.Remove(o.tmp)
+	o.root.Close()
 	return nil
-}
-
-// maxSuffix bounds the names tried: base, base-2, ... base-99.
-const maxSuffix = 99
-
-func suffixed(base string, i int) string {
-	if i == 1 {
-		return base
-	}
-	return fmt.Sprintf("%s-%d", base, i)
-}
-
-// publish gives the finished temporary file the first free name of base,
-// base-2, base-3...: a hard link never replaces an existing file, not even
-// one made a moment ago. Where there are no hard links (FAT, some FUSE
-// file systems) it renames after a check, which only a race can defeat.
-func publish(dir, tmp, base string) (string, error) {
-	for i := 1; i <= maxSuffix; i++ {
-		name := suffixed(base, i)
-		final := filepath.Join(dir, name)
-		err := os.Link(tmp, final)
-		if err == nil {
-			os.Remove(tmp)
-			return name, nil
-		}
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if _, lerr := os.Lstat(final); lerr == nil {
-			continue
-		} else if !errors.Is(lerr, fs.ErrNotExist) {
-			return "", lerr
-		}
-		return name, os.Rename(tmp, final)
-	}
-	return "", fmt.Errorf("no free name for %s in %s", base, dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 type stdoutOutput struct{ io.Writer }

@@ -2,20 +2,17 @@ package qrexec
 
 import (
 	"bufio"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path"
 	"time"
-)
 
-// maxSuffix bounds the search for a free backup file name.
-const maxSuffix = 1000
+	"pedos.dev/backup/internal/publish"
+)
 
 // serveBackup is the VM side of qubes.Backup; in carries the frames.
 func serveBackup(h *handler, root *os.Root, loc string, in *bufio.Reader) int {
@@ -35,14 +32,14 @@ func serveBackup(h *handler, root *os.Root, loc string, in *bufio.Reader) int {
 // final name only once it is complete and on disk.
 func backupToDir(h *handler, root *os.Root, loc, dir string, in *bufio.Reader) int {
 	base := "qubes-backup-" + time.Now().Format("2006-01-02T150405")
-	f, tmp, err := createTemp(root, dir, base)
+	f, tmp, err := publish.CreateTemp(root, dir, base)
 	if err != nil {
 		return h.fail(err)
 	}
 	// Removing the name is enough, even while the file is being written:
 	// the data goes when we exit.
 	h.setUndo(func() { root.Remove(tmp) })
-	if err := reply("ready %s", path.Join(loc, freeName(root, dir, base))); err != nil {
+	if err := reply("ready %s", path.Join(loc, publish.FreeName(root, dir, base))); err != nil {
 		return h.fail(err)
 	}
 
@@ -60,90 +57,19 @@ func backupToDir(h *handler, root *os.Root, loc, dir string, in *bufio.Reader) i
 	}
 	var name string
 	err = h.commit(func() (err error) {
-		name, err = publish(root, dir, tmp, base)
+		name, err = publish.Publish(root, dir, tmp, base)
 		return err
 	})
 	if err != nil {
 		return h.fail(err)
 	}
-	if err := syncDir(root, dir); err != nil {
+	if err := publish.SyncDir(root, dir); err != nil {
 		return h.fail(fmt.Errorf("%s is complete, but its directory could not be synced: %w", name, err))
 	}
 	if err := reply("saved %s", path.Join(loc, name)); err != nil {
 		return h.fail(err)
 	}
 	return 0
-}
-
-// createTemp creates a hidden file for the stream in dir, in which a
-// finished backup will be: publishing it is then a link in one directory.
-// The mode is 0600: a backup is nobody else's business, even encrypted.
-func createTemp(root *os.Root, dir, base string) (*os.File, string, error) {
-	for range 10 {
-		name := path.Join(dir, "."+base+"."+rand.Text()[:10]+".part")
-		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		return f, name, err
-	}
-	return nil, "", fmt.Errorf("cannot create a temporary file in %s", dir)
-}
-
-// suffixed is the i-th candidate name: base, base-2, base-3, ...
-func suffixed(base string, i int) string {
-	if i == 1 {
-		return base
-	}
-	return fmt.Sprintf("%s-%d", base, i)
-}
-
-// freeName is the name the backup will get if nothing takes it meanwhile.
-func freeName(root *os.Root, dir, base string) string {
-	for i := 1; i < maxSuffix; i++ {
-		if _, err := root.Lstat(path.Join(dir, suffixed(base, i))); errors.Is(err, fs.ErrNotExist) {
-			return suffixed(base, i)
-		}
-	}
-	return suffixed(base, maxSuffix)
-}
-
-// publish gives the finished temporary file the first free name. A hard
-// link cannot replace an existing file, so it never overwrites anything,
-// not even one created a moment ago. Where there are no hard links (FAT,
-// some FUSE file systems) it falls back to a rename after a check, which
-// only a race can defeat.
-func publish(root *os.Root, dir, tmp, base string) (string, error) {
-	for i := 1; i <= maxSuffix; i++ {
-		name := suffixed(base, i)
-		final := path.Join(dir, name)
-		err := root.Link(tmp, final)
-		if err == nil {
-			// Left behind, the temporary name would be a second link
-			// to a good backup: harmless, hence not an error.
-			root.Remove(tmp)
-			return name, nil
-		}
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if _, lerr := root.Lstat(final); lerr == nil {
-			continue
-		} else if !errors.Is(lerr, fs.ErrNotExist) {
-			return "", lerr
-		}
-		return name, root.Rename(tmp, final)
-	}
-	return "", fmt.Errorf("no free name for %s in %s", base, dir)
-}
-
-func syncDir(root *os.Root, dir string) error {
-	d, err := root.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // backupToCommand feeds the stream to the command's stdin.
