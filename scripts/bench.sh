@@ -76,12 +76,8 @@ std_read() {
 # The documented procedure as users run it (doc/emergency-restore.md):
 # decrypted pieces go to disk before they are joined and decompressed.
 doc_read() {
-	local dir=$work/doc-out
-	mkdir -p "$dir"; cd "$dir"
-	BACKUP=$work/std.backup PASS=$pass bash -c "$procedure" >/dev/null
-	cd - >/dev/null
+	scripts/emergency-restore.sh "$work/std.backup" "$work/pass" "$work/doc-out" >/dev/null
 }
-procedure=$(sed -n '/<!-- emergency-v4:begin -->/,/<!-- emergency-v4:end -->/p' doc/emergency-restore.md | sed '1,2d;$d' | sed '$d')
 
 ours_write() {
 	"$tool" create -o "$work/ours.backup" -p "$work/pass" --scrypt-logn 18 vm1/private.img="$work/src/private.img"

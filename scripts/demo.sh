@@ -30,9 +30,7 @@ run qvm-prefs work backup_timestamp
 
 echo
 echo "emergency recovery with standard tools only (doc/emergency-restore.md):"
-mkdir "$work/emergency"
-procedure=$(sed -n '/<!-- emergency-v4:begin -->/,/<!-- emergency-v4:end -->/p' doc/emergency-restore.md | sed '1,2d;$d' | sed '$d')
-(cd "$work/emergency" && BACKUP="$backup" PASS="$(head -n1 "$work/pass")" bash -c "$procedure")
+scripts/emergency-restore.sh "$backup" "$work/pass" "$work/emergency"
 qid=$(qvm-prefs work qid)
 qvm-volume export work:private "$work/work-private.img"
 cmp "$work/work-private.img" "$work/emergency/vm$qid/private.img"

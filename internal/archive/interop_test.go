@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,21 +13,6 @@ import (
 
 	"pedos.dev/backup/internal/testutil"
 )
-
-// emergencyScript returns the format 4 procedure from doc/emergency-restore.md,
-// so the test runs exactly what users are told to run.
-func emergencyScript(t *testing.T) string {
-	t.Helper()
-	doc, err := os.ReadFile("../../doc/emergency-restore.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile("(?s)<!-- emergency-v4:begin -->\n```bash\n(.*?)```\n<!-- emergency-v4:end -->").FindSubmatch(doc)
-	if m == nil {
-		t.Fatal("doc/emergency-restore.md has no marked format 4 procedure")
-	}
-	return string(m[1])
-}
 
 func requireStandardTools(t *testing.T) {
 	for _, tool := range []string{"bash", "tar", "scrypt", "gzip", "sort", "find", "xargs"} {
@@ -50,10 +34,7 @@ func TestEmergencyProcedureRecoversOurArchive(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := t.TempDir()
-			cmd := exec.Command("bash", "-c", emergencyScript(t))
-			cmd.Dir = out
-			cmd.Env = append(os.Environ(), "BACKUP="+backup, "PASS="+string(testPass))
-			if res, err := cmd.CombinedOutput(); err != nil {
+			if res, err := testutil.EmergencyRestore(t, backup, testPass, out); err != nil {
 				t.Fatalf("emergency procedure failed: %v\n%s", err, res)
 			}
 			want := fx.expected(t)
@@ -84,10 +65,7 @@ func TestEmergencyProcedureRecoversOurArchive(t *testing.T) {
 	// The procedure stops at the header with a wrong passphrase.
 	backup := filepath.Join(t.TempDir(), "b")
 	os.WriteFile(backup, fx.archive(t, testWriterOptions()), 0o600)
-	cmd := exec.Command("bash", "-c", emergencyScript(t))
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "BACKUP="+backup, "PASS=wrong")
-	res, err := cmd.CombinedOutput()
+	res, err := testutil.EmergencyRestore(t, backup, []byte("wrong"), t.TempDir())
 	if err == nil || !strings.Contains(string(res), "Passphrase is incorrect") {
 		t.Fatalf("wrong passphrase: %v\n%s", err, res)
 	}

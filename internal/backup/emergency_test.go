@@ -3,9 +3,7 @@ package backup
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -14,21 +12,6 @@ import (
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/testutil"
 )
-
-// emergencyScript is the format 4 procedure of doc/emergency-restore.md,
-// so the test runs exactly what users are told to run.
-func emergencyScript(t *testing.T) string {
-	t.Helper()
-	doc, err := os.ReadFile("../../doc/emergency-restore.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile("(?s)<!-- emergency-v4:begin -->\n```bash\n(.*?)```\n<!-- emergency-v4:end -->").FindSubmatch(doc)
-	if m == nil {
-		t.Fatal("doc/emergency-restore.md has no marked format 4 procedure")
-	}
-	return string(m[1])
-}
 
 // A backup of the whole demo host, made the way qvm-backup makes it (to a
 // directory, gzip), is recovered by the documented procedure with standard
@@ -45,10 +28,7 @@ func TestEmergencyRestore(t *testing.T) {
 	_, res := mustRun(t, h, opts, nil)
 
 	out := t.TempDir()
-	cmd := exec.Command("bash", "-c", emergencyScript(t))
-	cmd.Dir = out
-	cmd.Env = append(os.Environ(), "BACKUP="+res.Location, "PASS="+string(testPass))
-	if msg, err := cmd.CombinedOutput(); err != nil {
+	if msg, err := testutil.EmergencyRestore(t, res.Location, testPass, out); err != nil {
 		t.Fatalf("emergency procedure failed: %v\n%s", err, msg)
 	}
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # emergency-restore.sh BACKUP PASSFILE DIR recovers BACKUP into DIR with the
 # format 4 procedure of doc/emergency-restore.md (the marked bash block, taken
-# from the document as scripts/demo.sh takes it), so that the tests run
+# from the document), so that the demo, the bench and the tests run
 # exactly what users are told to run: GNU tar, scrypt and the decompressor.
 set -euo pipefail
 doc=$(dirname "$0")/../doc/emergency-restore.md
