@@ -241,7 +241,7 @@ func scriptEnv(ts *testscript.TestScript) []string {
 }
 
 // canMountTmpfs reports, once, whether tmpfs file systems can be mounted
-// here (as root): the condition [tmpfs].
+// here (as root): the condition [need:tmpfs].
 var canMountTmpfs = sync.OnceValue(func() bool {
 	dir, err := os.MkdirTemp("", "tmpfs-probe")
 	if err != nil {
@@ -255,7 +255,7 @@ var canMountTmpfs = sync.OnceValue(func() bool {
 })
 
 // tmpfs DIR SIZE mounts a tmpfs of SIZE on DIR (made if need be) until the
-// end of the script. Scripts check [tmpfs] first.
+// end of the script. Scripts check [need:tmpfs] first.
 func cmdTmpfs(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: tmpfs DIR SIZE")

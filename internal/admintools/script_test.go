@@ -56,10 +56,10 @@ func TestScripts(t *testing.T) {
 			"fill":      cmdFill,
 			"fifo":      cmdFifo,
 		},
-		// [tmpfs]: small file systems can be mounted (as root) to fill up.
+		// [need:TOOL,...]: external programs (or "tmpfs") a script needs.
 		Condition: func(cond string) (bool, error) {
-			if cond == "tmpfs" {
-				return canMountTmpfs(), nil
+			if list, ok := strings.CutPrefix(cond, "need:"); ok {
+				return need(list)
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -67,6 +67,27 @@ func TestScripts(t *testing.T) {
 		// compares against; review the diff before committing it.
 		UpdateScripts: os.Getenv("PEDOS_UPDATE_SCRIPTS") != "",
 	})
+}
+
+// need reports whether the external programs a script depends on exist
+// ("tmpfs": whether small file systems can be mounted). Under CI a missing
+// one is an error that fails the script, since a skipped interop test
+// proves nothing there; elsewhere the script may skip.
+func need(list string) (bool, error) {
+	var missing []string
+	for _, tool := range strings.Split(list, ",") {
+		if tool == "tmpfs" {
+			if !canMountTmpfs() {
+				missing = append(missing, "a mountable tmpfs (needs root)")
+			}
+		} else if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 && os.Getenv("CI") != "" {
+		return false, fmt.Errorf("missing under CI: %s (scripts/test.sh installs the tools)", strings.Join(missing, ", "))
+	}
+	return len(missing) == 0, nil
 }
 
 // status CODE PROG [ARG...] runs PROG like exec and checks its exit status.
