@@ -338,3 +338,48 @@ func TestReaderKDFBudget(t *testing.T) {
 		t.Fatalf("forced: %v", err)
 	}
 }
+
+// Skipping the rest of a partly read file (Next before its end) leaves the
+// reader consistent: the parallel decompressor has stopped reading the
+// chunks before they are skipped (run with -race).
+func TestNextAfterPartialRead(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, testWriterOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.AddBytes(QubesXMLName, []byte(fixtureXML))
+	big := randomData(6<<20, 11) // six gzip members, many chunks
+	for _, name := range []string{"vm1/a", "vm1/b"} {
+		if err := w.AddFile(name, func(out io.Writer) error { _, err := out.Write(big); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		r, err := NewReader(bytes.NewReader(buf.Bytes()), testReaderOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for {
+			f, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, f.Name)
+			if _, err := io.ReadFull(f, make([]byte, 1000)); err != nil {
+				t.Fatalf("%s: %v", f.Name, err)
+			}
+		}
+		r.Close()
+		if strings.Join(names, " ") != "vm1/a vm1/b" {
+			t.Fatalf("files %v", names)
+		}
+	}
+}

@@ -197,6 +197,7 @@ func peekMemberSize(br *bufio.Reader) (int, bool) {
 type parallelGzipReader struct {
 	queue chan *gzipMember
 	stop  chan struct{}
+	ended chan struct{} // closed when readMembers no longer reads the source
 	once  sync.Once
 	cur   *gzipMember
 	pos   int
@@ -216,12 +217,13 @@ var closedReady = func() chan struct{} { c := make(chan struct{}); close(c); ret
 
 func newParallelGzipReader(br *bufio.Reader) *parallelGzipReader {
 	n := runtime.GOMAXPROCS(0)
-	p := &parallelGzipReader{queue: make(chan *gzipMember, 2*n), stop: make(chan struct{})}
+	p := &parallelGzipReader{queue: make(chan *gzipMember, 2*n), stop: make(chan struct{}), ended: make(chan struct{})}
 	go p.readMembers(br, n)
 	return p
 }
 
 func (p *parallelGzipReader) readMembers(br *bufio.Reader, workers int) {
+	defer close(p.ended)
 	slots := make(chan struct{}, workers)
 	send := func(m *gzipMember) bool {
 		select {
@@ -331,9 +333,11 @@ func (p *parallelGzipReader) Read(b []byte) (int, error) {
 	}
 }
 
-// Close stops reading ahead.
+// Close stops reading ahead and returns once nothing reads the source any
+// more, so the caller may go on reading it (to skip the rest of a file).
 func (p *parallelGzipReader) Close() error {
 	p.once.Do(func() { close(p.stop) })
+	<-p.ended
 	p.err = errGzipClosed
 	return nil
 }
