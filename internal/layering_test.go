@@ -18,6 +18,7 @@ func TestLayering(t *testing.T) {
 		"publish":   {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
 		"progress":  {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
 		"profile":   {"backup", "restore", "cli", "admintools", "gui"},
+		"restore":   {"backup", "profile", "cli", "admintools", "gui"},
 		"backup":    {"restore", "profile", "cli", "admintools", "gui"},
 		"qrexec":    {"archive", "host", "backup", "restore", "profile", "cli", "admintools", "gui"},
 	}

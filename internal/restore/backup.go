@@ -1,0 +1,320 @@
+// Package restore is the restore engine. Open reads a format 4 archive's
+// header and qubes.xml and lists what the backup holds; Plan decides, for
+// a host (or for none: verify-only and extract), what will be restored and
+// finds every problem first (behaviour.md B.3, B.4, with the fixes of E.5,
+// E.7 and E.9); VerifyOnly reads every selected file to its end and proves
+// the backup complete (E.3, Qubes #3498); ExtractTo writes the data to a
+// directory. Restoring into a host comes later and uses the same Plan.
+//
+// A Backup is read once, front to back: Open reads the metadata, and one
+// data pass (VerifyOnly or ExtractTo) reads the rest. The archive reader
+// decrypts only the files of the VMs the plan restores; it waits for the
+// plan before deciding.
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/scryptenc"
+)
+
+var (
+	// ErrBadMetadata: qubes.xml does not describe a usable backup (a
+	// missing or malformed backup-path or backup-size, overlapping paths).
+	ErrBadMetadata = errors.New("invalid backup metadata")
+	// ErrUnknownVM: a VM named in the options is not in the backup.
+	ErrUnknownVM = errors.New("no such VM in the backup")
+	// ErrUsed: the backup's data has already been read (or it was closed).
+	ErrUsed = errors.New("the backup has already been read")
+)
+
+// OpenOptions configure Open.
+type OpenOptions struct {
+	Passphrase []byte
+	// Limits bound the scrypt parameters accepted from the archive; zero
+	// means scryptenc.DefaultLimits.
+	Limits scryptenc.Limits
+	// ForceFilter is a decompression program the user named explicitly
+	// (--compression-filter).
+	ForceFilter string
+	// Workers: concurrent chunk decryptions; 0 means one per CPU.
+	Workers int
+	// ChunkSize is the writer's cut size; 0 means 100 MiB. Tests only.
+	ChunkSize int
+}
+
+// Ref is a property that names a VM. Set false: the property is not
+// stored, its default applies. Set with Name "": explicitly none.
+type Ref struct {
+	Name string
+	Set  bool
+}
+
+// VM is one VM of the backup, as its qubes.xml describes it. For dom0 it
+// describes the dom0 home (Class AdminVM, User set).
+type VM struct {
+	Name, Class string
+	Qid         int
+	Label       string // label name; "" if unknown
+	Template    string // "" for none
+	NetVM       Ref
+	// DefaultDispVM is the stored default_dispvm.
+	DefaultDispVM      Ref
+	TemplateForDispVMs bool
+	ProvidesNetwork    bool
+	// Properties are the stored properties in file order (label as its
+	// id), without qid and uuid, which a restored VM gets anew.
+	Properties []host.Property
+	// Features without the backup bookkeeping (backup-content,
+	// backup-path, backup-size).
+	Features []host.Feature
+	Tags     []string
+	Devices  []host.Device
+	Volumes  []host.Volume
+	// Path is the backup-path: "vm<qid>/", or "dom0-home/<user>" for dom0.
+	Path string
+	// Size is the backup-size.
+	Size int64
+	// User is the dom0 user whose home is stored (dom0 only): the last
+	// part of Path.
+	User string
+}
+
+// volume returns the volume-config entry of the volume stored as file
+// base name "<name>.img".
+func (v *VM) volume(name string) (host.Volume, bool) {
+	for _, vol := range v.Volumes {
+		if vol.Name == name {
+			return vol, true
+		}
+	}
+	return host.Volume{}, false
+}
+
+// owns reports whether a stored file belongs to the VM.
+func (v *VM) owns(file string) bool {
+	if v.Class == host.AdminVM {
+		return file == v.Path
+	}
+	return strings.HasPrefix(file, v.Path)
+}
+
+// Backup is an opened archive: its header, database and VMs, and the
+// reader positioned before the data.
+type Backup struct {
+	Header archive.Header
+	// QubesXML is the archive's qubes.xml as stored.
+	QubesXML []byte
+	// DB is the parsed qubes.xml, with the backup bookkeeping features
+	// removed from the backed-up VMs.
+	DB *host.DB
+	// VMs are the backed-up VMs other than dom0, by qid.
+	VMs []*VM
+	// Dom0 is the dom0 home, or nil when the backup holds none.
+	Dom0 *VM
+
+	reader *archive.Reader
+	opened atomic.Bool // Open has returned
+
+	mu       sync.Mutex
+	ready    chan struct{} // closed once the selection is known
+	closed   chan struct{}
+	started  bool
+	isClosed bool
+	selected map[*VM]bool
+}
+
+// Open reads the header and qubes.xml of a format 4 archive and lists the
+// backed-up VMs. It fails with archive.ErrBadPassphrase before anything
+// else when the passphrase is wrong. The Backup must be closed.
+func Open(r io.Reader, opts OpenOptions) (*Backup, error) {
+	b := &Backup{ready: make(chan struct{}), closed: make(chan struct{})}
+	ar, err := archive.NewReader(r, archive.ReaderOptions{
+		Passphrase:  opts.Passphrase,
+		Limits:      opts.Limits,
+		ForceFilter: opts.ForceFilter,
+		Workers:     opts.Workers,
+		ChunkSize:   opts.ChunkSize,
+		Select:      b.selectFile,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.reader = ar
+	b.opened.Store(true)
+	b.Header = ar.Header()
+	b.QubesXML = ar.QubesXML()
+	if err := b.parse(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Close stops reading the archive. It does not close the input.
+func (b *Backup) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.isClosed {
+		b.isClosed = true
+		close(b.closed)
+		b.reader.Close()
+	}
+	return nil
+}
+
+// VM returns the backed-up VM of that (original) name; "dom0" is the
+// dom0 home.
+func (b *Backup) VM(name string) *VM {
+	if name == "dom0" {
+		return b.Dom0
+	}
+	for _, v := range b.VMs {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
+
+// all lists the VMs with the dom0 home last.
+func (b *Backup) all() []*VM {
+	out := append([]*VM(nil), b.VMs...)
+	if b.Dom0 != nil {
+		out = append(out, b.Dom0)
+	}
+	return out
+}
+
+// owner finds the backed-up VM a stored file belongs to.
+func (b *Backup) owner(file string) *VM {
+	for _, v := range b.all() {
+		if v.owns(file) {
+			return v
+		}
+	}
+	return nil
+}
+
+// selectFile is the archive reader's Select. Once Open has returned it
+// waits until a data pass has chosen the VMs, so that nothing is decrypted
+// that will not be used; before (the reader runs ahead while qubes.xml is
+// read) it takes the file, and the data pass drops it.
+func (b *Backup) selectFile(file string) bool {
+	if !b.opened.Load() {
+		return true
+	}
+	select {
+	case <-b.ready:
+	case <-b.closed:
+		return false
+	}
+	v := b.owner(file)
+	return v != nil && b.selected[v]
+}
+
+// start begins the one data pass with the selected VMs.
+func (b *Backup) start(sel map[*VM]bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.started || b.isClosed {
+		return ErrUsed
+	}
+	b.started = true
+	b.selected = sel
+	close(b.ready)
+	return nil
+}
+
+// Bookkeeping features the backup writer adds.
+var bookkeeping = []string{"backup-content", "backup-path", "backup-size"}
+
+func (b *Backup) parse() error {
+	db, err := host.ParseDB(b.QubesXML)
+	if err != nil {
+		return fmt.Errorf("%w: qubes.xml: %v", ErrBadMetadata, err)
+	}
+	b.DB = db
+	for _, d := range db.Domains() {
+		content, _ := d.Feature("backup-content")
+		if content == "" { // Python truthiness of a string
+			continue
+		}
+		v, err := describe(d)
+		if err != nil {
+			return err
+		}
+		for _, f := range bookkeeping {
+			d.DeleteFeature(f)
+		}
+		v.Features = d.Features()
+		if v.Class == host.AdminVM {
+			b.Dom0 = v
+		} else {
+			b.VMs = append(b.VMs, v)
+		}
+	}
+	// Paths must tell the VMs' files apart.
+	all := b.all()
+	for i, v := range all {
+		for _, w := range all[i+1:] {
+			if strings.HasPrefix(v.Path, w.Path) || strings.HasPrefix(w.Path, v.Path) {
+				return fmt.Errorf("%w: backup-path %q of %s and %q of %s overlap", ErrBadMetadata, v.Path, v.Name, w.Path, w.Name)
+			}
+		}
+	}
+	return nil
+}
+
+func describe(d *host.Domain) (*VM, error) {
+	v := &VM{Name: d.Name(), Class: d.Class(), Qid: d.Qid(), Label: d.Label(), Template: d.Template()}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: VM %s: %s", ErrBadMetadata, v.Name, fmt.Sprintf(format, args...))
+	}
+	p, _ := d.Feature("backup-path")
+	size, _ := d.Feature("backup-size")
+	n, err := strconv.ParseInt(size, 10, 64)
+	if err != nil || n < 0 {
+		return nil, bad("backup-size %q is not a size", size)
+	}
+	v.Size = n
+	v.Path = p
+	if v.Class == host.AdminVM {
+		user, ok := strings.CutPrefix(p, "dom0-home/")
+		if !ok || user == "" || strings.Contains(user, "/") || archive.CheckFileName(p) != nil {
+			return nil, bad("backup-path %q is not dom0-home/<user>", p)
+		}
+		v.User = path.Base(p)
+	} else {
+		dir, ok := strings.CutSuffix(p, "/")
+		if !ok || archive.CheckFileName(dir) != nil || dir == "dom0-home" || dir == archive.QubesXMLName {
+			return nil, bad("backup-path %q is not a directory name", p)
+		}
+	}
+	if val, isDefault := d.Prop("netvm"); !isDefault {
+		v.NetVM = Ref{Name: val, Set: true}
+	}
+	if val, isDefault := d.Prop("default_dispvm"); !isDefault {
+		v.DefaultDispVM = Ref{Name: val, Set: true}
+	}
+	v.TemplateForDispVMs = d.PropBool("template_for_dispvms")
+	v.ProvidesNetwork = d.PropBool("provides_network")
+	for _, prop := range d.Props() {
+		if prop.Name != "qid" && prop.Name != "uuid" {
+			v.Properties = append(v.Properties, prop)
+		}
+	}
+	v.Tags = d.Tags()
+	v.Devices = d.Devices()
+	v.Volumes = d.Volumes()
+	return v, nil
+}

@@ -1,0 +1,393 @@
+package restore
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/progress"
+	"pedos.dev/backup/internal/sparsetar"
+)
+
+// The data read for a VM (its files' decompressed inner tar streams, which
+// hold no holes) may exceed its backup-size by this much: our writer's
+// backup-size bounds that data, the reference writer's is an estimate of
+// disk usage.
+func sizeLimit(size int64) int64 { return size + size/16 + sizeSlack }
+
+// sizeSlack is the fixed part of the margin (a variable for tests).
+var sizeSlack int64 = 4 << 20
+
+// VMReport is what a data pass found for one VM.
+type VMReport struct {
+	Name string // original name; "dom0" for the home
+	Path string // backup-path
+	// Files read to their end and the bytes of their content.
+	Files int
+	Bytes int64
+	// Err is why the VM is not proven good: a damaged file, missing files,
+	// or ErrNotReached when an earlier failure stopped the pass.
+	Err error
+}
+
+// OK reports whether every file of the VM was read and checked.
+func (r *VMReport) OK() bool { return r.Err == nil }
+
+// ErrNotReached: a failure before the VM's files stopped the pass.
+var ErrNotReached = errors.New("not checked: the pass stopped at an earlier error")
+
+// VerifyReport is the result of VerifyOnly, per restored VM in plan order.
+type VerifyReport struct {
+	VMs []VMReport
+}
+
+// pass is one data pass over a backup.
+type pass struct {
+	b       *Backup
+	plan    *Plan
+	vms     []*PlannedVM
+	reports map[*VM]*VMReport
+	used    map[*VM]int64 // stream bytes read per VM
+	r       progress.Reporter
+	stage   progress.Stage
+	start   time.Time
+	done    int64
+	total   int64
+	lastRep int64
+}
+
+func newPass(b *Backup, plan *Plan, r progress.Reporter, stage progress.Stage) (*pass, error) {
+	if b == nil || plan == nil || plan.backup != b {
+		return nil, errors.New("restore: the plan was not made for this backup")
+	}
+	if err := plan.Err(); err != nil {
+		return nil, err
+	}
+	if r == nil {
+		r = progress.Discard
+	}
+	ps := &pass{b: b, plan: plan, reports: map[*VM]*VMReport{}, used: map[*VM]int64{}, r: r, stage: stage, start: time.Now()}
+	sel := map[*VM]bool{}
+	for _, pv := range plan.VMs {
+		if pv.Restored() {
+			ps.vms = append(ps.vms, pv)
+			sel[pv.VM] = true
+			ps.reports[pv.VM] = &VMReport{Name: pv.VM.Name, Path: pv.VM.Path}
+			ps.total += pv.VM.Size
+		}
+	}
+	if err := b.start(sel); err != nil {
+		return nil, err
+	}
+	return ps, nil
+}
+
+func (ps *pass) emit(stage progress.Stage, vm, file string) {
+	ps.lastRep = ps.done
+	ps.r.Report(progress.Event{Stage: stage, VM: vm, File: file, Done: ps.done, Total: ps.total, Elapsed: time.Since(ps.start)})
+}
+
+// run reads every selected file and hands it to handle, then checks that
+// the archive proved complete and that every restored VM had files.
+func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error)) error {
+	defer ps.b.Close()
+	ps.emit(progress.Preparing, "", "")
+	byVM := map[*VM]*PlannedVM{}
+	for _, pv := range ps.vms {
+		byVM[pv.VM] = pv
+	}
+	var current *VMReport
+	finished := map[*VMReport]bool{} // a later VM's file came after its files
+	fail := func(err error) error {
+		if errors.Is(err, archive.ErrIncomplete) {
+			if names := ps.unseen(); len(names) > 0 {
+				for _, pv := range ps.vms {
+					if slices.Contains(names, pv.VM.Name) {
+						ps.reports[pv.VM].Err = fmt.Errorf("%w: VM %s: none of its files (%s) are in the archive", archive.ErrIncomplete, pv.VM.Name, pv.VM.Path)
+					}
+				}
+				err = fmt.Errorf("%w (VMs with none of their files in the archive: %s)", err, strings.Join(names, ", "))
+			}
+		}
+		if current != nil && current.Err == nil {
+			current.Err = err
+		}
+		for _, pv := range ps.vms {
+			if rep := ps.reports[pv.VM]; rep.Err == nil && !finished[rep] {
+				rep.Err = ErrNotReached
+			}
+		}
+		return err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		f, err := ps.b.reader.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			current = nil
+			return fail(err)
+		}
+		v := ps.b.owner(f.Name)
+		if v == nil {
+			return fail(fmt.Errorf("%w: %s belongs to no VM of the backup", archive.ErrUnexpectedMember, f.Name))
+		}
+		pv := byVM[v]
+		if pv == nil {
+			// Read ahead before the selection was known. Read it to its
+			// end rather than let Next discard it: discarding a file whose
+			// decoder still runs races inside package archive.
+			if _, err := io.Copy(io.Discard, f); err != nil {
+				return fail(fmt.Errorf("%s: %w", f.Name, err))
+			}
+			continue
+		}
+		if current != nil && current != ps.reports[v] {
+			finished[current] = true
+		}
+		current = ps.reports[v]
+		name := f.Name
+		if v.Class != host.AdminVM && strings.Contains(strings.TrimPrefix(name, v.Path), "/") {
+			return fail(fmt.Errorf("%w: %s is not a file directly under %s", archive.ErrUnexpectedMember, name, v.Path))
+		}
+		budget := int64(1 << 62)
+		if !ps.plan.opts.IgnoreSizeLimit {
+			budget = sizeLimit(v.Size)
+		}
+		lr := &limitedReader{r: f, ps: ps, v: v, budget: budget, name: name}
+		ps.emit(ps.stage, v.Name, name)
+		limit := budget
+		if base, ok := strings.CutSuffix(path.Base(name), ".img"); ok && v.Class != host.AdminVM {
+			if vol, ok := v.volume(base); ok {
+				limit = max(limit, vol.Size)
+			}
+		}
+		n, err := handle(pv, lr, name, limit)
+		if err != nil {
+			return fail(fmt.Errorf("VM %s: %s: %w", v.Name, name, err))
+		}
+		current.Files++
+		current.Bytes += n
+		ps.emit(ps.stage, v.Name, name)
+	}
+	// Every restored VM has files, and every file of the archive belongs
+	// to a VM of the backup (the reader checked the manifest, if any).
+	var errs []error
+	for _, pv := range ps.vms {
+		if rep := ps.reports[pv.VM]; rep.Files == 0 {
+			rep.Err = fmt.Errorf("%w: VM %s: none of its files (%s) are in the archive", archive.ErrIncomplete, pv.VM.Name, pv.VM.Path)
+			errs = append(errs, rep.Err)
+		}
+	}
+	for _, mf := range ps.b.reader.Seen() {
+		if mf.Name != archive.QubesXMLName && ps.b.owner(mf.Name) == nil {
+			errs = append(errs, fmt.Errorf("%w: %s belongs to no VM of the backup", archive.ErrUnexpectedMember, mf.Name))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	ps.emit(progress.Done, "", "")
+	return nil
+}
+
+// unseen lists the restored VMs none of whose files the reader has met.
+func (ps *pass) unseen() []string {
+	seen := map[*VM]bool{}
+	for _, mf := range ps.b.reader.Seen() {
+		if v := ps.b.owner(mf.Name); v != nil {
+			seen[v] = true
+		}
+	}
+	var out []string
+	for _, pv := range ps.vms {
+		if !seen[pv.VM] && ps.reports[pv.VM].Files == 0 {
+			out = append(out, pv.VM.Name)
+		}
+	}
+	return out
+}
+
+// limitedReader counts a VM's stream bytes against its budget and reports
+// progress.
+type limitedReader struct {
+	r      io.Reader
+	ps     *pass
+	v      *VM
+	budget int64
+	name   string
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.ps.used[l.v] += int64(n)
+	l.ps.done += int64(n)
+	if l.ps.used[l.v] > l.budget {
+		return n, fmt.Errorf("%w: VM %s holds more data than its backup-size %d allows (use --ignore-size-limit)", archive.ErrTooLarge, l.v.Name, l.v.Size)
+	}
+	if l.ps.done-l.ps.lastRep >= 1<<20 {
+		l.ps.emit(l.ps.stage, l.v.Name, l.name)
+	}
+	return n, err
+}
+
+// VerifyOnly reads every file of the VMs the plan restores to its end
+// (decrypted, authenticated, decompressed, inner tar parsed), bounds each
+// VM's data by its backup-size, and proves completeness: the archive
+// reader's own end checks (manifest, chunk order, a full last chunk), a
+// file for every restored VM, and no file outside the backup's VMs. It
+// touches no host. The report is returned even with an error; a Backup
+// can be read only once.
+func VerifyOnly(ctx context.Context, b *Backup, plan *Plan, r progress.Reporter) (*VerifyReport, error) {
+	ps, err := newPass(b, plan, r, progress.Verifying)
+	if err != nil {
+		return nil, err
+	}
+	err = ps.run(ctx, func(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error) {
+		if pv.VM.Class == host.AdminVM {
+			return readTree(f, name)
+		}
+		return sparsetar.ExtractFile(f, name, io.Discard, limit)
+	})
+	rep := &VerifyReport{}
+	for _, pv := range ps.vms {
+		rep.VMs = append(rep.VMs, *ps.reports[pv.VM])
+	}
+	return rep, err
+}
+
+// readTree reads the dom0 home's inner tar to its end.
+func readTree(f io.Reader, prefix string) (int64, error) {
+	tr := tar.NewReader(f)
+	var total int64
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			// archive/tar stops at the first zero block: read the rest so
+			// that a damaged stream still fails.
+			_, err = io.Copy(io.Discard, f)
+			return total, err
+		}
+		if err != nil {
+			return total, err
+		}
+		if hdr.Name != prefix+"/" && !strings.HasPrefix(hdr.Name, prefix+"/") {
+			return total, fmt.Errorf("%w: %q outside %s", sparsetar.ErrUnsafeName, hdr.Name, prefix)
+		}
+		n, err := io.Copy(io.Discard, tr)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// ExtractTo writes the restored VMs' data to dir, which must be empty or
+// not exist yet (its parent must): dir/qubes.xml (the archive's), each
+// VM's files as dir/<VM name>/<file name> (volumes sparse, the "empty"
+// marker left out) and the dom0 home as dir/dom0-home/<user>/. It makes the
+// same checks as VerifyOnly and needs no host. On error it removes what it
+// wrote.
+func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progress.Reporter) (err error) {
+	created, err := prepareDir(dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			cleanDir(dir, created)
+		}
+	}()
+	ps, err := newPass(b, plan, r, progress.Reading)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, archive.QubesXMLName), b.QubesXML, 0o644); err != nil {
+		return err
+	}
+	return ps.run(ctx, func(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error) {
+		v := pv.VM
+		if v.Class == host.AdminVM {
+			parent := filepath.Join(dir, "dom0-home")
+			if err := os.Mkdir(parent, 0o700); err != nil {
+				return 0, err
+			}
+			return 0, sparsetar.ExtractTree(f, name, filepath.Join(parent, v.User), limit)
+		}
+		vmDir := filepath.Join(dir, v.Name)
+		if err := os.Mkdir(vmDir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return 0, err
+		}
+		base := path.Base(name)
+		if base == "empty" {
+			return sparsetar.ExtractFile(f, name, io.Discard, limit)
+		}
+		return writeFile(filepath.Join(vmDir, base), strings.HasSuffix(base, ".img"), func(w io.Writer) (int64, error) {
+			return sparsetar.ExtractFile(f, name, w, limit)
+		})
+	})
+}
+
+// writeFile creates a new file and fills it, sparsely if asked.
+func writeFile(dst string, sparse bool, fill func(io.Writer) (int64, error)) (int64, error) {
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if sparse {
+		sw := sparsetar.NewSparseWriter(out)
+		if n, err = fill(sw); err == nil {
+			err = sw.Close()
+		}
+	} else {
+		n, err = fill(out)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// prepareDir checks that dir is empty or makes it; created says it did.
+func prepareDir(dir string) (created bool, err error) {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return false, err
+		}
+		return true, nil
+	case err != nil:
+		return false, err
+	case len(entries) > 0:
+		return false, fmt.Errorf("restore: %s is not empty", dir)
+	}
+	return false, nil
+}
+
+// cleanDir removes what ExtractTo wrote: dir itself if it made it, else
+// its content.
+func cleanDir(dir string, created bool) {
+	if created {
+		os.RemoveAll(dir)
+		return
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}

@@ -1,0 +1,88 @@
+package restore
+
+import (
+	"bytes"
+	"strconv"
+	"testing"
+
+	"pedos.dev/backup/internal/archive"
+)
+
+func TestOpenListsVMs(t *testing.T) {
+	data, src := goodArchive(t)
+	b := openBackup(t, data)
+	db, err := src.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range b.VMs {
+		names = append(names, v.Name)
+		d, err := db.Domain(v.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "vm" + strconv.Itoa(d.Qid()) + "/"; v.Path != want {
+			t.Errorf("%s: path %q, want %q", v.Name, v.Path, want)
+		}
+		if v.Size <= 0 {
+			t.Errorf("%s: size %d", v.Name, v.Size)
+		}
+		if v.Class != d.Class() || v.Label != d.Label() || v.Template != d.Template() {
+			t.Errorf("%s: %s/%s/%s, want %s/%s/%s", v.Name, v.Class, v.Label, v.Template, d.Class(), d.Label(), d.Template())
+		}
+		for _, f := range v.Features {
+			if f.Name == "backup-path" || f.Name == "backup-size" || f.Name == "backup-content" {
+				t.Errorf("%s keeps feature %s", v.Name, f.Name)
+			}
+		}
+		for _, p := range v.Properties {
+			if p.Name == "qid" || p.Name == "uuid" {
+				t.Errorf("%s keeps property %s", v.Name, p.Name)
+			}
+		}
+	}
+	if want := "[debian-12 sys-net sys-firewall debian-12-dvm work personal vault]"; !sameSet(names, want) {
+		t.Errorf("VMs %v, want %s", names, want)
+	}
+	if b.VM("disp123") != nil {
+		t.Error("disp123 (include_in_backups False) is listed")
+	}
+	if b.Dom0 == nil || b.Dom0.User != "user" || b.Dom0.Path != "dom0-home/user" || b.Dom0.Size <= 0 {
+		t.Fatalf("dom0 home %+v", b.Dom0)
+	}
+	sysnet, fw, work := b.VM("sys-net"), b.VM("sys-firewall"), b.VM("work")
+	if sysnet.NetVM != (Ref{"", true}) || !sysnet.ProvidesNetwork || len(sysnet.Devices) != 1 {
+		t.Errorf("sys-net %+v", sysnet)
+	}
+	if fw.NetVM != (Ref{"sys-net", true}) || work.NetVM != (Ref{"sys-firewall", true}) || b.VM("personal").NetVM.Set {
+		t.Error("netvm references wrong")
+	}
+	if !b.VM("debian-12-dvm").TemplateForDispVMs || len(work.Tags) == 0 || len(work.Volumes) == 0 {
+		t.Error("properties, tags or volumes lost")
+	}
+	if !bytes.Contains(b.QubesXML, []byte("backup-content")) {
+		t.Error("QubesXML is not the archive's")
+	}
+}
+
+func sameSet(got []string, want string) bool {
+	m := map[string]bool{}
+	for _, g := range got {
+		m[g] = true
+	}
+	n := 0
+	for _, w := range bytes.Fields([]byte(want[1 : len(want)-1])) {
+		if !m[string(w)] {
+			return false
+		}
+		n++
+	}
+	return n == len(got)
+}
+
+func TestOpenWrongPassphrase(t *testing.T) {
+	data, _ := goodArchive(t)
+	_, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: []byte("wrong horse")})
+	wantErr(t, err, archive.ErrBadPassphrase)
+}
