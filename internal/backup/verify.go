@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -92,28 +91,7 @@ func readStored(name string, f io.Reader) (int64, error) {
 	if !strings.HasPrefix(name, "dom0-home/") {
 		return sparsetar.ExtractFile(f, name, io.Discard, 1<<50)
 	}
-	tr := tar.NewReader(f)
-	var total int64
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			// archive/tar also stops at a lone zero block; read the rest so
-			// a cut stream still fails in the decompressor or the chunks.
-			_, err = io.Copy(io.Discard, f)
-			return total, err
-		}
-		if err != nil {
-			return total, err
-		}
-		if !strings.HasPrefix(hdr.Name, name+"/") {
-			return total, fmt.Errorf("%w: %q outside %s", sparsetar.ErrUnsafeName, hdr.Name, name)
-		}
-		n, err := io.Copy(io.Discard, tr)
-		total += n
-		if err != nil {
-			return total, err
-		}
-	}
+	return sparsetar.ReadTree(f, name, 1<<50)
 }
 
 // verifyMeter reports reading back in the same units as the backup's

@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -258,7 +257,7 @@ func VerifyOnly(ctx context.Context, b *Backup, plan *Plan, r progress.Reporter)
 	}
 	err = ps.run(ctx, func(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error) {
 		if pv.VM.Class == host.AdminVM {
-			return readTree(f, name)
+			return sparsetar.ReadTree(f, name, limit)
 		}
 		return sparsetar.ExtractFile(f, name, io.Discard, limit)
 	})
@@ -267,32 +266,6 @@ func VerifyOnly(ctx context.Context, b *Backup, plan *Plan, r progress.Reporter)
 		rep.VMs = append(rep.VMs, *ps.reports[pv.VM])
 	}
 	return rep, err
-}
-
-// readTree reads the dom0 home's inner tar to its end.
-func readTree(f io.Reader, prefix string) (int64, error) {
-	tr := tar.NewReader(f)
-	var total int64
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			// archive/tar stops at the first zero block: read the rest so
-			// that a damaged stream still fails.
-			_, err = io.Copy(io.Discard, f)
-			return total, err
-		}
-		if err != nil {
-			return total, err
-		}
-		if hdr.Name != prefix+"/" && !strings.HasPrefix(hdr.Name, prefix+"/") {
-			return total, fmt.Errorf("%w: %q outside %s", sparsetar.ErrUnsafeName, hdr.Name, prefix)
-		}
-		n, err := io.Copy(io.Discard, tr)
-		total += n
-		if err != nil {
-			return total, err
-		}
-	}
 }
 
 // ExtractTo writes the restored VMs' data to dir, which must be empty or

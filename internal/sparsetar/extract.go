@@ -204,6 +204,40 @@ func ExtractTree(r io.Reader, prefix, dir string, maxSize int64) error {
 	return nil
 }
 
+// ReadTree reads an inner tar stream as ExtractTree would, names checked
+// against prefix, content limited to maxSize and the stream read to its
+// end-of-archive marker, but writes nothing: verification. It returns the
+// bytes of file content.
+func ReadTree(r io.Reader, prefix string, maxSize int64) (int64, error) {
+	if err := checkName(prefix); err != nil {
+		return 0, err
+	}
+	x := &treeExtractor{prefix: prefix}
+	er := &endReader{r: r}
+	tr := tar.NewReader(er)
+	var total int64
+	for {
+		hdr, err := next(tr, er)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		if _, err := x.rel(memberName(hdr)); err != nil {
+			return total, err
+		}
+		if hdr.Size > maxSize-total {
+			return total, fmt.Errorf("%w: %q makes the tree larger than %d bytes", ErrTooLarge, hdr.Name, maxSize)
+		}
+		n, err := io.Copy(io.Discard, tr)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("sparsetar: reading %q: %w", hdr.Name, err)
+		}
+	}
+}
+
 // emptyDir creates dir, or checks that it is an empty directory.
 func emptyDir(dir string) error {
 	err := os.Mkdir(dir, 0o700)

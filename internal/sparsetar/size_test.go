@@ -1,6 +1,8 @@
 package sparsetar
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,5 +72,33 @@ func TestSizesMatchWriter(t *testing.T) {
 	}
 	if int64(n) != want+EndSize {
 		t.Errorf("tree: wrote %d, TreeSize said %d+%d", n, want, EndSize)
+	}
+}
+
+// ReadTree checks a tree stream as ExtractTree would, writing nothing.
+func TestReadTree(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	os.MkdirAll(filepath.Join(home, "docs"), 0o755)
+	os.WriteFile(filepath.Join(home, "docs", "a.txt"), []byte("hello"), 0o644)
+	os.Symlink("docs/a.txt", filepath.Join(home, "link"))
+	var buf bytes.Buffer
+	tw := NewWriter(&buf)
+	if err := tw.AddTree("dom0-home/user", home); err != nil || tw.Close() != nil {
+		t.Fatal(err)
+	}
+	stream := buf.Bytes()
+	if n, err := ReadTree(bytes.NewReader(stream), "dom0-home/user", 1<<20); err != nil || n != 5 {
+		t.Fatalf("good tree: %d bytes, %v", n, err)
+	}
+	if _, err := ReadTree(bytes.NewReader(stream), "dom0-home/other", 1<<20); !errors.Is(err, ErrUnsafeName) {
+		t.Fatalf("other prefix: %v", err)
+	}
+	if _, err := ReadTree(bytes.NewReader(stream), "dom0-home/user", 4); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("over the limit: %v", err)
+	}
+	for _, cut := range []int{100, 600, len(stream) - 1024, len(stream) - 1} {
+		if _, err := ReadTree(bytes.NewReader(stream[:cut]), "dom0-home/user", 1<<20); err == nil {
+			t.Fatalf("cut at %d of %d: no error", cut, len(stream))
+		}
 	}
 }
