@@ -169,17 +169,11 @@ func volumeImport(e *env) *cobra.Command {
 			"all-zero blocks become holes.",
 		Args: nargs(2, 2, "VM:VOLUME and PATH (or - for standard input)"),
 		RunE: func(_ *cobra.Command, a []string) error {
-			h, vm, vol, err := volumeArg(e, a[0])
+			h, vm, vol, info, err := imageVolumeArg(e, a[0])
 			if err != nil {
 				return err
 			}
-			info, err := h.VolumeInfo(vm, vol)
-			switch {
-			case err != nil:
-				return err
-			case info.Path == "":
-				return fmt.Errorf("VM %s volume %s has no image of its own (it is not saved on stop)", vm, vol)
-			case info.Running:
+			if info.Running {
 				return cli.WithHint(fmt.Errorf("VM %s is running", vm), "shut it down first: qvm-shutdown %s", vm)
 			}
 			var r io.Reader = e.stdin
@@ -208,17 +202,11 @@ func volumeExport(e *env) *cobra.Command {
 			"Of a running VM, this is its content from before it started.",
 		Args: nargs(2, 2, "VM:VOLUME and PATH (or - for standard output)"),
 		RunE: func(_ *cobra.Command, a []string) error {
-			h, vm, vol, err := volumeArg(e, a[0])
+			h, vm, vol, info, err := imageVolumeArg(e, a[0])
 			if err != nil {
 				return err
 			}
-			info, err := h.VolumeInfo(vm, vol)
-			switch {
-			case err != nil:
-				return err
-			case info.Path == "":
-				return fmt.Errorf("VM %s volume %s has no image of its own (it is not saved on stop)", vm, vol)
-			case info.Running:
+			if info.Running {
 				cli.Warn(e.stderr, e.tool, "%s is running; exporting %s as it was when %s started", vm, vol, vm)
 			}
 			if a[1] != "-" {
@@ -264,6 +252,18 @@ func volumeArg(e *env, arg string) (h *host.Host, vm, vol string, err error) {
 		return nil, "", "", cli.WithHint(err, "the volumes of %s are %s", vm, strings.Join(names, ", "))
 	}
 	return h, vm, vol, nil
+}
+
+// imageVolumeArg is volumeArg for import and export, which need a volume
+// with an image of its own.
+func imageVolumeArg(e *env, arg string) (h *host.Host, vm, vol string, info host.VolumeInfo, err error) {
+	if h, vm, vol, err = volumeArg(e, arg); err != nil {
+		return
+	}
+	if info, err = h.VolumeInfo(vm, vol); err == nil && info.Path == "" {
+		err = fmt.Errorf("VM %s volume %s has no image of its own (it is not saved on stop)", vm, vol)
+	}
+	return
 }
 
 // pyBool writes a boolean as the reference tools (Python) print it.
