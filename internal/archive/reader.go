@@ -312,24 +312,6 @@ func looksLikeOpenSSLHMAC(b []byte) bool {
 	return err == nil
 }
 
-// unpackSmall decompresses and untars a single-chunk metadata file.
-func (r *Reader) unpackSmall(name string, plain []byte, limit int64) ([]byte, error) {
-	var in io.Reader = bytes.NewReader(plain)
-	if r.codec != nil {
-		zr, err := r.codec.NewReader(in)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
-		}
-		defer zr.Close()
-		in = zr
-	}
-	var out bytes.Buffer
-	if _, err := sparsetar.ExtractFile(in, name, &out, limit); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
-	}
-	return out.Bytes(), nil
-}
-
 // chunkError names the chunk in a decryption failure and says what it
 // means for a chunk.
 func chunkError(name string, err error) error {

@@ -71,8 +71,6 @@ func rebuild(t testing.TB, data []byte, edit func(name string, member []byte) []
 	return out
 }
 
-func keep(_ string, m []byte) [][]byte { return [][]byte{m} }
-
 func TestTamperedArchives(t *testing.T) {
 	fx := newFixture(t)
 	good := fx.archive(t, testWriterOptions())

@@ -238,7 +238,7 @@ func (w *Writer) addFile(name string, fill func(io.Writer) error) error {
 		return zw.Close()
 	}()
 	if err == nil {
-		err = c.finish()
+		err = c.ship() // the last chunk, short or even empty
 	}
 	if err != nil {
 		err = fmt.Errorf("storing %s: %w", name, err)
@@ -471,5 +471,3 @@ func (c *chunker) ship() error {
 	c.buf, c.key = nil, nil
 	return c.w.send(p)
 }
-
-func (c *chunker) finish() error { return c.ship() }

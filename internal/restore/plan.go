@@ -125,10 +125,6 @@ type PlannedVM struct {
 // Restored reports whether the VM is restored.
 func (p *PlannedVM) Restored() bool { return len(p.Problems) == 0 }
 
-func (p *PlannedVM) has(c Code) bool {
-	return slices.ContainsFunc(p.Problems, func(pr Problem) bool { return pr.Code == c })
-}
-
 // Plan is what a restore will do.
 type Plan struct {
 	// VMs are every VM of the backup by qid, the dom0 home last.
