@@ -525,3 +525,7 @@ func list(names []string) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// IsRefProp reports whether a VM property names a VM (netvm, template,
+// default_dispvm, guivm, ...): a restore must map it to the restored names.
+func IsRefProp(name string) bool { return vmProps[name].kind == kRef }

@@ -1,0 +1,351 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"pedos.dev/backup/internal/sparsetar"
+)
+
+// A restore adds whole VMs: a VMSpec describes one, AddVM applies it to a
+// database (what it cannot apply becomes a warning, as the reference
+// restore logs and goes on), and a StagedVM collects its files in a hidden
+// directory until Commit adds the VM and its files in one step. So a VM
+// appears on the host complete or not at all.
+
+// VMSpec is a VM as a restore adds it. VM references (Template, the kRef
+// properties, device backends) are names on this host.
+type VMSpec struct {
+	Name, Class string
+	// Label is a label name; an unknown one becomes red, with a warning.
+	Label string
+	// Template: the TemplateVM of an AppVM, the disposable template of a
+	// DispVM.
+	Template string
+	// Props are set in order after the VM exists (template_for_dispvms is
+	// set first); name, qid, uuid, label, template, dispid and
+	// installed_by_rpm are ignored. A property that cannot be set is left
+	// at its default, with a warning.
+	Props    []Property
+	Features []Feature
+	Tags     []string
+	// Devices whose backend is missing are left out, with a warning.
+	Devices []Device
+	// Volumes is the backed-up volume-config. The VM gets the volumes of
+	// its class in this host's pool; a backed-up volume of the same name
+	// gives its size and revisions_to_keep, and a further save_on_stop
+	// volume is added.
+	Volumes []Volume
+}
+
+// ignoredProps are set otherwise or never restored (behaviour.md B.8).
+var ignoredProps = map[string]bool{
+	"name": true, "qid": true, "uuid": true, "label": true, "template": true,
+	"dispid": true, "installed_by_rpm": true,
+}
+
+// AddVM adds spec's VM to db and returns it with the warnings of what was
+// left out. It fails, leaving db unchanged, only when the VM itself cannot
+// exist: a bad or taken name, an unknown class, a missing template.
+func (db *DB) AddVM(spec VMSpec) (*Domain, []string, error) {
+	var warns []string
+	warn := func(format string, a ...any) { warns = append(warns, fmt.Sprintf(format, a...)) }
+	label := spec.Label
+	if _, err := db.Label(label); err != nil {
+		warn("%s: label %q does not exist here; using red", spec.Name, label)
+		label = "red"
+	}
+	opts := VMOptions{Label: label}
+	if spec.Class == AppVM || spec.Class == DispVM {
+		if spec.Template == "" {
+			return nil, nil, errorf(ErrInvalid, "%s: a %s needs a template", spec.Name, spec.Class)
+		}
+		opts.Template = spec.Template
+	}
+	d, _, err := db.addVM(spec.Name, spec.Class, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.restoreVolumes(spec.Volumes)
+	for _, p := range spec.Props {
+		if p.Name == "template_for_dispvms" {
+			if err := d.SetProp(p.Name, p.Value); err != nil {
+				warn("%v", err)
+			}
+		}
+	}
+	for _, p := range spec.Props {
+		if ignoredProps[p.Name] || p.Name == "template_for_dispvms" {
+			continue
+		}
+		if err := d.SetProp(p.Name, p.Value); err != nil {
+			warn("%s: %s left at its default: %v", spec.Name, p.Name, err)
+		}
+	}
+	for _, f := range spec.Features {
+		if err := d.SetFeature(f.Name, f.Value); err != nil {
+			warn("%v", err)
+		}
+	}
+	for _, t := range spec.Tags {
+		if err := d.AddTag(t); err != nil {
+			warn("%v", err)
+		}
+	}
+	for _, dev := range spec.Devices {
+		if err := d.AssignDevice(dev); err != nil {
+			warn("%s: device not assigned: %v", spec.Name, err)
+		}
+	}
+	return d, warns, nil
+}
+
+// restoreVolumes applies a backed-up volume-config to a new VM's.
+func (d *Domain) restoreVolumes(backed []Volume) {
+	prefix := vidPrefix(d.Class(), d.Name()) + "/"
+	for _, b := range backed {
+		v, err := d.Volume(b.Name)
+		switch {
+		case err == nil:
+			if !v.SnapOnStart && b.Size > 0 {
+				v.Size = b.Size
+			}
+			v.RevisionsToKeep = b.RevisionsToKeep
+		case b.SaveOnStop && customVolRE.MatchString(b.Name):
+			v = Volume{Name: b.Name, Pool: PoolName, VID: prefix + b.Name, Size: b.Size, RW: b.RW,
+				SaveOnStop: true, RevisionsToKeep: b.RevisionsToKeep}
+		default:
+			continue // a kernel volume, another pool's volatile volume
+		}
+		d.setVolume(v)
+	}
+}
+
+// SavedVolumes lists the volumes that keep an image in a VM of class
+// restored with the backed-up volume-config: what a restore writes.
+func SavedVolumes(class string, backed []Volume) []string {
+	d, err := newDB("").NewDomain("restored", class)
+	if err != nil {
+		return nil
+	}
+	d.restoreVolumes(backed)
+	var out []string
+	for _, v := range d.Volumes() {
+		if v.SaveOnStop {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
+
+// StagedVM is a VM being restored: its files go to a hidden directory
+// beside where they will live; Commit adds the VM and moves them in.
+type StagedVM struct {
+	h     *Host
+	class string
+	dir   string
+	lock  *os.File // held while the directory is in use (see CleanStaging)
+	done  bool
+}
+
+const stagingPrefix = ".restoring-"
+
+// StageVM makes the staging directory of a VM of class.
+func (h *Host) StageVM(class string) (*StagedVM, error) {
+	parent := h.path(filepath.Dir(vidPrefix(class, "x")))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(parent, stagingPrefix)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err == nil {
+		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &StagedVM{h: h, class: class, dir: dir, lock: lock}, nil
+}
+
+// CleanStaging removes staging directories left by restores that died
+// (their lock is free). It returns how many it removed.
+func (h *Host) CleanStaging() int {
+	n := 0
+	for _, parent := range []string{"appvms", "vm-templates"} {
+		dirs, _ := filepath.Glob(h.path(parent, stagingPrefix+"*"))
+		for _, dir := range dirs {
+			f, err := os.Open(filepath.Join(dir, ".lock"))
+			if err == nil {
+				err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+			}
+			if err == nil || errors.Is(err, fs.ErrNotExist) {
+				if os.RemoveAll(dir) == nil {
+					n++
+				}
+			}
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+	return n
+}
+
+// CreateImage starts the image of volume vol. Zero blocks written to it
+// become holes. The caller closes it; Commit fsyncs it.
+func (s *StagedVM) CreateImage(vol string) (*sparsetar.SparseWriter, *os.File, error) {
+	if !customVolRE.MatchString(vol) {
+		return nil, nil, errorf(ErrInvalid, "invalid volume name %q", vol)
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, vol+".img"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sparsetar.NewSparseWriter(f), f, nil
+}
+
+// SetFirewall stages the VM's firewall.xml after checking it.
+func (s *StagedVM) SetFirewall(data []byte) error {
+	if _, err := ParseFirewall(data); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.dir, FirewallFile), data, 0o664)
+}
+
+// SetNotes stages the VM's notes after checking them.
+func (s *StagedVM) SetNotes(text string) error {
+	if len(text) > maxNotes {
+		return errorf(ErrInvalid, "notes longer than %d bytes", maxNotes)
+	}
+	if err := checkText("notes", text); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.dir, NotesFile), []byte(text), 0o664)
+}
+
+// Commit adds spec's VM with the staged files, under the host lock: its
+// images (a volume with no staged image gets an empty one of its
+// configured size; a staged image's length becomes its volume's size),
+// firewall and notes move into place, then pedos.xml is saved. also, if
+// not nil, makes further changes in the same update (the restore sets
+// references of VMs committed earlier to this one). On error nothing is
+// added and the staged files are kept for another try or Abort.
+func (s *StagedVM) Commit(spec VMSpec, also func(*DB) error) (warnings []string, err error) {
+	if s.done {
+		return nil, errors.New("host: staged VM already finished")
+	}
+	if spec.Class != s.class {
+		return nil, errorf(ErrInvalid, "%s: staged as %s, committed as %s", spec.Name, s.class, spec.Class)
+	}
+	h := s.h
+	err = h.locked(func() error {
+		db, old, err := h.load()
+		if err != nil {
+			return err
+		}
+		d, warns, err := db.AddVM(spec)
+		if err != nil {
+			return err
+		}
+		warnings = warns
+		if err := s.fitImages(d); err != nil {
+			return err
+		}
+		if also != nil {
+			if err := also(db); err != nil {
+				return err
+			}
+		}
+		if err := db.Validate(); err != nil {
+			return err
+		}
+		target := h.path(vidPrefix(spec.Class, spec.Name))
+		if _, err := os.Lstat(target); err == nil {
+			return errorf(ErrExists, "%s already exists (left from an earlier VM? remove it first)", target)
+		}
+		if err := syncDir(s.dir); err != nil {
+			return err
+		}
+		if err := os.Rename(s.dir, target); err != nil {
+			return err
+		}
+		if err := h.save(db, old); err != nil {
+			os.Rename(target, s.dir)
+			return err
+		}
+		s.dir = target
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.done = true
+	os.Remove(filepath.Join(s.dir, ".lock"))
+	s.lock.Close()
+	syncDir(filepath.Dir(s.dir))
+	os.MkdirAll(h.path(vmFSDir, spec.Name), 0o755)
+	return warnings, nil
+}
+
+// fitImages makes the staged images match d's volumes: every save_on_stop
+// volume has an image (fsynced), each image's length is its volume's
+// size, and no other image is staged.
+func (s *StagedVM) fitImages(d *Domain) error {
+	want := map[string]bool{}
+	for _, v := range d.Volumes() {
+		if !v.SaveOnStop {
+			continue
+		}
+		want[v.Name+".img"] = true
+		img := filepath.Join(s.dir, v.Name+".img")
+		fi, err := os.Stat(img)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err := createSparse(img, v.Size); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		f, err := os.OpenFile(img, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return err
+		}
+		v.Size = fi.Size()
+		d.setVolume(v)
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".img") && !want[e.Name()] {
+			return errorf(ErrInvalid, "%s: staged image %s is not a volume of the VM", d.Name(), e.Name())
+		}
+	}
+	return nil
+}
+
+// Abort removes the staged files; after Commit it does nothing.
+func (s *StagedVM) Abort() {
+	if !s.done {
+		s.done = true
+		os.RemoveAll(s.dir)
+		s.lock.Close()
+	}
+}
