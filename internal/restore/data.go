@@ -45,6 +45,11 @@ func (r *VMReport) OK() bool { return r.Err == nil }
 // ErrNotReached: a failure before the VM's files stopped the pass.
 var ErrNotReached = errors.New("not checked: the pass stopped at an earlier error")
 
+// ErrNotProven: the VM's files were read, but the run stopped before the
+// archive proved them complete (an archive with a manifest proves that at
+// its end), so the VM was not added.
+var ErrNotProven = errors.New("not restored: its files were read, but the restore stopped before the archive proved them complete")
+
 // VerifyReport is the result of VerifyOnly, per restored VM in plan order.
 type VerifyReport struct {
 	VMs []VMReport
@@ -59,6 +64,7 @@ type pass struct {
 	used    map[*VM]int64 // stream bytes read per VM
 	r       progress.Reporter
 	stage   progress.Stage
+	ctx     context.Context // of run; checked as data flows
 	start   time.Time
 	done    int64
 	total   int64
@@ -100,6 +106,7 @@ func (ps *pass) emit(stage progress.Stage, vm, file string) {
 // the archive proved complete and that every restored VM had files.
 func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error)) error {
 	defer ps.b.Close()
+	ps.ctx = ctx
 	ps.emit(progress.Preparing, "", "")
 	byVM := map[*VM]*PlannedVM{}
 	for _, pv := range ps.vms {
@@ -231,6 +238,9 @@ type limitedReader struct {
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
+	if err := l.ps.ctx.Err(); err != nil {
+		return 0, err
+	}
 	n, err := l.r.Read(p)
 	l.ps.used[l.v] += int64(n)
 	l.ps.done += int64(n)
@@ -259,7 +269,7 @@ func VerifyOnly(ctx context.Context, b *Backup, plan *Plan, r progress.Reporter)
 		if pv.VM.Class == host.AdminVM {
 			return sparsetar.ReadTree(f, name, limit)
 		}
-		return sparsetar.ExtractFile(f, name, io.Discard, limit)
+		return sparsetar.ExtractFile(f, name, &sparsetar.Discard{}, limit)
 	})
 	rep := &VerifyReport{}
 	for _, pv := range ps.vms {
@@ -306,7 +316,7 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 		}
 		base := path.Base(name)
 		if base == "empty" {
-			return sparsetar.ExtractFile(f, name, io.Discard, limit)
+			return sparsetar.ExtractFile(f, name, &sparsetar.Discard{}, limit)
 		}
 		return writeFile(filepath.Join(vmDir, base), strings.HasSuffix(base, ".img"), func(w io.Writer) (int64, error) {
 			return sparsetar.ExtractFile(f, name, w, limit)

@@ -1,0 +1,323 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/progress"
+)
+
+// restoreInto plans and runs a restore of data into h.
+func restoreInto(t *testing.T, h *host.Host, data []byte, popts PlanOptions, opts Options, r progress.Reporter) (*Result, error) {
+	t.Helper()
+	return restoreCtx(t.Context(), t, h, data, popts, opts, r)
+}
+
+func restoreCtx(ctx context.Context, t *testing.T, h *host.Host, data []byte, popts PlanOptions, opts Options, r progress.Reporter) (*Result, error) {
+	t.Helper()
+	b := openBackup(t, data)
+	p, err := NewPlan(h, b, popts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return Restore(ctx, h, b, p, opts, r)
+}
+
+// sameVM fails unless VM name on a equals VM target on b: class, label,
+// template, stored properties (but qid and uuid), features, tags,
+// devices, volume sizes and contents, firewall and notes. Backend names
+// are mapped by rename.
+func sameVM(t *testing.T, a, b *host.Host, name, target string, rename map[string]string) {
+	t.Helper()
+	dba, err := a.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbb, err := b.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	da, err := dba.Domain(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := dbb.Domain(target)
+	if err != nil {
+		t.Fatalf("%s not restored as %s: %v", name, target, err)
+	}
+	mapName := func(s string) string {
+		if r, ok := rename[s]; ok {
+			return r
+		}
+		return s
+	}
+	props := func(d *host.Domain, mapRefs bool) []host.Property {
+		var out []host.Property
+		for _, p := range d.Props() {
+			// Not restored: new ids; backup_timestamp is set on the source
+			// by the backup itself; installed_by_rpm (behaviour.md B.8).
+			switch p.Name {
+			case "qid", "uuid", "name", "backup_timestamp", "installed_by_rpm":
+				continue
+			}
+			if mapRefs && host.IsRefProp(p.Name) {
+				p.Value = mapName(p.Value)
+			}
+			out = append(out, p)
+		}
+		slices.SortFunc(out, func(x, y host.Property) int { return strings.Compare(x.Name, y.Name) })
+		return out
+	}
+	if pa, pb := props(da, true), props(db, false); !slices.Equal(pa, pb) {
+		t.Errorf("%s properties:\n a %v\n b %v", name, pa, pb)
+	}
+	if da.Class() != db.Class() || da.Label() != db.Label() || mapName(da.Template()) != db.Template() {
+		t.Errorf("%s: class/label/template %s %s %s vs %s %s %s", name, da.Class(), da.Label(), da.Template(), db.Class(), db.Label(), db.Template())
+	}
+	if fa, fb := da.Features(), db.Features(); !slices.Equal(fa, fb) {
+		t.Errorf("%s features:\n a %v\n b %v", name, fa, fb)
+	}
+	if ta, tb := da.Tags(), db.Tags(); !slices.Equal(ta, tb) {
+		t.Errorf("%s tags: %v vs %v", name, ta, tb)
+	}
+	devs := func(d *host.Domain, mapRefs bool) string {
+		var s []string
+		for _, dev := range d.Devices() {
+			if mapRefs {
+				dev.Backend = mapName(dev.Backend)
+			}
+			s = append(s, strings.Join([]string{dev.Class, dev.Backend, dev.Port, dev.Mode, dev.Identity}, ":"))
+		}
+		return strings.Join(s, " ")
+	}
+	if x, y := devs(da, true), devs(db, false); x != y {
+		t.Errorf("%s devices: %s vs %s", name, x, y)
+	}
+	for _, get := range []func(*host.Host, string) ([]byte, error){
+		(*host.Host).Firewall,
+		func(h *host.Host, vm string) ([]byte, error) { s, err := h.Notes(vm); return []byte(s), err },
+	} {
+		x, err1 := get(a, name)
+		y, err2 := get(b, target)
+		if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
+			t.Errorf("%s firewall/notes differ: %q %v vs %q %v", name, x, err1, y, err2)
+		}
+	}
+	va, _ := a.Volumes(name)
+	for _, v := range va {
+		if v.Path == "" {
+			continue
+		}
+		vb, err := b.VolumeInfo(target, v.Name)
+		if err != nil {
+			t.Errorf("%s volume %s: %v", name, v.Name, err)
+			continue
+		}
+		if vb.Size != v.Size || vb.Nominal != v.Nominal {
+			t.Errorf("%s volume %s: size %d/%d vs %d/%d", name, v.Name, v.Size, v.Nominal, vb.Size, vb.Nominal)
+		}
+		sameFile(t, v.Path, vb.Path)
+		if vb.Usage > v.Usage+1<<20 {
+			t.Errorf("%s volume %s not sparse: %d bytes used vs %d", name, v.Name, vb.Usage, v.Usage)
+		}
+	}
+}
+
+// backedUp lists the VMs the demo archive holds.
+func backedUp(t *testing.T, data []byte) []string {
+	b := openBackup(t, data)
+	var out []string
+	for _, v := range b.VMs {
+		out = append(out, v.Name)
+	}
+	return out
+}
+
+func TestRestoreMigration(t *testing.T) {
+	data, a := goodArchive(t)
+	b := emptyHost(t, "bob")
+	before, _ := b.Load()
+	res, err := restoreInto(t, b, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{Now: func() time.Time { return testTime }}, nil)
+	if err != nil {
+		t.Fatalf("%v\n%+v", err, res)
+	}
+	names := backedUp(t, data)
+	if len(res.VMs) != len(names)+1 {
+		t.Fatalf("%d results for %d VMs", len(res.VMs), len(names))
+	}
+	for _, r := range res.VMs {
+		if r.Outcome != OutcomeRestored || r.Err != nil || r.Files == 0 {
+			t.Errorf("%+v", r)
+		}
+	}
+	for _, n := range names {
+		sameVM(t, a, b, n, n, nil)
+	}
+	// Templates first, the home last.
+	if res.VMs[0].Name != "debian-12" || res.VMs[len(res.VMs)-1].Name != "dom0" {
+		t.Errorf("order %v", res.VMs)
+	}
+	// The dom0 home, in its own directory beside bob's.
+	d0, _ := b.Dom0()
+	homeDir := filepath.Join(d0.Home, "home-restore-"+testTime.Format("2006-01-02-150405"))
+	if got := res.VMs[len(res.VMs)-1].Target; got != homeDir {
+		t.Errorf("home restored to %s", got)
+	}
+	da0, _ := a.Dom0()
+	sameTree(t, da0.Home, homeDir)
+	// The host's own settings are untouched: dom0, the globals.
+	after, _ := b.Load()
+	if !slices.Equal(before.GlobalProps(), after.GlobalProps()) {
+		t.Errorf("globals changed: %v -> %v", before.GlobalProps(), after.GlobalProps())
+	}
+	if left, _ := filepath.Glob(filepath.Join(b.Root(), "*", ".restoring-*")); len(left) > 0 {
+		t.Errorf("staging left: %v", left)
+	}
+}
+
+// unchanged checks that a failed restore left the host as it was:
+// pedos.xml byte for byte, no VM directories, no staging, no home copy.
+func unchanged(t *testing.T, h *host.Host, xml []byte, dirs []string) {
+	t.Helper()
+	now, err := os.ReadFile(filepath.Join(h.Root(), host.DBFile))
+	if err != nil || !bytes.Equal(now, xml) {
+		t.Errorf("pedos.xml changed (%v)", err)
+	}
+	if got := listDirs(t, h); !slices.Equal(got, dirs) {
+		t.Errorf("files: %v, want %v", got, dirs)
+	}
+}
+
+func listDirs(t *testing.T, h *host.Host) []string {
+	t.Helper()
+	var out []string
+	d0, _ := h.Dom0()
+	for _, pat := range []string{"appvms/*", "vm-templates/*", "appvms/.*", "vm-templates/.*"} {
+		m, _ := filepath.Glob(filepath.Join(h.Root(), pat))
+		out = append(out, m...)
+	}
+	m, _ := filepath.Glob(filepath.Join(d0.Home, "*home-restore*"))
+	out = append(out, m...)
+	slices.Sort(out)
+	return out
+}
+
+func TestRestoreFailureLeavesHost(t *testing.T) {
+	data, _ := goodArchive(t)
+	ms := splitArchive(t, data)
+	b0 := openBackup(t, data)
+	personal := b0.VM("personal").Path
+
+	flipped := bytes.Clone(data)
+	off := 0
+	for _, m := range ms {
+		if strings.HasPrefix(m.name, personal+"private.img.000") {
+			flipped[off+512+len(m.body)/2] ^= 1
+		}
+		off += len(m.data)
+	}
+	cases := map[string]func(t *testing.T, h *host.Host) (*Result, error){
+		"flipped byte": func(t *testing.T, h *host.Host) (*Result, error) {
+			return restoreInto(t, h, flipped, PlanOptions{IgnoreUsernameMismatch: true}, Options{}, nil)
+		},
+		"truncated": func(t *testing.T, h *host.Host) (*Result, error) {
+			return restoreInto(t, h, data[:len(data)*3/4], PlanOptions{IgnoreUsernameMismatch: true}, Options{}, nil)
+		},
+		"cancelled": func(t *testing.T, h *host.Host) (*Result, error) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			return restoreCtx(ctx, t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{},
+				progress.Func(func(e progress.Event) {
+					if e.VM == "personal" {
+						cancel()
+					}
+				}))
+		},
+	}
+	for name, run := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := emptyHost(t, "bob")
+			xml, _ := os.ReadFile(filepath.Join(h.Root(), host.DBFile))
+			dirs := listDirs(t, h)
+			res, err := run(t, h)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			unchanged(t, h, xml, dirs)
+			if res == nil {
+				t.Fatal("no result")
+			}
+			for _, r := range res.VMs {
+				if r.Outcome == OutcomeRestored || r.Err == nil {
+					t.Errorf("%s: %+v", r.Name, r)
+				}
+				if r.Name == "personal" && name == "flipped byte" && (r.Outcome != OutcomeFailed || !errors.Is(r.Err, archive.ErrCorrupt)) {
+					t.Errorf("personal: %v %v", r.Outcome, r.Err)
+				}
+			}
+		})
+	}
+}
+
+func TestRestoreRenameAndOptions(t *testing.T) {
+	data, a := goodArchive(t)
+	// Into the same host: every name is taken, so all are renamed, and
+	// references follow the new names.
+	res, err := restoreInto(t, a, data, PlanOptions{RenameConflicting: true, SkipDom0Home: true}, Options{}, nil)
+	if err != nil {
+		t.Fatalf("%v %+v", err, res)
+	}
+	rename := map[string]string{}
+	for _, r := range res.VMs {
+		if r.Target == r.Name {
+			t.Errorf("%s not renamed", r.Name)
+		}
+		rename[r.Name] = r.Target
+	}
+	for n, target := range rename {
+		sameVM(t, a, a, n, target, rename)
+	}
+}
+
+func TestCheckHostRefusesBeforeTouching(t *testing.T) {
+	data, _ := goodArchive(t)
+	h := emptyHost(t, "user")
+	b := openBackup(t, data)
+	p, err := NewPlan(h, b, PlanOptions{})
+	if err != nil || p.Err() != nil {
+		t.Fatal(err, p.Err())
+	}
+	warns, err := CheckHost(h, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range warns {
+		if !strings.Contains(w, "default_dispvm") {
+			t.Errorf("warning %q", w)
+		}
+	}
+	// A VM database that would be invalid: the host gains a VM of a
+	// restored VM's name after planning.
+	if err := h.CreateVM("work", host.StandaloneVM, host.VMOptions{Label: "red"}); err != nil {
+		t.Fatal(err)
+	}
+	xml, _ := os.ReadFile(filepath.Join(h.Root(), host.DBFile))
+	dirs := listDirs(t, h)
+	_, err = Restore(t.Context(), h, b, p, Options{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "work") {
+		t.Fatalf("error %v", err)
+	}
+	unchanged(t, h, xml, dirs)
+}
