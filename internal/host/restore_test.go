@@ -14,7 +14,7 @@ import (
 func TestAddVMWarnsAndGoesOn(t *testing.T) {
 	db := mustLoad(t, demoHost(t))
 	spec := VMSpec{Name: "restored", Class: AppVM, Label: "mauve", Template: "debian-12",
-		Props: []Property{{"memory", "800"}, {"vcpus", "many"}, {"kernel", "a/b"}, {"qid", "99"}, {"installed_by_rpm", "True"}},
+		Props:    []Property{{"memory", "800"}, {"vcpus", "many"}, {"kernel", "a/b"}, {"qid", "99"}, {"installed_by_rpm", "True"}},
 		Features: []Feature{{"service.cups", "1"}}, Tags: []string{"fav"},
 		Devices: []Device{{Class: "usb", Backend: "sys-usb", Port: "2-1"}, {Class: "pci", Backend: "sys-net", Port: "00_1f.6", Mode: "required"}},
 		Volumes: []Volume{{Name: "private", Pool: "lvm", VID: "qubes_dom0/vm-x-private", Size: 5 << 30, SaveOnStop: true, RevisionsToKeep: 2},
