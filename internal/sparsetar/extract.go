@@ -169,6 +169,10 @@ func ExtractTree(r io.Reader, prefix, dir string, maxSize int64) error {
 	if err := checkName(prefix); err != nil {
 		return err
 	}
+	return extractTree(r, &treeExtractor{prefix: prefix, left: maxSize}, dir)
+}
+
+func extractTree(r io.Reader, x *treeExtractor, dir string) error {
 	if err := emptyDir(dir); err != nil {
 		return err
 	}
@@ -177,7 +181,7 @@ func ExtractTree(r io.Reader, prefix, dir string, maxSize int64) error {
 		return err
 	}
 	defer root.Close()
-	x := &treeExtractor{root: root, prefix: prefix, left: maxSize}
+	x.root = root
 	er := &endReader{r: r}
 	tr := tar.NewReader(er)
 	for {
@@ -212,7 +216,10 @@ func ReadTree(r io.Reader, prefix string, maxSize int64) (int64, error) {
 	if err := checkName(prefix); err != nil {
 		return 0, err
 	}
-	x := &treeExtractor{prefix: prefix}
+	return readTree(r, &treeExtractor{prefix: prefix}, maxSize)
+}
+
+func readTree(r io.Reader, x *treeExtractor, maxSize int64) (int64, error) {
 	er := &endReader{r: r}
 	tr := tar.NewReader(er)
 	var total int64
@@ -261,6 +268,7 @@ func emptyDir(dir string) error {
 type treeExtractor struct {
 	root   *os.Root
 	prefix string
+	dot    bool  // prefix ends in "/." (ExtractDotTree)
 	left   int64 // bytes of content still allowed
 	dirs   []dirMeta
 }
@@ -273,6 +281,9 @@ type dirMeta struct {
 
 // rel maps a member name to a path relative to the root ("." for prefix).
 func (x *treeExtractor) rel(name string) (string, error) {
+	if x.dot {
+		return x.dotRel(name)
+	}
 	if err := checkName(name); err != nil {
 		return "", err
 	}
