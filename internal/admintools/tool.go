@@ -19,17 +19,18 @@ type RunFunc func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 
 // Tools maps each tool's program name to its entry point.
 var Tools = map[string]RunFunc{
-	"pedos-host":   PedosHost,
-	"qvm-ls":       QvmLs,
-	"qvm-create":   QvmCreate,
-	"qvm-remove":   QvmRemove,
-	"qvm-prefs":    QvmPrefs,
-	"qvm-features": QvmFeatures,
-	"qvm-tags":     QvmTags,
-	"qvm-start":    QvmStart,
-	"qvm-shutdown": QvmShutdown,
-	"qvm-volume":   QvmVolume,
-	"qvm-backup":   QvmBackup,
+	"pedos-host":         PedosHost,
+	"qvm-ls":             QvmLs,
+	"qvm-create":         QvmCreate,
+	"qvm-remove":         QvmRemove,
+	"qvm-prefs":          QvmPrefs,
+	"qvm-features":       QvmFeatures,
+	"qvm-tags":           QvmTags,
+	"qvm-start":          QvmStart,
+	"qvm-shutdown":       QvmShutdown,
+	"qvm-volume":         QvmVolume,
+	"qvm-backup":         QvmBackup,
+	"qvm-backup-restore": QvmBackupRestore,
 }
 
 // env is what a tool runs with: its name, streams and the host root

@@ -31,7 +31,8 @@ var sizeSlack int64 = 4 << 20
 type VMReport struct {
 	Name string // original name; "dom0" for the home
 	Path string // backup-path
-	// Files read to their end and the bytes of their content.
+	// Files read to their end, and the bytes of their inner tar streams
+	// (the data, without the holes of sparse images).
 	Files int
 	Bytes int64
 	// Err is why the VM is not proven good: a damaged file, missing files,
@@ -181,12 +182,12 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 				limit = max(limit, vol.Size)
 			}
 		}
-		n, err := handle(pv, lr, name, limit)
-		if err != nil {
+		before := ps.used[v]
+		if _, err := handle(pv, lr, name, limit); err != nil {
 			return fail(fmt.Errorf("VM %s: %s: %w", v.Name, name, err))
 		}
 		current.Files++
-		current.Bytes += n
+		current.Bytes += ps.used[v] - before
 		ps.emit(ps.stage, v.Name, name)
 	}
 	// Every restored VM has files, and every file of the archive belongs
@@ -203,11 +204,13 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 			errs = append(errs, fmt.Errorf("%w: %s belongs to no VM of the backup", archive.ErrUnexpectedMember, mf.Name))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
+	return errors.Join(errs...)
+}
+
+// finish reports the end of a successful pass: all of it done.
+func (ps *pass) finish() {
+	ps.done = max(ps.done, ps.total)
 	ps.emit(progress.Done, "", "")
-	return nil
 }
 
 // unseen lists the restored VMs none of whose files the reader has met.
@@ -271,6 +274,9 @@ func VerifyOnly(ctx context.Context, b *Backup, plan *Plan, r progress.Reporter)
 		}
 		return sparsetar.ExtractFile(f, name, &sparsetar.Discard{}, limit)
 	})
+	if err == nil {
+		ps.finish()
+	}
 	rep := &VerifyReport{}
 	for _, pv := range ps.vms {
 		rep.VMs = append(rep.VMs, *ps.reports[pv.VM])
@@ -301,7 +307,7 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 	if err := os.WriteFile(filepath.Join(dir, archive.QubesXMLName), b.QubesXML, 0o644); err != nil {
 		return err
 	}
-	return ps.run(ctx, func(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error) {
+	err = ps.run(ctx, func(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error) {
 		v := pv.VM
 		if v.Class == host.AdminVM {
 			parent := filepath.Join(dir, "dom0-home")
@@ -322,6 +328,10 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 			return sparsetar.ExtractFile(f, name, w, limit)
 		})
 	})
+	if err == nil {
+		ps.finish()
+	}
+	return err
 }
 
 // writeFile creates a new file and fills it, sparsely if asked.

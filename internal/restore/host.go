@@ -352,6 +352,9 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		if err = hr.finishDom0(); err == nil && opts.Dom0DefaultDispVM {
 			err = hr.applyDom0DefaultDispVM()
 		}
+		if err == nil {
+			ps.finish()
+		}
 	}
 	hr.discard()
 	res := &Result{}

@@ -1,0 +1,489 @@
+package admintools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/cli"
+	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/progress"
+	"pedos.dev/backup/internal/qrexec"
+	"pedos.dev/backup/internal/restore"
+	"pedos.dev/backup/internal/scryptenc"
+)
+
+const restorePassphrasePrompt = "Please enter the passphrase to verify and (if encrypted) decrypt the backup: "
+
+const qvmBackupRestoreLong = `Restore VMs from a backup (Qubes OS backup format 4), verify it, or extract it.
+
+backup_location is one of:
+  FILE         a backup file (an absolute path, one starting with ./ or ../, or an
+               existing file)
+  -            standard input (questions then go to the terminal; without one,
+               --yes is required)
+  COMMAND      any other text: a command line run by /bin/sh in dom0 whose standard
+               output is the archive
+With --dest-vm, backup_location is a file in that VM or a command run there; the
+VM must be running.
+
+vm restores only these VMs (their names in the backup; dom0 is the dom0 home).
+
+qvm-backup-restore first shows what the backup holds and what will happen to each
+VM. When that lists a problem nothing is touched; the message names the options
+that would resolve it. Otherwise, unless --yes, it asks whether to proceed (the
+reference tool skips that question whenever --passphrase-file is given; here only
+--yes does).
+
+The archive is read once, as a stream. Each VM is added to the host only when all
+its data has been written and the archive has proved it complete (backups made by
+qvm-backup prove that at their end); a VM that fails, or that an error or Ctrl-C
+stops, is not added at all. The dom0 home goes to a new directory
+home-restore-YYYY-MM-DD-HHMMSS in your home, never over it.
+
+--verify-only reads and checks everything (decryption, decompression, every file,
+completeness) and touches nothing. --extract-to DIR writes qubes.xml, each VM's
+files under DIR/<vm>/ and the home under DIR/dom0-home/<user>/, with no host needed.
+
+exit status:
+  0    everything selected was restored (verified, extracted)
+  1    something failed: the summary or the result says what
+  2    the command line is wrong
+  3    the answer to "Do you want to proceed?" was no; nothing was changed
+  130  interrupted (Ctrl-C, SIGTERM); VMs not yet complete were not added`
+
+type restoreFlags struct {
+	verifyOnly, skipBroken, ignoreMissing, skipConflicting, renameConflicting bool
+	skipDom0Home, ignoreUsernameMismatch, ignoreSizeLimit, dom0DefaultDispVM  bool
+	forceKDF, yes, quiet                                                      bool
+	exclude                                                                   []string
+	extractTo, filter, destVM, passFile, progress                             string
+}
+
+// QvmBackupRestore is qvm-backup-restore.
+func QvmBackupRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{tool: "qvm-backup-restore", stdin: stdin, stdout: stdout, stderr: stderr}
+	var o restoreFlags
+	c := newRoot(e, "[options] backup_location [vm...]", qvmBackupRestoreLong)
+	f := c.Flags()
+	f.SortFlags = false
+	f.BoolVar(&o.verifyOnly, "verify-only", false, "check the backup fully and restore nothing")
+	f.StringVar(&o.extractTo, "extract-to", "", "write the backup's files to `DIR` (new or empty) instead of restoring; no host needed")
+	f.BoolVar(&o.skipBroken, "skip-broken", false, "leave out VMs whose template or netvm is missing")
+	f.BoolVar(&o.ignoreMissing, "ignore-missing", false, "give VMs whose template or netvm is missing the host's default")
+	f.BoolVar(&o.skipConflicting, "skip-conflicting", false, "leave out VMs whose name exists on the host")
+	f.BoolVar(&o.renameConflicting, "rename-conflicting", false, "restore VMs whose name exists on the host as NAME-1, NAME-2, ...")
+	f.StringArrayVarP(&o.exclude, "exclude", "x", nil, "do not restore `VM` (its name in the backup; dom0 is the home; repeatable)")
+	f.BoolVar(&o.skipDom0Home, "skip-dom0-home", false, "do not restore the dom0 home")
+	f.BoolVar(&o.ignoreUsernameMismatch, "ignore-username-mismatch", false, "restore the dom0 home of another user")
+	f.BoolVar(&o.ignoreSizeLimit, "ignore-size-limit", false, "do not bound each VM's data by the size its backup declares")
+	f.BoolVar(&o.dom0DefaultDispVM, "restore-dom0-default-dispvm", false, "also set this host's dom0 default_dispvm to the backup's")
+	f.StringVarP(&o.filter, "compression-filter", "Z", "", "decompress with `PROG` -d instead of the filter the backup names")
+	f.StringVarP(&o.destVM, "dest-vm", "d", "", "the backup is in `VM` (a file or command there); the VM must be running")
+	f.StringVarP(&o.passFile, "passphrase-file", "p", "", "read the passphrase from the first line of `FILE` (- for standard input)")
+	f.BoolVar(&o.forceKDF, "force-kdf", false, "accept scrypt parameters beyond the safety limits (4 GiB of memory)")
+	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask whether to proceed")
+	f.StringVar(&o.progress, "progress", "auto", "show progress on standard error as `MODE`: auto, bar, lines, json or none")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only warnings, errors and the summary; no progress unless --progress")
+
+	var exit int
+	c.RunE = func(cmd *cobra.Command, pos []string) error {
+		r := &restoreRun{env: e, o: &o, flags: cmd.Flags(), args: pos}
+		err := r.run()
+		exit = r.exit
+		return err
+	}
+	code := execute(e, c, args)
+	if exit != 0 {
+		return exit
+	}
+	return code
+}
+
+type restoreRun struct {
+	*env
+	o     *restoreFlags
+	flags *pflag.FlagSet
+	args  []string
+	exit  int
+	tty   *os.File // questions, when stdin carries the archive
+}
+
+func (r *restoreRun) checkFlags() error {
+	o := r.o
+	switch {
+	case len(r.args) == 0:
+		return cli.Usagef("missing backup_location")
+	case o.verifyOnly && o.extractTo != "":
+		return cli.Usagef("--verify-only and --extract-to exclude each other")
+	case r.flags.Changed("compression-filter") && o.filter == "":
+		return cli.Usagef("-Z/--compression-filter needs a program name")
+	case r.args[0] == "-" && o.passFile == "-":
+		return cli.Usagef("the archive and the passphrase cannot both come from standard input")
+	}
+	for _, n := range []string{"skip-conflicting", "rename-conflicting", "ignore-username-mismatch", "restore-dom0-default-dispvm"} {
+		if (o.verifyOnly || o.extractTo != "") && r.flags.Changed(n) {
+			return cli.Usagef("--%s applies to a restore into the host, not to --verify-only or --extract-to", n)
+		}
+	}
+	for _, m := range cli.ProgressModes {
+		if m == o.progress {
+			return nil
+		}
+	}
+	return cli.Usagef("unknown progress mode %q (valid: %s)", o.progress, strings.Join(cli.ProgressModes, ", "))
+}
+
+func (r *restoreRun) run() error {
+	if err := r.checkFlags(); err != nil {
+		return err
+	}
+	intoHost := !r.o.verifyOnly && r.o.extractTo == ""
+	var h *host.Host
+	if intoHost || r.o.destVM != "" && r.o.destVM != "dom0" {
+		var err error
+		if h, err = r.host(); err != nil {
+			return err
+		}
+	}
+	if r.args[0] == "-" && !r.o.yes && intoHost {
+		tty, err := os.OpenFile("/dev/tty", os.O_RDWR|syscall.O_NOCTTY, 0)
+		if err != nil {
+			return cli.WithHint(cli.Usagef("no terminal to ask whether to proceed on, and the backup comes on standard input"), "add --yes to restore without asking")
+		}
+		defer tty.Close()
+		r.tty = tty
+	}
+	pass, err := r.passphrase()
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	src, err := r.openSource(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if !r.o.quiet {
+		fmt.Fprintln(r.stderr, "Checking backup content...")
+	}
+	limits := scryptenc.DefaultLimits
+	limits.Force = r.o.forceKDF
+	b, err := restore.Open(src, restore.OpenOptions{Passphrase: pass, Limits: limits, ForceFilter: r.o.filter})
+	if err != nil {
+		return openError(err)
+	}
+	defer b.Close()
+
+	var planHost *host.Host
+	if intoHost {
+		planHost = h
+	}
+	plan, err := restore.NewPlan(planHost, b, restore.PlanOptions{
+		VMs: r.args[1:], Exclude: r.o.exclude, VerifyOnly: !intoHost,
+		SkipBroken: r.o.skipBroken, IgnoreMissing: r.o.ignoreMissing,
+		SkipConflicting: r.o.skipConflicting, RenameConflicting: r.o.renameConflicting,
+		SkipDom0Home: r.o.skipDom0Home, IgnoreUsernameMismatch: r.o.ignoreUsernameMismatch,
+		IgnoreSizeLimit: r.o.ignoreSizeLimit,
+	})
+	if err != nil {
+		if errors.Is(err, restore.ErrUnknownVM) {
+			return cli.WithHint(err, "name VMs as the summary of the backup lists them")
+		}
+		return err
+	}
+	r.printSummary(plan, intoHost)
+	for _, w := range plan.Warnings {
+		cli.Warn(r.stderr, r.tool, "%s", w)
+	}
+	if perr := plan.Err(); perr != nil {
+		var pe *restore.ProblemsError
+		errors.As(perr, &pe)
+		for _, p := range pe.Problems {
+			e := error(p)
+			if len(p.Resolve) > 0 {
+				e = cli.WithHint(e, "to go on, use %s", strings.Join(p.Resolve, " or "))
+			} else {
+				e = cli.WithHint(e, "leave it out with -x/--exclude")
+			}
+			cli.PrintError(r.stderr, r.tool, e)
+		}
+		fmt.Fprintln(r.stderr, "Nothing was changed.")
+		r.exit = cli.ExitError
+		return nil
+	}
+	if len(plan.Restored()) == 0 {
+		return errors.New("nothing to restore: every VM of the backup is left out")
+	}
+	if intoHost {
+		warns, err := restore.CheckHost(h, plan)
+		for _, w := range warns {
+			cli.Warn(r.stderr, r.tool, "%s", w)
+		}
+		if err != nil {
+			fmt.Fprintln(r.stderr, "Nothing was changed.")
+			return err
+		}
+		if !r.o.quiet {
+			fmt.Fprintln(r.stdout, "\nThe above VMs will be copied and added to your system. Existing VMs will NOT be removed.")
+		}
+		if !r.o.yes {
+			ok, err := r.confirm()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				fmt.Fprintln(r.stdout, "Restore not started; nothing was changed (--yes restores without asking).")
+				r.exit = ExitDeclined
+				return nil
+			}
+		}
+	}
+	rep, err := backupProgress(r.progressMode(), r.stderr)
+	if err != nil {
+		return err
+	}
+	err = r.pass(ctx, h, b, plan, rep)
+	if bar, ok := rep.(*cli.ProgressBar); ok && err != nil {
+		bar.Clear()
+	}
+	if err == nil {
+		// Read to the end, so that a command or VM source ends on its own
+		// and its outcome is known (not killed by a closed pipe).
+		_, err = io.Copy(io.Discard, src)
+	}
+	if cerr := src.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("the backup source failed: %w", cerr)
+	}
+	if err != nil && ctx.Err() != nil {
+		r.exit = ExitInterrupted
+		return errors.New("interrupted; VMs that were not complete were not added")
+	}
+	return err
+}
+
+func (r *restoreRun) progressMode() string {
+	if r.o.quiet && !r.flags.Changed("progress") {
+		return "none"
+	}
+	return r.o.progress
+}
+
+// pass runs the chosen data pass and prints its result.
+func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, plan *restore.Plan, rep progress.Reporter) error {
+	switch {
+	case r.o.verifyOnly:
+		vr, err := restore.VerifyOnly(ctx, b, plan, rep)
+		if vr != nil {
+			t := cli.NewTable("VM", "RESULT")
+			for _, v := range vr.VMs {
+				t.Row(v.Name, verdict(v, "OK"))
+			}
+			t.WriteTo(r.stdout)
+		}
+		if err != nil {
+			return cli.WithHint(fmt.Errorf("verification failed: %w", err), "the backup is damaged or incomplete: do not rely on it")
+		}
+		fmt.Fprintln(r.stdout, "The backup is complete and intact.")
+		return nil
+	case r.o.extractTo != "":
+		if err := restore.ExtractTo(ctx, b, plan, r.o.extractTo, rep); err != nil {
+			return fmt.Errorf("extraction failed (nothing was left in %s): %w", r.o.extractTo, err)
+		}
+		fmt.Fprintf(r.stdout, "Extracted to %s\n", r.o.extractTo)
+		return nil
+	}
+	res, err := restore.Restore(ctx, h, b, plan, restore.Options{Dom0DefaultDispVM: r.o.dom0DefaultDispVM}, rep)
+	if res != nil {
+		t := cli.NewTable("VM", "RESTORED AS", "RESULT")
+		for _, v := range res.VMs {
+			t.Row(v.Name, v.Target, verdict(v.VMReport, string(v.Outcome)))
+			for _, w := range v.Warnings {
+				cli.Warn(r.stderr, r.tool, "%s", w)
+			}
+		}
+		t.WriteTo(r.stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if !r.o.quiet {
+		fmt.Fprintln(r.stdout, "Done. Please install updates for all the restored templates.")
+	}
+	return nil
+}
+
+// verdict is a VM's result cell.
+func verdict(v restore.VMReport, ok string) string {
+	if v.Err != nil {
+		return "FAILED: " + v.Err.Error()
+	}
+	return fmt.Sprintf("%s (%d file(s), %s)", ok, v.Files, cli.FormatSize(v.Bytes))
+}
+
+// printSummary prints the reference table (behaviour.md B.5).
+func (r *restoreRun) printSummary(plan *restore.Plan, intoHost bool) {
+	var b strings.Builder
+	b.WriteString("The following VMs are included in the backup:\n\n")
+	rows := plan.Rows()
+	head := []string{"name", "type", "template", "netvm", "label"}
+	cells := make([][]string, len(rows))
+	width := make([]int, len(head))
+	for i, h := range head {
+		width[i] = len(h) + 1
+	}
+	for i, row := range rows {
+		cells[i] = []string{row.Name, row.Type, row.Template, row.NetVM, row.Label}
+		for j, c := range cells[i] {
+			width[j] = max(width[j], len(c)+1)
+		}
+	}
+	line := func(vals []string) string {
+		var s strings.Builder
+		for j, v := range vals {
+			fmt.Fprintf(&s, "%*s |", width[j], v)
+		}
+		return s.String()
+	}
+	var sep strings.Builder
+	for _, w := range width {
+		sep.WriteString(strings.Repeat("-", w+1) + "+")
+	}
+	b.WriteString(sep.String() + "\n" + line(head) + "\n" + sep.String() + "\n")
+	for i, row := range rows {
+		b.WriteString(line(cells[i]))
+		switch {
+		case row.Problem != "":
+			b.WriteString(" <-- " + row.Problem)
+		case len(row.Info) > 0:
+			b.WriteString(" <-- " + strings.Join(row.Info, " <-- "))
+		}
+		b.WriteString("\n")
+	}
+	if intoHost {
+		if pv := plan.VM("dom0"); pv != nil && pv.Restored() {
+			b.WriteString("\nNOTE: the dom0 home will be restored into a new directory home-restore-<time> in your\nhome; move the files you want out of it yourself.\n")
+		}
+	}
+	io.WriteString(r.stdout, b.String())
+}
+
+func (r *restoreRun) confirm() (bool, error) {
+	if r.tty != nil {
+		return cli.Confirm(r.tty, r.tty, proceedQuestion)
+	}
+	in := &readCounter{r: r.stdin}
+	ok, err := cli.Confirm(in, r.stdout, proceedQuestion)
+	if in.n > 0 && !isTerminal(r.stdin) {
+		fmt.Fprintln(r.stdout)
+	}
+	return ok, err
+}
+
+func (r *restoreRun) passphrase() ([]byte, error) {
+	if r.o.passFile != "" {
+		pass, warnings, err := cli.ReadPassphraseFile(r.o.passFile)
+		for _, w := range warnings {
+			cli.Warn(r.stderr, r.tool, "%s", w)
+		}
+		return pass, err
+	}
+	return cli.ReadPassphrase(restorePassphrasePrompt, false)
+}
+
+// openSource opens backup_location: a file, stdin, a dom0 command or a
+// location in a VM.
+func (r *restoreRun) openSource(ctx context.Context, h *host.Host) (io.ReadCloser, error) {
+	loc := r.args[0]
+	if vm := r.o.destVM; vm != "" && vm != "dom0" {
+		src, err := qrexec.OpenRestoreSource(ctx, qrexec.NewLocal(h), vm, loc)
+		if err != nil {
+			return nil, cli.WithHint(err, "the VM must be running (qvm-start %s)", vm)
+		}
+		return src, nil
+	}
+	if loc == "-" {
+		return io.NopCloser(r.stdin), nil
+	}
+	if fi, err := os.Stat(loc); isDom0Path(loc) || err == nil && !fi.IsDir() {
+		if err == nil && fi.IsDir() {
+			return nil, fmt.Errorf("%s is a directory, not a backup file", loc)
+		}
+		return os.Open(loc)
+	}
+	return startCommand(ctx, loc, r.stderr)
+}
+
+// commandSource is the standard output of a dom0 command; Close reports
+// how the command ended, after stopping it if its output was not read to
+// the end (the restore failed or was declined).
+type commandSource struct {
+	out  io.ReadCloser
+	cmd  *exec.Cmd
+	line string
+	eof  bool
+	done bool
+	err  error
+}
+
+func startCommand(ctx context.Context, line string, stderr io.Writer) (io.ReadCloser, error) {
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %q: %w", line, err)
+	}
+	return &commandSource{out: out, cmd: cmd, line: line}, nil
+}
+
+func (c *commandSource) Read(p []byte) (int, error) {
+	n, err := c.out.Read(p)
+	if err == io.EOF {
+		c.eof = true
+	}
+	return n, err
+}
+
+func (c *commandSource) Close() error {
+	if c.done {
+		return c.err
+	}
+	c.done = true
+	if !c.eof {
+		c.cmd.Process.Kill()
+	}
+	c.out.Close()
+	if err := c.cmd.Wait(); err != nil && c.eof {
+		c.err = fmt.Errorf("command %q: %w", c.line, err)
+	}
+	return c.err
+}
+
+// openError words the errors of reading the header and qubes.xml.
+func openError(err error) error {
+	switch {
+	case errors.Is(err, archive.ErrBadPassphrase):
+		return cli.WithHint(fmt.Errorf("the backup header's authentication failed: %w", err), "check the passphrase; nothing was changed")
+	case errors.Is(err, scryptenc.ErrTooExpensive):
+		return cli.WithHint(err, "a backup made elsewhere may need more; if you trust it, add --force-kdf")
+	case errors.Is(err, archive.ErrUnsupportedVersion):
+		return cli.WithHint(err, "formats 1-3 are not supported yet")
+	}
+	return fmt.Errorf("reading the backup: %w", err)
+}
