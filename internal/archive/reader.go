@@ -69,6 +69,11 @@ type Reader struct {
 	current *File
 	failed  error // a chunk failed: the rest of the stream is not trusted
 
+	// producing is the file whose member the producer is reading, once the
+	// member's place in the sequence is checked. It goes with a failure, so
+	// that the file before it, whose end that place proved, ends cleanly.
+	producing string
+
 	// claimed is backup-header as read, before it is proven: the producer
 	// starts with its backup id while the header's own key derivation
 	// runs. Nothing reaches the caller until proven closes.
@@ -86,7 +91,7 @@ type chunkJob struct {
 	buf   []byte // the chunk as read; plain is decrypted in place within it
 	plain []byte
 	err   error // set before done closes; on a terminal job: io.EOF or the failure
-	final bool  // no more jobs follow
+	final bool  // no more jobs follow; file is then the one the failure concerns ("" if none)
 }
 
 // NewReader authenticates the header and reads qubes.xml. It fails with
@@ -392,7 +397,7 @@ func (r *Reader) produce() {
 		err = io.EOF
 	}
 	select {
-	case r.jobs <- &chunkJob{final: true, err: err, done: closedChan}:
+	case r.jobs <- &chunkJob{final: true, err: err, file: r.producing, done: closedChan}:
 	case <-r.abort:
 	}
 }
@@ -462,6 +467,7 @@ func (r *Reader) produceAll() error {
 			return fmt.Errorf("%w: %s where %s.enc was expected", ErrIncomplete, member, want)
 		}
 		file, index, lastPlain = f, i, plainSize
+		r.producing = f
 
 		if f != QubesXMLName && !r.opts.Select(f) {
 			trailer, err := r.skipChunk(size)
@@ -631,6 +637,16 @@ func (r *Reader) release(j *chunkJob) {
 		j.buf = nil
 		<-r.bufs
 	}
+}
+
+// FailedIn names the file whose member the reader was reading when the
+// stream failed, once Next has returned that failure: the files before it
+// ended cleanly. "" when no failure was seen or its file is not known.
+func (r *Reader) FailedIn() string {
+	if j := r.peek; j != nil && j.final && j.err != io.EOF {
+		return j.file
+	}
+	return ""
 }
 
 // Next returns the next selected file. The previous file's unread data is
@@ -815,7 +831,7 @@ func (c *chunkStream) advance() {
 	}
 	if j.final || j.file != c.file {
 		c.r.peek = j
-		if j.final && j.err != io.EOF {
+		if j.final && j.err != io.EOF && j.file == c.file {
 			c.err = j.err // the file may be incomplete: never report a clean end
 			return
 		}
