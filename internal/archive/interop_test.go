@@ -86,18 +86,7 @@ func makeReferenceArchive(t *testing.T, fx *fixture, filter string, split int) [
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(src, "qubes.xml"), []byte(fixtureXML), 0o644)
-	out := filepath.Join(t.TempDir(), "backup")
-	cmd := exec.Command("bash", "testdata/reference-backup.sh")
-	cmd.Env = append(os.Environ(), "SRC="+src, "OUT="+out, "PASS="+string(testPass),
-		"ID=20260101T120000-4242", "SPLIT="+itoa(split), "FILTER="+filter)
-	if res, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("reference-backup.sh: %v\n%s", err, res)
-	}
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return testutil.ReferenceBackup(t, src, testPass, "20260101T120000-4242", filter, split)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -4,9 +4,12 @@
 # `scrypt enc` per piece with the name-bound passphrase, and one
 # `tar -cO --posix` archive per member, concatenated (format.md §1, §2, §11).
 #
-# Environment: SRC (fixture dir: vm1/private.img, vm1/firewall.xml,
-# home/user/, qubes.xml), OUT (archive path), PASS, ID (backup id),
-# SPLIT (piece size in bytes), FILTER (gzip, bzip2, xz or none).
+# Environment: SRC (fixture dir: qubes.xml, one directory per VM named by
+# its backup-path, such as vm1/, holding its files (*.img, firewall.xml,
+# notes.txt, ...), and optionally home/<user>/), OUT (archive path), PASS,
+# ID (backup id), SPLIT (piece size in bytes), FILTER (gzip, bzip2, xz or
+# none). Each VM's images are stored first, then its other files, as the
+# reference writer orders them; VMs in version order (vm2 before vm10).
 # The passphrase reaches scrypt on stdin, never in arguments.
 set -euo pipefail
 work=$(mktemp -d)
@@ -38,9 +41,15 @@ store() { # source-dir base-name stored-name [tar options]
 }
 
 store "$SRC" qubes.xml qubes.xml
-store "$SRC/vm1" private.img vm1/private.img --dereference
-store "$SRC/vm1" firewall.xml vm1/firewall.xml --dereference
-store "$SRC/home" user dom0-home/user
+for dir in $(cd "$SRC" && ls -d vm* | sort -V); do
+	for f in $(cd "$SRC/$dir" && { ls | grep '\.img$' | sort; ls | grep -v '\.img$' | sort; }); do
+		store "$SRC/$dir" "$f" "$dir/$f" --dereference
+	done
+done
+if [ -d "$SRC/home" ]; then
+	user=$(ls "$SRC/home")
+	store "$SRC/home" "$user" "dom0-home/$user"
+fi
 
 for m in "${members[@]}"; do
 	tar -cO --posix "$m"
