@@ -66,6 +66,10 @@ type pass struct {
 	r       progress.Reporter
 	stage   progress.Stage
 	ctx     context.Context // of run; checked as data flows
+	// ended, if set, is called when a VM's files are known to have all
+	// been read: the next VM's file begins, a failure is in a later
+	// VM's file, or the archive ends.
+	ended   func(*PlannedVM)
 	start   time.Time
 	done    int64
 	total   int64
@@ -114,7 +118,16 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 		byVM[pv.VM] = pv
 	}
 	var current *VMReport
+	var currentPV *PlannedVM
 	finished := map[*VMReport]bool{} // a later VM's file came after its files
+	finish := func() {
+		if currentPV != nil && !finished[current] {
+			finished[current] = true
+			if ps.ended != nil {
+				ps.ended(currentPV)
+			}
+		}
+	}
 	fail := func(err error) error {
 		if errors.Is(err, archive.ErrIncomplete) {
 			if names := ps.unseen(); len(names) > 0 {
@@ -145,7 +158,16 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 			break
 		}
 		if err != nil {
+			// The failure concerns the VM whose file it hit, if known; the
+			// VM before it then had all its files.
+			in := ps.b.reader.FailedIn()
+			if in != "" && currentPV != nil && ps.b.owner(in) != currentPV.VM {
+				finish()
+			}
 			current = nil
+			if v := ps.b.owner(in); in != "" && v != nil && ps.reports[v] != nil && !finished[ps.reports[v]] {
+				current = ps.reports[v]
+			}
 			return fail(err)
 		}
 		v := ps.b.owner(f.Name)
@@ -162,10 +184,13 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 			}
 			continue
 		}
-		if current != nil && current != ps.reports[v] {
-			finished[current] = true
+		if finished[ps.reports[v]] {
+			return fail(fmt.Errorf("%w: %s comes after files of another VM, but VM %s's files had ended", archive.ErrUnexpectedMember, f.Name, v.Name))
 		}
-		current = ps.reports[v]
+		if current != nil && current != ps.reports[v] {
+			finish()
+		}
+		current, currentPV = ps.reports[v], pv
 		name := f.Name
 		if v.Class != host.AdminVM && strings.Contains(strings.TrimPrefix(name, v.Path), "/") {
 			return fail(fmt.Errorf("%w: %s is not a file directly under %s", archive.ErrUnexpectedMember, name, v.Path))
@@ -190,6 +215,7 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 		current.Bytes += ps.used[v] - before
 		ps.emit(ps.stage, v.Name, name)
 	}
+	finish()
 	// Every restored VM has files, and every file of the archive belongs
 	// to a VM of the backup (the reader checked the manifest, if any).
 	var errs []error

@@ -132,7 +132,7 @@ func (hr *hostRun) spec(pv *PlannedVM) (host.VMSpec, []refSetting) {
 		Features: append(slices.Clone(v.Features), hr.extra[pv]...), Tags: v.Tags, Volumes: v.Volumes}
 	var later []refSetting
 	ref := func(prop, target string) {
-		if hr.pending(target) {
+		if hr.pending(target) && target != pv.Target { // a VM may name itself
 			later = append(later, refSetting{vm: pv.Target, prop: prop, target: target})
 			if prop == "netvm" {
 				s.Props = append(s.Props, host.Property{Name: prop, Value: ""})
@@ -333,15 +333,10 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		hr.results[pv] = &VMResult{VMReport: VMReport{Name: pv.VM.Name, Path: pv.VM.Path}, Target: pv.Target}
 	}
 	defer hr.discard()
-	proves := b.Header.Manifest
-	var last *PlannedVM
-	err = ps.run(ctx, func(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error) {
-		if last != nil && last != pv && !proves {
-			hr.complete(last)
-		}
-		last = pv
-		return hr.file(pv, f, name, limit)
-	})
+	if !b.Header.Manifest {
+		ps.ended = hr.complete // nothing more will prove the VM complete
+	}
+	err = ps.run(ctx, hr.file)
 	if err == nil {
 		ps.emit(progress.Finishing, "", "")
 		for _, pv := range ps.vms {
@@ -349,7 +344,7 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 				hr.complete(pv)
 			}
 		}
-		if err = hr.finishDom0(); err == nil && opts.Dom0DefaultDispVM {
+		if err = hr.err(); err == nil && opts.Dom0DefaultDispVM {
 			err = hr.applyDom0DefaultDispVM()
 		}
 		if err == nil {
@@ -460,12 +455,19 @@ func (hr *hostRun) warn(pv *PlannedVM, w string) {
 // there, then whatever waited for pv.
 func (hr *hostRun) complete(pv *PlannedVM) {
 	res := hr.results[pv]
-	if pv.VM.Class == host.AdminVM || res.Outcome != "" {
+	if res.Outcome != "" {
 		return
 	}
-	for _, vol := range host.SavedVolumes(pv.VM.Class, pv.VM.Volumes) {
-		if !slices.Contains(hr.images[pv], vol) {
-			hr.fail(pv, fmt.Errorf("%w: VM %s: the archive has no image of its volume %s", archive.ErrIncomplete, pv.VM.Name, vol))
+	if pv.VM.Class == host.AdminVM {
+		hr.finishDom0()
+		return
+	}
+	// Every volume the backup says has data must have come; a VM without
+	// a volume-config gets empty volumes.
+	saved := host.SavedVolumes(pv.VM.Class, pv.VM.Volumes)
+	for _, vol := range pv.VM.Volumes {
+		if vol.SaveOnStop && slices.Contains(saved, vol.Name) && !slices.Contains(hr.images[pv], vol.Name) {
+			hr.fail(pv, fmt.Errorf("%w: VM %s: the archive has no image of its volume %s", archive.ErrIncomplete, pv.VM.Name, vol.Name))
 			return
 		}
 	}
@@ -576,17 +578,27 @@ func (hr *hostRun) stageHome(pv *PlannedVM, f io.Reader, name string, limit int6
 }
 
 // finishDom0 moves a complete dom0 home into place.
-func (hr *hostRun) finishDom0() error {
+func (hr *hostRun) finishDom0() {
 	hs := hr.home
-	if hs == nil {
-		return nil
+	if hs == nil || hs.done {
+		return
 	}
 	if err := os.Rename(hs.tmp, hs.dir); err != nil {
-		hr.results[hs.pv].Err = err
-		return err
+		hr.fail(hs.pv, fmt.Errorf("moving the dom0 home into place: %w", err))
+		return
 	}
 	hs.done = true
 	hr.results[hs.pv].Outcome = OutcomeRestored
+}
+
+// err is the first failure of adding a VM, after a data pass that
+// succeeded.
+func (hr *hostRun) err() error {
+	for _, pv := range hr.plan.Restored() {
+		if res := hr.results[pv]; res != nil && res.Outcome == OutcomeFailed {
+			return res.Err
+		}
+	}
 	return nil
 }
 
