@@ -1,0 +1,109 @@
+package legacy
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"testing"
+
+	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/testutil"
+)
+
+// makeV1 copies the fixture into a format 1 backup directory as the R1
+// writer did (cp -rp keeps holes and symlinks), with an R1 qubes.xml (no
+// dom0 entry) and an icon that is a symlink into the host.
+func makeV1(t *testing.T, fx *fixture) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "qubes-2013-01-01-120000")
+	for _, d := range []string{"appvms", "vm-templates", "dom0-home"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for src, dst := range map[string]string{fx.work: "appvms", fx.tpl: "vm-templates", fx.home: "dom0-home"} {
+		if out, err := exec.Command("cp", "-rp", src, filepath.Join(dir, dst)).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v\n%s", err, out)
+		}
+	}
+	if err := os.Symlink("/usr/share/qubes/icons/blue.png", filepath.Join(dir, "appvms/work/icon-link.png")); err != nil {
+		t.Fatal(err)
+	}
+	xml := regexp.MustCompile(`(?m)^  <QubesAdminVm .*\n`).ReplaceAllString(core2XML(readableLayout()), "")
+	writeFile(t, filepath.Join(dir, "qubes.xml"), xml)
+	return dir
+}
+
+func TestFormat1(t *testing.T) {
+	testutil.RequireTool(t, "cp")
+	fx := newFixture(t)
+	dir := makeV1(t, fx)
+	if !IsV1Dir(dir) || IsV1Dir(t.TempDir()) {
+		t.Fatal("IsV1Dir does not tell a format 1 backup")
+	}
+	b, err := OpenV1(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	sizes := map[string]int64{}
+	out := t.TempDir()
+	for _, f := range b.Files() {
+		names = append(names, f.Name)
+		rc := f.Open()
+		cr := &countingReader{r: rc}
+		if err := extract(cr, f.Name, out, f.Dir); err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		rc.Close()
+		if cr.n != f.Size {
+			t.Errorf("%s: Open gave %d bytes, Size says %d", f.Name, cr.n, f.Size)
+		}
+		sizes[filepath.Dir(f.Name)] += f.Size
+	}
+	want := []string{
+		"vm-templates/fedora-23/apps.templates", "vm-templates/fedora-23/private.img",
+		"vm-templates/fedora-23/root.img", "vm-templates/fedora-23/volatile.img",
+		"appvms/work/firewall.xml", "appvms/work/icon.png", "appvms/work/private.img",
+		"dom0-home/user",
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("Files() = %q, want %q", names, want)
+	}
+	checkRecovered(t, fx, readableLayout(), out, 1)
+	if string(b.OriginalXML()) == string(b.QubesXML()) {
+		t.Error("QubesXML was not converted")
+	}
+
+	checkPaths(t, b.QubesXML(), map[string]string{"work": "appvms/work/", "fedora-23": "vm-templates/fedora-23/", "dom0": "dom0-home/user"})
+	db, err := host.ParseDB(b.QubesXML())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range db.Domains() {
+		p, _ := d.Feature("backup-path")
+		size, _ := d.Feature("backup-size")
+		dirName := filepath.Dir(p + "x") // the VM directory, or dom0-home
+		if p == "" {
+			continue
+		}
+		if n, _ := strconv.ParseInt(size, 10, 64); n != sizes[dirName] {
+			t.Errorf("%s: backup-size %s, want the %d bytes its files stream", d.Name(), size, sizes[dirName])
+		}
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
