@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -38,7 +39,7 @@ func (r *Reader) Next() (*File, error) {
 			f.err = errSuperseded
 		}
 		if r.err == nil {
-			r.err = f.chunks.skip()
+			r.fail(f.Name, f.chunks.skip())
 		}
 	}
 	for r.err == nil {
@@ -47,17 +48,17 @@ func (r *Reader) Next() (*File, error) {
 			return nil, io.EOF
 		}
 		if err != nil {
-			r.err = err
+			r.fail("", err)
 			break
 		}
 		file, err := r.startFile(m.name)
 		if err != nil {
-			r.err = err
+			r.fail(file, err)
 			break
 		}
 		c := &fileChunks{r: r, file: file}
 		if r.opts.Select != nil && !r.opts.Select(file) {
-			r.err = c.skip()
+			r.fail(file, c.skip())
 			continue
 		}
 		r.cur = r.newFile(file, c)
@@ -66,8 +67,22 @@ func (r *Reader) Next() (*File, error) {
 	return nil, r.err
 }
 
+// fail records err, if any, as the end of the stream, and the file it
+// concerns ("" if unknown).
+func (r *Reader) fail(file string, err error) {
+	if err != nil && r.err == nil {
+		r.err, r.failedIn = err, file
+	}
+}
+
+// FailedIn names the file whose member the reader was reading when the
+// stream failed: the files before it ended cleanly. "" when nothing
+// failed or the file is not known (a damaged tar header, say).
+func (r *Reader) FailedIn() string { return r.failedIn }
+
 // startFile checks the first member of a file: chunk 000 of a file not
-// seen before, with a safe name, in the directory of a backed-up VM.
+// seen before, with a safe name, in the directory of a backed-up VM. On
+// error the file is returned if the member names one.
 func (r *Reader) startFile(member string) (string, error) {
 	file, index, ok := parseChunk(member)
 	switch {
@@ -76,22 +91,20 @@ func (r *Reader) startFile(member string) (string, error) {
 	case !ok:
 		return "", fmt.Errorf("%w: %s is not a chunk (<file>.NNN)", ErrUnexpectedMember, member)
 	case index != 0:
-		return "", fmt.Errorf("%w: %s before %s (chunks out of order or missing)", ErrUnexpectedMember, member, chunkName(file, 0))
+		return file, fmt.Errorf("%w: %s before %s (chunks out of order or missing)", ErrUnexpectedMember, member, chunkName(file, 0))
 	}
 	if err := checkFileName(file); err != nil {
 		return "", err
 	}
-	for _, s := range r.seen {
-		if s == file {
-			return "", fmt.Errorf("%w: %s is stored twice", ErrUnexpectedMember, file)
-		}
+	if slices.Contains(r.seen, file) {
+		return file, fmt.Errorf("%w: %s is stored twice", ErrUnexpectedMember, file)
 	}
 	owned := false
 	for _, b := range r.held {
 		owned = owned || b.owns(file)
 	}
 	if !owned {
-		return "", fmt.Errorf("%w: %s belongs to no VM in the backup", ErrUnexpectedMember, file)
+		return file, fmt.Errorf("%w: %s belongs to no VM in the backup", ErrUnexpectedMember, file)
 	}
 	r.seen = append(r.seen, file)
 	return file, nil
@@ -105,7 +118,8 @@ func (r *Reader) newFile(name string, c *fileChunks) *File {
 	}
 	src, err := r.decode(&chunkReader{c: c}, name)
 	if err != nil {
-		f.err, r.err = err, err
+		f.err = err
+		r.fail(name, err)
 		return f
 	}
 	f.src = src
@@ -123,7 +137,7 @@ func (f *File) Read(p []byte) (int, error) {
 	if err != nil {
 		if err != io.EOF {
 			err = fileError(f.Name, err)
-			f.r.err = err
+			f.r.fail(f.Name, err)
 		}
 		f.err = err
 		f.close()

@@ -47,20 +47,21 @@ const maxQubesXML = archive.MaxQubesXML
 // one chunk at a time: it holds one chunk (up to 100 MiB) in memory. It is
 // not safe for concurrent use.
 type Reader struct {
-	opts    Options
-	outer   *outerReader
-	pending *member // the next member, its data not yet read
-	header  Header
-	dig     digest
-	keyLen  int            // 0: not encrypted
-	codec   compress.Codec // format 3 compression
-	orig    []byte
-	xml     []byte
-	held    []backedUp
-	buf     []byte // the chunk buffer
-	cur     *File
-	seen    []string
-	err     error // sticky: the stream is not to be trusted past it
+	opts     Options
+	outer    *outerReader
+	pending  *member // the next member, its data not yet read
+	header   Header
+	dig      digest
+	keyLen   int            // 0: not encrypted
+	codec    compress.Codec // format 3 compression
+	orig     []byte
+	xml      []byte
+	held     []backedUp
+	buf      []byte // the chunk buffer
+	cur      *File
+	seen     []string
+	err      error  // sticky: the stream is not to be trusted past it
+	failedIn string // the file err concerns
 }
 
 // NewReader authenticates the header (ErrBadPassphrase when no HMAC

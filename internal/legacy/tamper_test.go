@@ -49,6 +49,16 @@ func TestTamperFormat3(t *testing.T) {
 	upTo := func(name string) []byte { return good[:b.find(name).end] }
 	forged := slices.Concat(upTo("qubes.xml.000.hmac"), rawMember(t, "vm5/../../etc/x.000", []byte("x")))
 
+	// The file a failure concerns, where Next or File.Read reported it.
+	failedIn := map[string]string{
+		"chunk altered":      "vm5/private.img",
+		"chunks swapped":     "vm5/private.img",
+		"hmac alone":         "",
+		"file of no VM":      "vm9/x",
+		"file twice":         "vm5/icon.png",
+		"cut before an hmac": "vm5/private.img",
+		"hmac not hex":       "vm5/firewall.xml",
+	}
 	for _, tc := range []struct {
 		name    string
 		archive func(t *testing.T) []byte
@@ -100,12 +110,15 @@ func TestTamperFormat3(t *testing.T) {
 		{"cut inside the header", func(*testing.T) []byte { return good[:700] }, pass, ErrTruncated, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := readAll(t, tc.archive(t), tc.opts, t.TempDir())
+			r, err := readAll(t, tc.archive(t), tc.opts, t.TempDir())
 			if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
 				t.Fatalf("error %v, want %v", err, tc.err)
 			}
 			if err != nil && !strings.Contains(err.Error(), tc.member) {
 				t.Errorf("error %q does not name %s", err, tc.member)
+			}
+			if in, ok := failedIn[tc.name]; ok && r.FailedIn() != in {
+				t.Errorf("FailedIn() = %q, want %q", r.FailedIn(), in)
 			}
 		})
 	}
