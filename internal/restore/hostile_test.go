@@ -1,0 +1,315 @@
+package restore
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/backup"
+	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/scryptenc"
+	"pedos.dev/backup/internal/sparsetar"
+)
+
+// Hostile archives: whatever the archive does, the restore fails with an
+// error that names the problem, and the host is as it was.
+
+// craftedFile is one stored file of a crafted archive: its inner tar.
+type craftedFile struct {
+	name string
+	tar  func(tw *tar.Writer)
+}
+
+// craft writes a format 4 archive whose qubes.xml holds one StandaloneVM
+// "box" (backup-path vm1/, a private volume of 1 MiB) and the dom0 home
+// of "user", with the given files, using our writer: well-formed and
+// authentic, and hostile only inside.
+func craft(t *testing.T, edit func(db *host.DB), files ...craftedFile) []byte {
+	t.Helper()
+	h, err := host.Init(filepath.Join(t.TempDir(), "root"), host.InitOptions{User: "user", Home: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.CreateVM("box", host.StandaloneVM, host.VMOptions{Label: "red"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ResizeVolume("box", "private", 1<<20, true); err != nil {
+		t.Fatal(err)
+	}
+	db, err := h.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, _ := db.Domain("box")
+	box.SetFeature("backup-content", "True")
+	box.SetFeature("backup-path", "vm1/")
+	box.SetFeature("backup-size", "1048576")
+	dom0, _ := db.Domain("dom0")
+	dom0.SetFeature("backup-content", "True")
+	dom0.SetFeature("backup-path", "dom0-home/user")
+	dom0.SetFeature("backup-size", "65536")
+	if edit != nil {
+		edit(db)
+	}
+	var out bytes.Buffer
+	w, err := archive.NewWriter(&out, archive.WriterOptions{Passphrase: testPass, Compression: "gzip",
+		Params: scryptenc.Params{LogN: 10, R: 8, P: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddBytes(archive.QubesXMLName, db.Marshal()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		err := w.AddFile(f.name, func(out io.Writer) error {
+			tw := tar.NewWriter(out)
+			f.tar(tw)
+			return tw.Close()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func regular(tw *tar.Writer, name string, data []byte) {
+	tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data)), ModTime: time.Unix(1e9, 0)})
+	tw.Write(data)
+}
+
+var goodRoot = craftedFile{"vm1/root.img", func(tw *tar.Writer) {
+	regular(tw, "vm1/root.img", []byte("a small root"))
+}}
+
+var goodPrivate = craftedFile{"vm1/private.img", func(tw *tar.Writer) {
+	regular(tw, "vm1/private.img", append(make([]byte, 1<<19), []byte("box data")...))
+}}
+
+var goodHome = craftedFile{"dom0-home/user", func(tw *tar.Writer) {
+	tw.WriteHeader(&tar.Header{Name: "dom0-home/user/", Typeflag: tar.TypeDir, Mode: 0o755})
+	regular(tw, "dom0-home/user/notes", []byte("hi\n"))
+}}
+
+// restoreFails restores data into a fresh host and checks that it fails
+// with target and that the host is unchanged.
+func restoreFails(t *testing.T, data []byte, target error, words ...string) {
+	t.Helper()
+	h := emptyHost(t, "user")
+	xml, _ := os.ReadFile(filepath.Join(h.Root(), host.DBFile))
+	dirs := listDirs(t, h)
+	b, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass})
+	if err == nil {
+		defer b.Close()
+		var p *Plan
+		if p, err = NewPlan(h, b, PlanOptions{}); err == nil {
+			if err = p.Err(); err == nil {
+				_, err = Restore(t.Context(), h, b, p, Options{}, nil)
+			}
+		}
+	}
+	if err == nil {
+		t.Fatal("restored")
+	}
+	wantErr(t, err, target, words...)
+	unchanged(t, h, xml, dirs)
+}
+
+func TestRestoreHostileInner(t *testing.T) {
+	// The crafted archive is fine as it is.
+	h := emptyHost(t, "user")
+	if _, err := restoreInto(t, h, craft(t, nil, goodRoot, goodPrivate, goodHome), PlanOptions{}, Options{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := h.VolumeInfo("box", "private"); err != nil || info.Size != 1<<19+8 {
+		t.Fatalf("%+v %v", info, err)
+	}
+
+	zeros := make([]byte, 64<<20)
+	outside := t.TempDir() // where a hostile home's symlink points
+	cases := []struct {
+		name   string
+		files  []craftedFile
+		target error
+		words  []string
+	}{
+		{"decompression bomb beyond the volume's size", []craftedFile{goodRoot, {"vm1/private.img", func(tw *tar.Writer) {
+			regular(tw, "vm1/private.img", zeros) // 64 MiB of zeros: 64 KiB compressed
+		}}, goodHome}, sparsetar.ErrTooLarge, []string{"vm1/private.img"}},
+		{"another member than the file", []craftedFile{goodRoot, {"vm1/private.img", func(tw *tar.Writer) {
+			regular(tw, "vm1/root.img", []byte("x"))
+		}}, goodHome}, sparsetar.ErrUnexpectedMember, []string{"vm1/root.img"}},
+		{"a second member", []craftedFile{goodRoot, {"vm1/private.img", func(tw *tar.Writer) {
+			regular(tw, "vm1/private.img", []byte("x"))
+			regular(tw, "vm1/firewall.xml", []byte("x"))
+		}}, goodHome}, sparsetar.ErrUnexpectedMember, nil},
+		{"unsafe name", []craftedFile{goodRoot, {"vm1/private.img", func(tw *tar.Writer) {
+			regular(tw, "vm1/../../etc/passwd", []byte("x"))
+		}}, goodHome}, sparsetar.ErrUnsafeName, nil},
+		{"file below the VM's directory", []craftedFile{goodRoot, {"vm1/sub/private.img", func(tw *tar.Writer) {
+			regular(tw, "vm1/sub/private.img", []byte("x"))
+		}}, goodHome}, archive.ErrUnexpectedMember, []string{"vm1/sub/private.img"}},
+		{"home symlink out, then a file through it", []craftedFile{goodRoot, goodPrivate, {"dom0-home/user", func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Name: "dom0-home/user/", Typeflag: tar.TypeDir, Mode: 0o755})
+			tw.WriteHeader(&tar.Header{Name: "dom0-home/user/out", Typeflag: tar.TypeSymlink, Linkname: outside})
+			regular(tw, "dom0-home/user/out/pwned", []byte("x"))
+		}}}, sparsetar.ErrUnsafeName, nil},
+		{"a VM's files apart", []craftedFile{goodRoot, goodPrivate, goodHome, {"vm1/notes.txt", func(tw *tar.Writer) {
+			regular(tw, "vm1/notes.txt", []byte("x"))
+		}}}, archive.ErrUnexpectedMember, []string{"vm1/notes.txt comes after files of another VM"}},
+		{"a bad firewall", []craftedFile{goodRoot, goodPrivate, {"vm1/firewall.xml", func(tw *tar.Writer) {
+			regular(tw, "vm1/firewall.xml", []byte("<firewall><rules><rule><properties><property name=\"action\">maybe</property></properties></rule></rules></firewall>"))
+		}}, goodHome}, host.ErrInvalid, []string{"firewall"}},
+		// (With no home in the backup: the home, complete, would be kept.)
+		{"a missing volume image", []craftedFile{goodRoot, {"vm1/notes.txt", func(tw *tar.Writer) {
+			regular(tw, "vm1/notes.txt", []byte("x"))
+		}}}, archive.ErrIncomplete, []string{"private"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			noHome := func(db *host.DB) {
+				if !slices.ContainsFunc(c.files, func(f craftedFile) bool { return f.name == goodHome.name }) {
+					d, _ := db.Domain("dom0")
+					d.DeleteFeature("backup-content")
+				}
+			}
+			restoreFails(t, craft(t, noHome, c.files...), c.target, c.words...)
+			if entries, _ := os.ReadDir(outside); len(entries) > 0 {
+				t.Errorf("written through a symlink: %v", entries)
+			}
+		})
+	}
+}
+
+func TestRestoreHostileMetadata(t *testing.T) {
+	// qubes.xml names VMs that are neither in the backup nor on the host:
+	// app's template, box's netvm, box's device backend.
+	edit := func(netvm bool) func(db *host.DB) {
+		return func(db *host.DB) {
+			for _, s := range []host.VMSpec{
+				{Name: "tpl", Class: host.TemplateVM, Label: "black"},
+				{Name: "netx", Class: host.AppVM, Label: "red", Template: "tpl", Props: []host.Property{{Name: "provides_network", Value: "True"}}},
+				{Name: "app", Class: host.AppVM, Label: "red", Template: "tpl",
+					Features: []host.Feature{{Name: "backup-content", Value: "True"}, {Name: "backup-path", Value: "vm9/"}, {Name: "backup-size", Value: "1"}}},
+			} {
+				if _, _, err := db.AddVM(s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			box, _ := db.Domain("box")
+			if netvm {
+				box.SetProp("netvm", "netx")
+			}
+			if err := box.AssignDevice(host.Device{Class: "usb", Backend: "netx", Port: "1-1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h := emptyHost(t, "user")
+	b := openBackup(t, craft(t, edit(true), goodRoot, goodPrivate, goodHome))
+	p, err := NewPlan(h, b, PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perr := p.Err()
+	wantErr(t, perr, perr, "tpl", "netx")
+	if got := codes(p.VM("app")) + codes(p.VM("box")); got != "[missing-template][missing-netvm]" {
+		t.Errorf("problems %s", got)
+	}
+	// Without the netvm, and app left out: box is restored, the device of
+	// the unknown backend left out with a warning.
+	h = emptyHost(t, "user")
+	res, err := restoreInto(t, h, craft(t, edit(false), goodRoot, goodPrivate, goodHome), PlanOptions{Exclude: []string{"app"}}, Options{}, nil)
+	if err != nil {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if w := res.VMs[0].Warnings; len(w) != 1 || !strings.Contains(w[0], "netx") {
+		t.Errorf("warnings %q", w)
+	}
+}
+
+// Every member of a real archive, damaged, and the archive cut at every
+// member boundary: never a VM on the host.
+func TestRestoreTamperedEverywhere(t *testing.T) {
+	data, _ := goodArchive(t)
+	ms := splitArchive(t, data)
+	off := 0
+	for _, m := range ms {
+		t.Run(fmt.Sprintf("flip/%s", m.name), func(t *testing.T) {
+			bad := bytes.Clone(data)
+			bad[off+512+len(m.body)/2] ^= 0x20
+			restoreFailsAny(t, bad)
+		})
+		off += len(m.data)
+		if off < len(data) {
+			t.Run(fmt.Sprintf("cut/after-%s", m.name), func(t *testing.T) {
+				restoreFailsAny(t, data[:off])
+			})
+		}
+	}
+	// A chunk from another backup with the same passphrase.
+	other := otherArchive(t)
+	om := splitArchive(t, other)
+	var swapped []byte
+	for _, m := range ms {
+		if strings.HasSuffix(m.name, "private.img.000.enc") && len(swapped) > 0 {
+			for _, o := range om {
+				if o.name == m.name {
+					m = o
+				}
+			}
+		}
+		swapped = append(swapped, m.data...)
+	}
+	restoreFails(t, swapped, archive.ErrChunkMismatch)
+}
+
+func restoreFailsAny(t *testing.T, data []byte) {
+	t.Helper()
+	h := emptyHost(t, "user")
+	xml, _ := os.ReadFile(filepath.Join(h.Root(), host.DBFile))
+	dirs := listDirs(t, h)
+	b, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass})
+	if err == nil {
+		defer b.Close()
+		var p *Plan
+		if p, err = NewPlan(h, b, PlanOptions{IgnoreUsernameMismatch: true}); err == nil {
+			_, err = Restore(t.Context(), h, b, p, Options{}, nil)
+		}
+	}
+	if err == nil {
+		t.Fatal("restored")
+	}
+	unchanged(t, h, xml, dirs)
+}
+
+// otherArchive is a second backup of the same demo VMs with the same
+// passphrase (another backup id).
+func otherArchive(t *testing.T) []byte {
+	t.Helper()
+	h := demoHost(t)
+	out := filepath.Join(t.TempDir(), "other")
+	p, err := backup.NewPlan(h, backup.Options{ScryptLogN: 10, Passphrase: testPass, Destination: backup.Destination{Path: out}})
+	if err != nil || p.Err() != nil {
+		t.Fatal(err, p.Err())
+	}
+	if _, err := backup.Run(t.Context(), p, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
