@@ -68,6 +68,9 @@ func parseHMAC(name string, text []byte) ([]byte, error) {
 	if len(text) > maxHMACSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes (limit %d)", ErrCorrupt, name, len(text), maxHMACSize)
 	}
+	if strings.HasPrefix(string(text), "scrypt") {
+		return nil, fmt.Errorf("%w: %s is scrypt data: a format 4 archive, for package archive", ErrUnsupported, name)
+	}
 	_, hexPart, ok := strings.Cut(string(text), "=")
 	mac, err := hex.DecodeString(strings.TrimSpace(hexPart))
 	if !ok || err != nil || len(mac) < 16 {

@@ -225,6 +225,11 @@ func TestDetect(t *testing.T) {
 			}
 		})
 	}
+	// NewReader leaves format 4 to package archive.
+	v4 := slices.Concat(rawMember(t, headerName, []byte("version=4\n")), rawMember(t, headerHMACName, []byte("scrypt\x00\x0e")))
+	if _, err := NewReader(bytes.NewReader(v4), Options{Passphrase: []byte(testPass)}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("NewReader on format 4: %v, want ErrUnsupported", err)
+	}
 	// A reader whose buffer cannot hold the header says so.
 	if _, err := Detect(bufio.NewReaderSize(bytes.NewReader(rawMember(t, headerName, make([]byte, 3000))), 16)); err == nil {
 		t.Error("Detect with a tiny buffer: no error")
