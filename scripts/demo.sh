@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Self-contained demo: builds the tools, creates a demo PedOS host, shows it
 # with the admin tools, backs it up with qvm-backup, verifies the archive,
+# migrates it to a second host (another dom0 user) with qvm-backup-restore,
 # and recovers a VM volume and the dom0 home with nothing but GNU tar,
 # scrypt and gzip (doc/emergency-restore.md).
 set -euo pipefail
@@ -22,11 +23,24 @@ run qvm-start work
 run qvm-ls
 run qvm-prefs work netvm
 run qvm-volume info work:private
-run qvm-backup -y --progress lines -p "$work/pass" "$work/backups" work personal vault dom0
+run qvm-backup -y --progress lines -p "$work/pass" "$work/backups"
 backup=$(ls "$work"/backups/qubes-backup-*)
 run tar -itvf "$backup"
-run pedos-archive verify -i "$backup" -p "$work/pass"
+run qvm-backup-restore --verify-only --progress none -p "$work/pass" "$backup"
 run qvm-prefs work backup_timestamp
+
+echo
+echo "migration: restore the backup onto a second host, whose dom0 user is alice:"
+run env PEDOS_ROOT="$work/host-b" pedos-host init --user alice --home "$work/home/alice"
+mkdir -p "$work/home/alice"
+run env PEDOS_ROOT="$work/host-b" qvm-backup-restore -y --ignore-username-mismatch --progress lines -p "$work/pass" "$backup"
+run env PEDOS_ROOT="$work/host-b" qvm-ls
+run env PEDOS_ROOT="$work/host-b" qvm-prefs work netvm
+qvm-volume export work:private "$work/a-private.img"
+PEDOS_ROOT=$work/host-b qvm-volume export work:private "$work/b-private.img"
+cmp "$work/a-private.img" "$work/b-private.img"
+diff -r "$work/home/user" "$work/home/alice"/home-restore-*
+echo "work's private volume and the dom0 home arrived identical on the second host"
 
 echo
 echo "emergency recovery with standard tools only (doc/emergency-restore.md):"
