@@ -107,7 +107,7 @@ type fileChunks struct {
 	done bool
 }
 
-// nextChunk returns the index and the pending member of the file's next
+// nextChunk returns the pending member that is the file's next
 // chunk, or io.EOF after its last one.
 func (c *fileChunks) nextChunk() (*member, error) {
 	if c.done {
