@@ -164,29 +164,44 @@ func (r *restoreRun) run() error {
 		defer tty.Close()
 		r.tty = tty
 	}
-	pass, err := r.passphrase()
-	if err != nil {
-		return err
+	var pass []byte
+	if !r.isDir() { // format 1 directories are not encrypted
+		var err error
+		if pass, err = r.passphrase(); err != nil {
+			return err
+		}
+		defer clear(pass)
 	}
-	defer clear(pass)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	src, err := r.openSource(ctx, h)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
 	if !r.o.quiet {
 		fmt.Fprintln(r.stderr, "Checking backup content...")
 	}
-	limits := scryptenc.DefaultLimits
-	limits.Force = r.o.forceKDF
-	b, err := restore.Open(src, restore.OpenOptions{Passphrase: pass, Limits: limits, ForceFilter: r.o.filter})
-	if err != nil {
-		return openError(err)
+	var b *restore.Backup
+	var err error
+	src := io.ReadCloser(io.NopCloser(strings.NewReader("")))
+	if r.isDir() {
+		// Format 1: a directory with qubes.xml (no encryption then).
+		if b, err = restore.OpenDir(r.args[0]); err != nil {
+			return openError(err)
+		}
+	} else {
+		if src, err = r.openSource(ctx, h); err != nil {
+			return err
+		}
+		limits := scryptenc.DefaultLimits
+		limits.Force = r.o.forceKDF
+		if b, err = restore.Open(src, restore.OpenOptions{Passphrase: pass, Limits: limits, ForceFilter: r.o.filter}); err != nil {
+			src.Close()
+			return openError(err)
+		}
 	}
+	defer src.Close()
 	defer b.Close()
+	if v := b.Header.Version; v < 4 && !r.o.quiet {
+		fmt.Fprintf(r.stderr, "This backup is in the format %d of older systems; its VMs are converted to today's settings.\n", v)
+	}
 
 	var planHost *host.Host
 	if intoHost {
@@ -419,12 +434,19 @@ func (r *restoreRun) openSource(ctx context.Context, h *host.Host) (io.ReadClose
 		return io.NopCloser(r.stdin), nil
 	}
 	if fi, err := os.Stat(loc); isDom0Path(loc) || err == nil && !fi.IsDir() {
-		if err == nil && fi.IsDir() {
-			return nil, fmt.Errorf("%s is a directory, not a backup file", loc)
-		}
 		return os.Open(loc)
 	}
 	return startCommand(ctx, loc, r.stderr)
+}
+
+// isDir reports whether backup_location is a directory in dom0: a format
+// 1 backup.
+func (r *restoreRun) isDir() bool {
+	if vm := r.o.destVM; vm != "" && vm != "dom0" {
+		return false
+	}
+	fi, err := os.Stat(r.args[0])
+	return err == nil && fi.IsDir()
 }
 
 // commandSource is the standard output of a dom0 command; Close reports
@@ -482,8 +504,6 @@ func openError(err error) error {
 		return cli.WithHint(fmt.Errorf("the backup header's authentication failed: %w", err), "check the passphrase; nothing was changed")
 	case errors.Is(err, scryptenc.ErrTooExpensive):
 		return cli.WithHint(err, "a backup made elsewhere may need more; if you trust it, add --force-kdf")
-	case errors.Is(err, archive.ErrUnsupportedVersion):
-		return cli.WithHint(err, "formats 1-3 are not supported yet")
 	}
 	return fmt.Errorf("reading the backup: %w", err)
 }

@@ -213,6 +213,30 @@ func (s *StagedVM) CreateImage(vol string) (*sparsetar.SparseWriter, *os.File, e
 	return sparsetar.NewSparseWriter(f), f, nil
 }
 
+// TempDir makes a scratch directory in the staging area (on the same
+// file system, so that images extracted there can be adopted by rename).
+// The caller removes it.
+func (s *StagedVM) TempDir() (string, error) { return os.MkdirTemp(s.dir, ".scratch-") }
+
+// AdoptImage moves an image file (made in TempDir) in as volume vol's.
+func (s *StagedVM) AdoptImage(vol, path string) error {
+	if !customVolRE.MatchString(vol) {
+		return errorf(ErrInvalid, "invalid volume name %q", vol)
+	}
+	dst := filepath.Join(s.dir, vol+".img")
+	if _, err := os.Lstat(dst); err == nil {
+		return errorf(ErrExists, "volume %s already has an image", vol)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return errorf(ErrInvalid, "%s is not a regular file", path)
+	}
+	return os.Rename(path, dst)
+}
+
 // SetFirewall stages the VM's firewall.xml after checking it.
 func (s *StagedVM) SetFirewall(data []byte) error {
 	if _, err := ParseFirewall(data); err != nil {

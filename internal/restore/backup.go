@@ -1,5 +1,6 @@
-// Package restore is the restore engine. Open reads a format 4 archive's
-// header and qubes.xml and lists what the backup holds; Plan decides, for
+// Package restore is the restore engine. Open reads an archive's header
+// and qubes.xml (format 4, or the older formats 3 and 2 through package
+// legacy; OpenDir a format 1 directory) and lists what the backup holds; Plan decides, for
 // a host (or for none: verify-only and extract), what will be restored and
 // finds every problem first (behaviour.md B.3, B.4, with the fixes of E.5,
 // E.7 and E.9); VerifyOnly reads every selected file to its end and proves
@@ -13,6 +14,7 @@
 package restore
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +26,7 @@ import (
 
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/legacy"
 	"pedos.dev/backup/internal/scryptenc"
 )
 
@@ -122,7 +125,7 @@ type Backup struct {
 	// Dom0 is the dom0 home, or nil when the backup holds none.
 	Dom0 *VM
 
-	reader *archive.Reader
+	reader source
 	opened atomic.Bool // Open has returned
 
 	mu       sync.Mutex
@@ -133,26 +136,63 @@ type Backup struct {
 	selected map[*VM]bool
 }
 
-// Open reads the header and qubes.xml of a format 4 archive and lists the
-// backed-up VMs. It fails with archive.ErrBadPassphrase before anything
-// else when the passphrase is wrong. The Backup must be closed.
+// Open reads the header and qubes.xml of an archive of format 4, 3 or 2
+// and lists the backed-up VMs. It fails with archive.ErrBadPassphrase
+// before anything else when the passphrase is wrong. The Backup must be
+// closed.
 func Open(r io.Reader, opts OpenOptions) (*Backup, error) {
 	b := &Backup{ready: make(chan struct{}), closed: make(chan struct{})}
-	ar, err := archive.NewReader(r, archive.ReaderOptions{
-		Passphrase:  opts.Passphrase,
-		Limits:      opts.Limits,
-		ForceFilter: opts.ForceFilter,
-		Workers:     opts.Workers,
-		ChunkSize:   opts.ChunkSize,
-		Select:      b.selectFile,
-	})
+	br := bufio.NewReaderSize(r, 64<<10)
+	version, err := legacy.Detect(br)
 	if err != nil {
 		return nil, err
 	}
-	b.reader = ar
+	if version == 4 {
+		ar, err := archive.NewReader(br, archive.ReaderOptions{
+			Passphrase:  opts.Passphrase,
+			Limits:      opts.Limits,
+			ForceFilter: opts.ForceFilter,
+			Workers:     opts.Workers,
+			ChunkSize:   opts.ChunkSize,
+			Select:      b.selectFile,
+		})
+		if err != nil {
+			return nil, err
+		}
+		b.reader = format4{ar}
+		b.Header = ar.Header()
+		b.QubesXML = ar.QubesXML()
+	} else {
+		lr, err := legacy.NewReader(br, legacy.Options{Passphrase: opts.Passphrase, ForceFilter: opts.ForceFilter, Select: b.selectFile})
+		if err != nil {
+			return nil, err
+		}
+		b.reader = format23{lr}
+		h := lr.Header()
+		b.Header = archive.Header{Version: h.Version, Encrypted: h.Encrypted, Compressed: h.Compressed,
+			CompressionFilter: h.Compression, HMACAlgorithm: h.HMACAlgorithm, CryptoAlgorithm: h.CryptoAlgorithm}
+		b.QubesXML = lr.QubesXML()
+	}
+	return b.finishOpen()
+}
+
+// OpenDir opens a format 1 backup: a directory holding qubes.xml and the
+// VMs' directories (no encryption, no integrity check: format 1 had none).
+func OpenDir(dir string) (*Backup, error) {
+	v1, err := legacy.OpenV1(dir)
+	if err != nil {
+		return nil, err
+	}
+	b := &Backup{ready: make(chan struct{}), closed: make(chan struct{})}
+	b.reader = &format1{files: v1.Files(), choose: b.selectFile}
+	b.Header = archive.Header{Version: 1}
+	b.QubesXML = v1.QubesXML()
+	return b.finishOpen()
+}
+
+// opened1 finishes Open: the data pass may begin choosing files.
+func (b *Backup) finishOpen() (*Backup, error) {
 	b.opened.Store(true)
-	b.Header = ar.Header()
-	b.QubesXML = ar.QubesXML()
 	if err := b.parse(); err != nil {
 		b.Close()
 		return nil, err

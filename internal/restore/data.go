@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -109,7 +110,7 @@ func (ps *pass) emit(stage progress.Stage, vm, file string) {
 
 // run reads every selected file and hands it to handle, then checks that
 // the archive proved complete and that every restored VM had files.
-func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error)) error {
+func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader, name string, limit int64) error) error {
 	defer ps.b.Close()
 	ps.ctx = ctx
 	ps.emit(progress.Preparing, "", "")
@@ -153,7 +154,7 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 		if err := ctx.Err(); err != nil {
 			return fail(err)
 		}
-		f, err := ps.b.reader.Next()
+		name, f, err := ps.b.reader.Next()
 		if err == io.EOF {
 			break
 		}
@@ -170,9 +171,9 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 			}
 			return fail(err)
 		}
-		v := ps.b.owner(f.Name)
+		v := ps.b.owner(name)
 		if v == nil {
-			return fail(fmt.Errorf("%w: %s belongs to no VM of the backup", archive.ErrUnexpectedMember, f.Name))
+			return fail(fmt.Errorf("%w: %s belongs to no VM of the backup", archive.ErrUnexpectedMember, name))
 		}
 		pv := byVM[v]
 		if pv == nil {
@@ -180,23 +181,23 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 			// end rather than let Next discard it: discarding a file whose
 			// decoder still runs races inside package archive.
 			if _, err := io.Copy(io.Discard, f); err != nil {
-				return fail(fmt.Errorf("%s: %w", f.Name, err))
+				return fail(fmt.Errorf("%s: %w", name, err))
 			}
 			continue
 		}
 		if finished[ps.reports[v]] {
-			return fail(fmt.Errorf("%w: %s comes after files of another VM, but VM %s's files had ended", archive.ErrUnexpectedMember, f.Name, v.Name))
+			return fail(fmt.Errorf("%w: %s comes after files of another VM, but VM %s's files had ended", archive.ErrUnexpectedMember, name, v.Name))
 		}
 		if current != nil && current != ps.reports[v] {
 			finish()
 		}
 		current, currentPV = ps.reports[v], pv
-		name := f.Name
 		if v.Class != host.AdminVM && strings.Contains(strings.TrimPrefix(name, v.Path), "/") {
 			return fail(fmt.Errorf("%w: %s is not a file directly under %s", archive.ErrUnexpectedMember, name, v.Path))
 		}
 		budget := int64(1 << 62)
-		if !ps.plan.opts.IgnoreSizeLimit {
+		// Formats 1-3 may store no backup-size (0): then there is no bound.
+		if !ps.plan.opts.IgnoreSizeLimit && v.Size > 0 {
 			budget = sizeLimit(v.Size)
 		}
 		lr := &limitedReader{r: f, ps: ps, v: v, budget: budget, name: name}
@@ -208,7 +209,7 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 			}
 		}
 		before := ps.used[v]
-		if _, err := handle(pv, lr, name, limit); err != nil {
+		if err := handle(pv, lr, name, limit); err != nil {
 			return fail(fmt.Errorf("VM %s: %s: %w", v.Name, name, err))
 		}
 		current.Files++
@@ -225,9 +226,9 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 			errs = append(errs, rep.Err)
 		}
 	}
-	for _, mf := range ps.b.reader.Seen() {
-		if mf.Name != archive.QubesXMLName && ps.b.owner(mf.Name) == nil {
-			errs = append(errs, fmt.Errorf("%w: %s belongs to no VM of the backup", archive.ErrUnexpectedMember, mf.Name))
+	for _, seen := range ps.b.reader.Seen() {
+		if seen != archive.QubesXMLName && ps.b.owner(seen) == nil {
+			errs = append(errs, fmt.Errorf("%w: %s belongs to no VM of the backup", archive.ErrUnexpectedMember, seen))
 		}
 	}
 	return errors.Join(errs...)
@@ -242,8 +243,8 @@ func (ps *pass) finish() {
 // unseen lists the restored VMs none of whose files the reader has met.
 func (ps *pass) unseen() []string {
 	seen := map[*VM]bool{}
-	for _, mf := range ps.b.reader.Seen() {
-		if v := ps.b.owner(mf.Name); v != nil {
+	for _, name := range ps.b.reader.Seen() {
+		if v := ps.b.owner(name); v != nil {
 			seen[v] = true
 		}
 	}
@@ -294,11 +295,12 @@ func VerifyOnly(ctx context.Context, b *Backup, plan *Plan, r progress.Reporter)
 	if err != nil {
 		return nil, err
 	}
-	err = ps.run(ctx, func(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error) {
+	err = ps.run(ctx, func(pv *PlannedVM, f io.Reader, name string, limit int64) error {
 		if pv.VM.Class == host.AdminVM {
-			return sparsetar.ReadTree(f, name, limit)
+			_, err := sparsetar.ReadTree(f, name, limit)
+			return err
 		}
-		return sparsetar.ExtractFile(f, name, &sparsetar.Discard{}, limit)
+		return checkStored(f, name, limit)
 	})
 	if err == nil {
 		ps.finish()
@@ -333,25 +335,38 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 	if err := os.WriteFile(filepath.Join(dir, archive.QubesXMLName), b.QubesXML, 0o644); err != nil {
 		return err
 	}
-	err = ps.run(ctx, func(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error) {
+	err = ps.run(ctx, func(pv *PlannedVM, f io.Reader, name string, limit int64) error {
 		v := pv.VM
 		if v.Class == host.AdminVM {
 			parent := filepath.Join(dir, "dom0-home")
 			if err := os.Mkdir(parent, 0o700); err != nil {
-				return 0, err
+				return err
 			}
-			return 0, sparsetar.ExtractTree(f, name, filepath.Join(parent, v.User), limit)
+			return sparsetar.ExtractTree(f, name, filepath.Join(parent, v.User), limit)
 		}
 		vmDir := filepath.Join(dir, v.Name)
 		if err := os.Mkdir(vmDir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return 0, err
+			return err
 		}
 		base := path.Base(name)
-		if base == "empty" {
-			return sparsetar.ExtractFile(f, name, &sparsetar.Discard{}, limit)
+		switch {
+		case base == "empty":
+			_, err := sparsetar.ExtractFile(f, name, &sparsetar.Discard{}, limit)
+			return err
+		case isDotTree(name): // a template stored whole: its files go in dir/<vm>/
+			if err := os.Remove(vmDir); err != nil {
+				return err
+			}
+			return sparsetar.ExtractDotTree(f, name, vmDir, limit)
 		}
-		return writeFile(filepath.Join(vmDir, base), strings.HasSuffix(base, ".img"), func(w io.Writer) (int64, error) {
-			return sparsetar.ExtractFile(f, name, w, limit)
+		br := bufio.NewReaderSize(f, 64<<10)
+		if peekIsDir(br) { // a directory of format 1
+			return sparsetar.ExtractTree(br, name, filepath.Join(vmDir, base), limit)
+		}
+		f = br
+		return writeFile(filepath.Join(vmDir, base), strings.HasSuffix(base, ".img"), func(w io.Writer) error {
+			_, err := sparsetar.ExtractFile(f, name, w, limit)
+			return err
 		})
 	})
 	if err == nil {
@@ -361,24 +376,23 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 }
 
 // writeFile creates a new file and fills it, sparsely if asked.
-func writeFile(dst string, sparse bool, fill func(io.Writer) (int64, error)) (int64, error) {
+func writeFile(dst string, sparse bool, fill func(io.Writer) error) error {
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	var n int64
 	if sparse {
 		sw := sparsetar.NewSparseWriter(out)
-		if n, err = fill(sw); err == nil {
+		if err = fill(sw); err == nil {
 			err = sw.Close()
 		}
 	} else {
-		n, err = fill(out)
+		err = fill(out)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
-	return n, err
+	return err
 }
 
 // prepareDir checks that dir is empty or makes it; created says it did.

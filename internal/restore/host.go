@@ -317,12 +317,12 @@ func sizeText(n int64) string {
 // outcome, also with an error; the error is nil only when every VM was
 // restored.
 func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Options, r progress.Reporter) (*Result, error) {
-	warns, err := checkHost(h, plan, opts)
-	if err != nil {
+	// Its warnings are for a front end to show first; each VM's own come
+	// back from its Commit.
+	if _, err := checkHost(h, plan, opts); err != nil {
 		b.Close()
 		return nil, err
 	}
-	_ = warns // CheckHost showed them; each VM's own come back from Commit
 	h.CleanStaging()
 	ps, err := newPass(b, plan, r, progress.Reading)
 	if err != nil {
@@ -383,7 +383,7 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 }
 
 // file stores one archive file of pv in its staging area.
-func (hr *hostRun) file(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error) {
+func (hr *hostRun) file(pv *PlannedVM, f io.Reader, name string, limit int64) error {
 	v := pv.VM
 	if v.Class == host.AdminVM {
 		return hr.stageHome(pv, f, name, limit)
@@ -392,41 +392,42 @@ func (hr *hostRun) file(pv *PlannedVM, f io.Reader, name string, limit int64) (i
 	if stage == nil {
 		var err error
 		if stage, err = hr.h.StageVM(v.Class); err != nil {
-			return 0, err
+			return err
 		}
 		hr.staged[pv] = stage
 	}
 	base := path.Base(name)
 	vol, isImage := strings.CutSuffix(base, ".img")
 	switch {
+	case isDotTree(name):
+		return hr.stageTree(pv, stage, f, name, limit)
 	case isImage && slices.Contains(host.SavedVolumes(v.Class, v.Volumes), vol):
 		if slices.Contains(hr.images[pv], vol) {
-			return 0, fmt.Errorf("%w: a second image of volume %s", archive.ErrUnexpectedMember, vol)
+			return fmt.Errorf("%w: a second image of volume %s", archive.ErrUnexpectedMember, vol)
 		}
 		sw, out, err := stage.CreateImage(vol)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		defer out.Close()
-		n, err := sparsetar.ExtractFile(f, name, sw, limit)
+		_, err = sparsetar.ExtractFile(f, name, sw, limit)
 		if err == nil {
 			err = sw.Close()
 		}
 		if err != nil {
-			return n, err
+			return err
 		}
 		hr.images[pv] = append(hr.images[pv], vol)
-		return n, nil
+		return nil
 	case base == host.FirewallFile, base == host.NotesFile, base == "whitelisted-appmenus.list":
 		var buf bytes.Buffer
-		n, err := sparsetar.ExtractFile(f, name, &buf, min(limit, 1<<20))
-		if err != nil {
-			return n, err
+		if _, err := sparsetar.ExtractFile(f, name, &buf, min(limit, 1<<20)); err != nil {
+			return err
 		}
 		switch base {
 		case host.FirewallFile:
 			if err := stage.SetFirewall(buf.Bytes()); err != nil {
-				return n, fmt.Errorf("its firewall cannot be restored: %w", err)
+				return fmt.Errorf("its firewall cannot be restored: %w", err)
 			}
 		case host.NotesFile:
 			if err := stage.SetNotes(buf.String()); err != nil {
@@ -435,15 +436,45 @@ func (hr *hostRun) file(pv *PlannedVM, f io.Reader, name string, limit int64) (i
 		default:
 			hr.extra[pv] = append(hr.extra[pv], host.Feature{Name: "menu-items", Value: strings.Join(strings.Fields(buf.String()), " ")})
 		}
-		return n, nil
+		return nil
 	default:
-		// The empty marker, an AppVM's root image, files of other systems:
-		// read (and so checked) but not kept.
+		// The empty marker, an AppVM's root image, files of other systems
+		// (icons, application lists of old formats): read, and so checked,
+		// but not kept.
 		if base != "empty" && !isImage {
 			hr.warn(pv, fmt.Sprintf("%s: %s is not restored (nothing here keeps it)", pv.Target, base))
 		}
-		return sparsetar.ExtractFile(f, name, &sparsetar.Discard{}, limit)
+		return checkStored(f, name, limit)
 	}
+}
+
+// stageTree restores a template stored whole ("vm7/.", formats 2 and 3):
+// the tree goes to scratch space in the staging area, its images of
+// volumes with data are adopted, the rest is dropped.
+func (hr *hostRun) stageTree(pv *PlannedVM, stage *host.StagedVM, f io.Reader, name string, limit int64) error {
+	scratch, err := stage.TempDir()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	tree := filepath.Join(scratch, "tree")
+	if err := sparsetar.ExtractDotTree(f, name, tree, limit); err != nil {
+		return err
+	}
+	for _, vol := range host.SavedVolumes(pv.VM.Class, pv.VM.Volumes) {
+		img := filepath.Join(tree, vol+".img")
+		if _, err := os.Lstat(img); err != nil {
+			continue
+		}
+		if slices.Contains(hr.images[pv], vol) {
+			return fmt.Errorf("%w: a second image of volume %s", archive.ErrUnexpectedMember, vol)
+		}
+		if err := stage.AdoptImage(vol, img); err != nil {
+			return err
+		}
+		hr.images[pv] = append(hr.images[pv], vol)
+	}
+	return nil
 }
 
 func (hr *hostRun) warn(pv *PlannedVM, w string) {
@@ -549,13 +580,13 @@ type homeStage struct {
 	done     bool
 }
 
-func (hr *hostRun) stageHome(pv *PlannedVM, f io.Reader, name string, limit int64) (int64, error) {
+func (hr *hostRun) stageHome(pv *PlannedVM, f io.Reader, name string, limit int64) error {
 	if hr.home != nil {
-		return 0, fmt.Errorf("%w: a second dom0 home %s", archive.ErrUnexpectedMember, name)
+		return fmt.Errorf("%w: a second dom0 home %s", archive.ErrUnexpectedMember, name)
 	}
 	d0, err := hr.h.Dom0()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	now := time.Now
 	if hr.opts.Now != nil {
@@ -564,17 +595,17 @@ func (hr *hostRun) stageHome(pv *PlannedVM, f io.Reader, name string, limit int6
 	dirName := "home-restore-" + now().Format("2006-01-02-150405")
 	hs := &homeStage{pv: pv, dir: filepath.Join(d0.Home, dirName), tmp: filepath.Join(d0.Home, "."+dirName+".partial")}
 	if _, err := os.Lstat(hs.dir); err == nil {
-		return 0, fmt.Errorf("%s already exists", hs.dir)
+		return fmt.Errorf("%s already exists", hs.dir)
 	}
 	if err := os.MkdirAll(d0.Home, 0o700); err != nil {
-		return 0, err
+		return err
 	}
 	hr.home = hs
 	if err := sparsetar.ExtractTree(f, name, hs.tmp, limit); err != nil {
-		return 0, err
+		return err
 	}
 	hr.results[pv].Target = hs.dir
-	return 0, nil
+	return nil
 }
 
 // finishDom0 moves a complete dom0 home into place.
