@@ -10,15 +10,16 @@ import (
 // one way, and the format packages know nothing of hosts or user interfaces.
 func TestLayering(t *testing.T) {
 	forbidden := map[string][]string{
-		"scryptenc": {"sparsetar", "compress", "archive", "host", "backup", "restore", "cli", "admintools", "gui"},
-		"sparsetar": {"scryptenc", "compress", "archive", "host", "backup", "restore", "cli", "admintools", "gui"},
-		"compress":  {"scryptenc", "sparsetar", "archive", "host", "backup", "restore", "cli", "admintools", "gui"},
-		"archive":   {"host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
-		"host":      {"archive", "scryptenc", "compress", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
-		"publish":   {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
-		"progress":  {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui"},
+		"scryptenc": {"sparsetar", "compress", "archive", "host", "backup", "restore", "cli", "admintools", "gui", "legacy"},
+		"sparsetar": {"scryptenc", "compress", "archive", "host", "backup", "restore", "cli", "admintools", "gui", "legacy"},
+		"compress":  {"scryptenc", "sparsetar", "archive", "host", "backup", "restore", "cli", "admintools", "gui", "legacy"},
+		"archive":   {"host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui", "legacy"},
+		"host":      {"archive", "scryptenc", "compress", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui", "legacy"},
+		"publish":   {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui", "legacy"},
+		"progress":  {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "cli", "admintools", "gui", "legacy"},
 		"profile":   {"backup", "restore", "cli", "admintools", "gui"},
 		"restore":   {"backup", "profile", "cli", "admintools", "gui"},
+		"legacy":    {"backup", "restore", "profile", "qrexec", "cli", "admintools", "gui"},
 		"backup":    {"restore", "profile", "cli", "admintools", "gui"},
 		"qrexec":    {"archive", "host", "backup", "restore", "profile", "cli", "admintools", "gui"},
 	}

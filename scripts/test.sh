@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-for tool in scrypt:scrypt tar:tar gzip:gzip bzip2:bzip2 xz:xz-utils zstd:zstd pigz:pigz pbzip2:pbzip2; do
+for tool in scrypt:scrypt tar:tar gzip:gzip bzip2:bzip2 xz:xz-utils zstd:zstd pigz:pigz pbzip2:pbzip2 openssl:openssl python3:python3-minimal; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool##*:}")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
