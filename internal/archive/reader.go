@@ -115,7 +115,9 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 		jobs:  make(chan *chunkJob, opts.Workers+1),
 		bufs:  make(chan struct{}, opts.Workers+3),
 		free:  make(chan []byte, opts.Workers+3),
-		kdf:   make(chan struct{}, opts.Workers),
+		// Each core derives scryptenc.Lanes keys at once (a pair with
+		// AVX2), so that many derivations may run.
+		kdf: make(chan struct{}, opts.Workers*scryptenc.Lanes),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.abort = r.ctx.Done()

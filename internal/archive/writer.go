@@ -124,7 +124,7 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 			// The reference writer names a filter even when it does not compress.
 			CompressionFilter: "gzip",
 		},
-		kdfSlots: make(chan struct{}, opts.Workers),
+		kdfSlots: make(chan struct{}, opts.Workers*scryptenc.Lanes),
 		queue:    make(chan *pending, opts.Workers),
 		buffers:  make(chan []byte, opts.Workers+2),
 		spare:    opts.Workers + 2,
@@ -430,16 +430,33 @@ type chunker struct {
 	index int
 	buf   []byte
 	key   *keyFuture
+	next  *keyFuture // the key of chunk index+1, derived ahead
 }
 
+// begin starts chunk c.index. Once a file has filled a chunk it is a big
+// one: its keys are then derived two at a time, this chunk's and the
+// next's, so that the pair runs as one derivation on cores that can
+// (scryptenc.Lanes); at worst the file ends first and one paired
+// derivation was wasted.
 func (c *chunker) begin() error {
 	buf, err := c.w.buffer()
 	if err != nil {
 		return err
 	}
 	c.buf = buf
-	c.key = c.w.deriveKey(ChunkKey(c.w.opts.BackupID, ChunkName(c.file, c.index), c.w.opts.Passphrase))
+	if c.next != nil {
+		c.key, c.next = c.next, nil
+		return nil
+	}
+	c.key = c.w.deriveKey(c.keyString(c.index))
+	if c.index > 0 && scryptenc.Lanes > 1 {
+		c.next = c.w.deriveKey(c.keyString(c.index + 1))
+	}
 	return nil
+}
+
+func (c *chunker) keyString(index int) []byte {
+	return ChunkKey(c.w.opts.BackupID, ChunkName(c.file, index), c.w.opts.Passphrase)
 }
 
 func (c *chunker) Write(p []byte) (int, error) {

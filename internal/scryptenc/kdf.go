@@ -60,3 +60,82 @@ func smix(b []byte, r, n int, v, x, y []uint32) {
 		}
 	}
 }
+
+// kdf2 derives two keys with the same parameters at once (blockMix2): on a
+// core that would otherwise wait on salsa20/8's dependency chain, the
+// second derivation costs little. Without AVX2 it derives them in turn.
+func kdf2(passA, saltA, passB, saltB []byte, logN uint8, r, p int) (dkA, dkB []byte) {
+	if !haveBlockMix2 {
+		return kdf(passA, saltA, logN, r, p), kdf(passB, saltB, logN, r, p)
+	}
+	n := 1 << logN
+	bA := pbkdf2.Key(passA, saltA, 1, p*128*r, sha256.New)
+	bB := pbkdf2.Key(passB, saltB, 1, p*128*r, sha256.New)
+	vA, freeA := allocScratch(32 * r * n)
+	vB, freeB := allocScratch(32 * r * n)
+	lanes := [2]lane{{v: vA}, {v: vB}}
+	for i := range lanes {
+		lanes[i].x = make([]uint32, 32*r)
+		lanes[i].y = make([]uint32, 32*r)
+	}
+	for i := 0; i < p; i++ {
+		lanes[0].b = bA[i*128*r : (i+1)*128*r]
+		lanes[1].b = bB[i*128*r : (i+1)*128*r]
+		smix2(&lanes, r, n)
+	}
+	freeA()
+	freeB()
+	dkA = pbkdf2.Key(passA, bA, 1, 64, sha256.New)
+	dkB = pbkdf2.Key(passB, bB, 1, 64, sha256.New)
+	clear(bA)
+	clear(bB)
+	return dkA, dkB
+}
+
+// lane is one of the two derivations of smix2.
+type lane struct {
+	b       []byte // the 128·r-byte block being mixed
+	v, x, y []uint32
+}
+
+// smix2 is smix on two lanes at once.
+func smix2(l *[2]lane, r, n int) {
+	words := 32 * r
+	for k := range l {
+		toDiagonal(l[k].b, l[k].x, r)
+		copy(l[k].v, l[k].x)
+	}
+	a, b := &l[0], &l[1]
+	for i := 0; i < n-1; i++ {
+		blockMix2(&a.v[i*words], &a.v[(i+1)*words], &b.v[i*words], &b.v[(i+1)*words], r)
+	}
+	blockMix2(&a.v[(n-1)*words], &a.x[0], &b.v[(n-1)*words], &b.x[0], r)
+	last := (2*r - 1) * 16
+	xa, ya, xb, yb := a.x, a.y, b.x, b.y
+	for i := 0; i < n; i++ {
+		ja := (uint64(xa[last]) | uint64(xa[last+13])<<32) & uint64(n-1)
+		jb := (uint64(xb[last]) | uint64(xb[last+13])<<32) & uint64(n-1)
+		blockMixXor2(&xa[0], &a.v[int(ja)*words], &ya[0], &xb[0], &b.v[int(jb)*words], &yb[0], r)
+		xa, ya, xb, yb = ya, xa, yb, xb
+	}
+	fromDiagonal(xa, a.b, r)
+	fromDiagonal(xb, b.b, r)
+}
+
+// toDiagonal loads a 128·r-byte block into words in the diagonal order
+// (see smix); fromDiagonal stores it back.
+func toDiagonal(b []byte, x []uint32, r int) {
+	for blk := 0; blk < 2*r; blk++ {
+		for i := 0; i < 16; i++ {
+			x[blk*16+i] = binary.LittleEndian.Uint32(b[(blk*16+i*5%16)*4:])
+		}
+	}
+}
+
+func fromDiagonal(x []uint32, b []byte, r int) {
+	for blk := 0; blk < 2*r; blk++ {
+		for i := 0; i < 16; i++ {
+			binary.LittleEndian.PutUint32(b[(blk*16+i*5%16)*4:], x[blk*16+i])
+		}
+	}
+}

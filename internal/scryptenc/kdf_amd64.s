@@ -124,3 +124,158 @@ loopx:
 	JNZ  loopx
 	RET
 
+
+// Two derivations at once on AVX2: each 256-bit register holds the same
+// diagonal row of two independent salsa states, derivation A in the low
+// 128-bit lane and B in the high one. VPSHUFD shuffles within each lane,
+// so the rounds are the SSE2 ones, on both states in the same latency:
+// salsa20/8 is bound by its dependency chain, so a second, independent
+// chain in the other lane comes almost free. Y4, Y5 are scratch; Y8..Y11
+// keep the input for the feed-forward.
+
+#define QR2(A, B, D, n, m) \
+	VPADDD B, A, Y4; \
+	VPSLLD $n, Y4, Y5; \
+	VPSRLD $m, Y4, Y4; \
+	VPXOR  Y5, D, D; \
+	VPXOR  Y4, D, D
+
+#define DOUBLEROUND2 \
+	QR2(Y0, Y3, Y1, 7, 25); \
+	QR2(Y1, Y0, Y2, 9, 23); \
+	QR2(Y2, Y1, Y3, 13, 19); \
+	QR2(Y3, Y2, Y0, 18, 14); \
+	VPSHUFD $0x93, Y1, Y1; \
+	VPSHUFD $0x4E, Y2, Y2; \
+	VPSHUFD $0x39, Y3, Y3; \
+	QR2(Y0, Y1, Y3, 7, 25); \
+	QR2(Y3, Y0, Y2, 9, 23); \
+	QR2(Y2, Y3, Y1, 13, 19); \
+	QR2(Y1, Y2, Y0, 18, 14); \
+	VPSHUFD $0x39, Y1, Y1; \
+	VPSHUFD $0x4E, Y2, Y2; \
+	VPSHUFD $0x93, Y3, Y3
+
+#define SALSA8_2 \
+	VMOVDQA Y0, Y8; \
+	VMOVDQA Y1, Y9; \
+	VMOVDQA Y2, Y10; \
+	VMOVDQA Y3, Y11; \
+	DOUBLEROUND2; \
+	DOUBLEROUND2; \
+	DOUBLEROUND2; \
+	DOUBLEROUND2; \
+	VPADDD Y8, Y0, Y0; \
+	VPADDD Y9, Y1, Y1; \
+	VPADDD Y10, Y2, Y2; \
+	VPADDD Y11, Y3, Y3
+
+// Y0..Y3 ^= the 64-byte block at off(a) (low lanes) and off(b) (high).
+#define XORIN2(off, a, b) \
+	VMOVDQU     off+0(a), X4; \
+	VINSERTI128 $1, off+0(b), Y4, Y4; \
+	VPXOR       Y4, Y0, Y0; \
+	VMOVDQU     off+16(a), X4; \
+	VINSERTI128 $1, off+16(b), Y4, Y4; \
+	VPXOR       Y4, Y1, Y1; \
+	VMOVDQU     off+32(a), X4; \
+	VINSERTI128 $1, off+32(b), Y4, Y4; \
+	VPXOR       Y4, Y2, Y2; \
+	VMOVDQU     off+48(a), X4; \
+	VINSERTI128 $1, off+48(b), Y4, Y4; \
+	VPXOR       Y4, Y3, Y3
+
+#define LOAD2(a, b) \
+	VMOVDQU     0(a), X0; \
+	VINSERTI128 $1, 0(b), Y0, Y0; \
+	VMOVDQU     16(a), X1; \
+	VINSERTI128 $1, 16(b), Y1, Y1; \
+	VMOVDQU     32(a), X2; \
+	VINSERTI128 $1, 32(b), Y2, Y2; \
+	VMOVDQU     48(a), X3; \
+	VINSERTI128 $1, 48(b), Y3, Y3
+
+#define STORE2(a, b) \
+	VMOVDQU      X0, 0(a); \
+	VEXTRACTI128 $1, Y0, 0(b); \
+	VMOVDQU      X1, 16(a); \
+	VEXTRACTI128 $1, Y1, 16(b); \
+	VMOVDQU      X2, 32(a); \
+	VEXTRACTI128 $1, Y2, 32(b); \
+	VMOVDQU      X3, 48(a); \
+	VEXTRACTI128 $1, Y3, 48(b)
+
+// func blockMix2(inA, outA, inB, outB *uint32, r int)
+TEXT ·blockMix2(SB), NOSPLIT, $0-40
+	MOVQ inA+0(FP), SI
+	MOVQ outA+8(FP), DI
+	MOVQ inB+16(FP), R11
+	MOVQ outB+24(FP), R12
+	MOVQ r+32(FP), CX
+	MOVQ CX, AX
+	SHLQ $6, AX
+	LEAQ (DI)(AX*1), R9
+	LEAQ (R12)(AX*1), R13
+	LEAQ -64(SI)(AX*2), BX
+	LEAQ -64(R11)(AX*2), R10
+	LOAD2(BX, R10)
+
+loop2:
+	XORIN2(0, SI, R11)
+	SALSA8_2
+	STORE2(DI, R12)
+	XORIN2(64, SI, R11)
+	SALSA8_2
+	STORE2(R9, R13)
+	ADDQ $128, SI
+	ADDQ $128, R11
+	ADDQ $64, DI
+	ADDQ $64, R9
+	ADDQ $64, R12
+	ADDQ $64, R13
+	DECQ CX
+	JNZ  loop2
+	VZEROUPPER
+	RET
+
+// func blockMixXor2(inA, vA, outA, inB, vB, outB *uint32, r int)
+TEXT ·blockMixXor2(SB), NOSPLIT, $0-56
+	MOVQ inA+0(FP), SI
+	MOVQ vA+8(FP), DX
+	MOVQ outA+16(FP), DI
+	MOVQ inB+24(FP), R11
+	MOVQ vB+32(FP), R8
+	MOVQ outB+40(FP), R12
+	MOVQ r+48(FP), CX
+	MOVQ CX, AX
+	SHLQ $6, AX
+	LEAQ (DI)(AX*1), R9
+	LEAQ (R12)(AX*1), R13
+	LEAQ -64(SI)(AX*2), BX
+	LEAQ -64(R11)(AX*2), R10
+	LOAD2(BX, R10)
+	LEAQ -64(DX)(AX*2), BX
+	LEAQ -64(R8)(AX*2), R10
+	XORIN2(0, BX, R10)
+
+loopx2:
+	XORIN2(0, SI, R11)
+	XORIN2(0, DX, R8)
+	SALSA8_2
+	STORE2(DI, R12)
+	XORIN2(64, SI, R11)
+	XORIN2(64, DX, R8)
+	SALSA8_2
+	STORE2(R9, R13)
+	ADDQ $128, SI
+	ADDQ $128, DX
+	ADDQ $128, R11
+	ADDQ $128, R8
+	ADDQ $64, DI
+	ADDQ $64, R9
+	ADDQ $64, R12
+	ADDQ $64, R13
+	DECQ CX
+	JNZ  loopx2
+	VZEROUPPER
+	RET

@@ -6,3 +6,8 @@ const haveBlockMix = false
 
 func blockMix(in, out *uint32, r int)       { panic("unreachable") }
 func blockMixXor(in, v, out *uint32, r int) { panic("unreachable") }
+
+const haveBlockMix2 = false
+
+func blockMix2(inA, outA, inB, outB *uint32, r int)            { panic("unreachable") }
+func blockMixXor2(inA, vA, outA, inB, vB, outB *uint32, r int) { panic("unreachable") }

@@ -42,3 +42,49 @@ func BenchmarkKDF(b *testing.B) {
 		kdf([]byte("p"), []byte("salt"), DefaultParams.LogN, 8, 1)
 	}
 }
+
+// Two derivations at once equal two alone, for many parameter sets.
+func TestKDF2MatchesReference(t *testing.T) {
+	for _, c := range []struct {
+		logN uint8
+		r, p int
+	}{{1, 1, 1}, {4, 1, 1}, {10, 8, 1}, {8, 2, 3}, {6, 5, 2}, {12, 3, 1}, {9, 16, 1}} {
+		passA, saltA := randomBytes(int(c.logN)*3, 1), randomBytes(7+c.r, 2)
+		passB, saltB := randomBytes(5, 3), randomBytes(32, 4)
+		gotA, gotB := kdf2(passA, saltA, passB, saltB, c.logN, c.r, c.p)
+		if want := portableKDF(passA, saltA, c.logN, c.r, c.p); !bytes.Equal(gotA, want) {
+			t.Errorf("A logN=%d r=%d p=%d: %x, want %x", c.logN, c.r, c.p, gotA, want)
+		}
+		if want := portableKDF(passB, saltB, c.logN, c.r, c.p); !bytes.Equal(gotB, want) {
+			t.Errorf("B logN=%d r=%d p=%d: %x, want %x", c.logN, c.r, c.p, gotB, want)
+		}
+	}
+}
+
+// Two keys: one kdf2 call against two kdf calls on one core.
+func BenchmarkKDF2(b *testing.B) {
+	for b.Loop() {
+		kdf2([]byte("p"), []byte("salt"), []byte("q"), []byte("salt2"), DefaultParams.LogN, 8, 1)
+	}
+}
+
+// Concurrent derivations pair up (or run alone) and every caller gets its
+// own key, also when parameters differ.
+func TestPairedKDF(t *testing.T) {
+	params := []Params{{LogN: 10, R: 8, P: 1}, {LogN: 9, R: 4, P: 2}}
+	type result struct{ got, want []byte }
+	out := make(chan result, 16)
+	for i := range 16 {
+		go func() {
+			p := params[i%3%2]
+			pass, salt := randomBytes(8+i, uint64(i)), randomBytes(32, uint64(100+i))
+			out <- result{pairedKDF(pass, salt, p), portableKDF(pass, salt, p.LogN, int(p.R), int(p.P))}
+		}()
+	}
+	for range 16 {
+		r := <-out
+		if !bytes.Equal(r.got, r.want) {
+			t.Fatalf("%x, want %x", r.got, r.want)
+		}
+	}
+}

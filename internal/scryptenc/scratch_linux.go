@@ -1,24 +1,84 @@
 package scryptenc
 
 import (
+	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
 // allocScratch maps the 128·r·N-byte work area outside the Go heap and asks
 // for transparent huge pages: faulting in 256 MiB page by page costs more
 // than the derivation spends computing, and a backup derives a key per
-// chunk. free unmaps the area at once instead of leaving it to the garbage
-// collector; the kernel zeroes the pages before anyone else gets them, so
-// the passphrase-derived state in it needs no wiping of our own.
+// chunk. Areas are kept for reuse while derivations follow each other
+// (faulting in fresh huge pages makes the kernel zero, and often compact,
+// memory: seconds of system time over a restore), and unmapped when none
+// was used for a while. An area holds passphrase-derived state only until
+// the next derivation overwrites it whole (ROMix writes all of V before it
+// reads any); unmapping gives it back zeroed to nobody else but the kernel.
 func allocScratch(words int) (v []uint32, free func()) {
 	size := words * 4
-	mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
-	if err != nil {
-		v := make([]uint32, words)
-		return v, func() { clear(v) }
+	mem := scratch.get(size)
+	if mem == nil {
+		var err error
+		mem, err = syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+		if err != nil {
+			v := make([]uint32, words)
+			return v, func() { clear(v) }
+		}
+		syscall.Madvise(mem, syscall.MADV_HUGEPAGE) // a hint; without it, plain pages
 	}
-	syscall.Madvise(mem, syscall.MADV_HUGEPAGE) // a hint; without it, plain pages
 	v = unsafe.Slice((*uint32)(unsafe.Pointer(&mem[0])), words)
-	return v, func() { syscall.Munmap(mem) }
+	return v, func() { scratch.put(mem) }
+}
+
+// scratchIdle is how long unused areas are kept; maxIdleAreas how many.
+const (
+	scratchIdle  = 2 * time.Second
+	maxIdleAreas = 4
+)
+
+var scratch scratchPool
+
+type scratchPool struct {
+	mu    sync.Mutex
+	idle  [][]byte
+	timer *time.Timer
+}
+
+func (p *scratchPool) get(size int) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, m := range p.idle {
+		if len(m) == size {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			return m
+		}
+	}
+	return nil
+}
+
+func (p *scratchPool) put(mem []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle) >= maxIdleAreas {
+		syscall.Munmap(mem)
+		return
+	}
+	p.idle = append(p.idle, mem)
+	if p.timer == nil {
+		p.timer = time.AfterFunc(scratchIdle, p.release)
+	} else {
+		p.timer.Reset(scratchIdle)
+	}
+}
+
+// release unmaps the idle areas.
+func (p *scratchPool) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.idle {
+		syscall.Munmap(m)
+	}
+	p.idle = nil
 }

@@ -155,7 +155,7 @@ func derive(pass []byte, salt []byte, p Params) (enc, mac [32]byte, err error) {
 	if uint64(p.R)*uint64(p.P) >= 1<<30 || p.LogN > 40 {
 		return enc, mac, fmt.Errorf("%w: parameters %v cannot be derived", ErrTooExpensive, p)
 	}
-	dk := kdf(pass, salt, p.LogN, int(p.R), int(p.P))
+	dk := pairedKDF(pass, salt, p)
 	copy(enc[:], dk[:32])
 	copy(mac[:], dk[32:])
 	clear(dk)
