@@ -3,6 +3,7 @@ package restore
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -312,4 +313,18 @@ func otherArchive(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// scrypt parameters beyond the limits (here 2^30·8·128 bytes of memory in
+// the header's key file) are refused before any derivation starts.
+func TestRestoreExcessiveScrypt(t *testing.T) {
+	data, _ := goodArchive(t)
+	ms := splitArchive(t, data)
+	bad := bytes.Clone(data)
+	hmacStart := len(ms[0].data) + 512 // backup-header.hmac's content
+	head := bad[hmacStart : hmacStart+scryptenc.HeaderSize]
+	head[7] = 30 // logN
+	sum := sha256.Sum256(head[:48])
+	copy(head[48:64], sum[:16]) // a consistent header, as a forger would make it
+	restoreFails(t, bad, scryptenc.ErrTooExpensive)
 }
