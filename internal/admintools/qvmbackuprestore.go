@@ -65,6 +65,7 @@ exit status:
 type restoreFlags struct {
 	verifyOnly, skipBroken, ignoreMissing, skipConflicting, renameConflicting bool
 	skipDom0Home, ignoreUsernameMismatch, ignoreSizeLimit, dom0DefaultDispVM  bool
+	globalDefaults                                                            bool
 	forceKDF, yes, quiet                                                      bool
 	exclude                                                                   []string
 	extractTo, filter, destVM, passFile, progress                             string
@@ -88,6 +89,7 @@ func QvmBackupRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	f.BoolVar(&o.ignoreUsernameMismatch, "ignore-username-mismatch", false, "restore the dom0 home of another user")
 	f.BoolVar(&o.ignoreSizeLimit, "ignore-size-limit", false, "do not bound each VM's data by the size its backup declares")
 	f.BoolVar(&o.dom0DefaultDispVM, "restore-dom0-default-dispvm", false, "also set this host's dom0 default_dispvm to the backup's")
+	f.BoolVar(&o.globalDefaults, "restore-global-defaults", false, "also apply the backup's global VM settings (default_netvm, default_template, ...) that this host leaves unset")
 	f.StringVarP(&o.filter, "compression-filter", "Z", "", "decompress with `PROG` -d instead of the filter the backup names")
 	f.StringVarP(&o.destVM, "dest-vm", "d", "", "the backup is in `VM` (a file or command there); the VM must be running")
 	f.StringVarP(&o.passFile, "passphrase-file", "p", "", "read the passphrase from the first line of `FILE` (- for standard input)")
@@ -131,7 +133,7 @@ func (r *restoreRun) checkFlags() error {
 	case r.args[0] == "-" && o.passFile == "-":
 		return cli.Usagef("the archive and the passphrase cannot both come from standard input")
 	}
-	for _, n := range []string{"skip-conflicting", "rename-conflicting", "ignore-username-mismatch", "restore-dom0-default-dispvm"} {
+	for _, n := range []string{"skip-conflicting", "rename-conflicting", "ignore-username-mismatch", "restore-dom0-default-dispvm", "restore-global-defaults"} {
 		if (o.verifyOnly || o.extractTo != "") && r.flags.Changed(n) {
 			return cli.Usagef("--%s applies to a restore into the host, not to --verify-only or --extract-to", n)
 		}
@@ -321,7 +323,7 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 		fmt.Fprintf(r.stdout, "Extracted to %s\n", r.o.extractTo)
 		return nil
 	}
-	res, err := restore.Restore(ctx, h, b, plan, restore.Options{Dom0DefaultDispVM: r.o.dom0DefaultDispVM}, rep)
+	res, err := restore.Restore(ctx, h, b, plan, restore.Options{Dom0DefaultDispVM: r.o.dom0DefaultDispVM, GlobalDefaults: r.o.globalDefaults}, rep)
 	if res != nil {
 		t := cli.NewTable("VM", "RESTORED AS", "RESULT")
 		for _, v := range res.VMs {
@@ -331,6 +333,9 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 			}
 		}
 		t.WriteTo(r.stdout)
+		for _, w := range res.Warnings {
+			cli.Warn(r.stderr, r.tool, "%s", w)
+		}
 	}
 	if err != nil {
 		return err

@@ -154,3 +154,7 @@ func (db *DB) checkGlobal(name string) error {
 	}
 	return nil
 }
+
+// IsRefGlobal reports whether a global property names a VM
+// (default_netvm, default_template, clockvm, ...).
+func IsRefGlobal(name string) bool { return globalProps[name].kind == kRef }

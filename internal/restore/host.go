@@ -16,6 +16,7 @@ import (
 
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/legacy"
 	"pedos.dev/backup/internal/progress"
 	"pedos.dev/backup/internal/sparsetar"
 )
@@ -42,6 +43,11 @@ type Options struct {
 	// Dom0DefaultDispVM applies the backup's dom0 default_dispvm to this
 	// host's dom0 (E.23: the reference tool does it silently).
 	Dom0DefaultDispVM bool
+	// GlobalDefaults applies the backup's global VM settings
+	// (default_netvm, default_template, default_dispvm, clockvm, updatevm,
+	// ...) that this host leaves unset: what a migration to a fresh host
+	// wants. Settings the host has are never changed.
+	GlobalDefaults bool
 	// Now names the dom0 home directory; nil means time.Now.
 	Now func() time.Time
 }
@@ -67,6 +73,8 @@ type VMResult struct {
 // Result is what Restore did, per VM in restore order.
 type Result struct {
 	VMs []VMResult
+	// Warnings about the host's own settings (GlobalDefaults).
+	Warnings []string
 }
 
 // refSetting is a reference of a restored VM to a VM restored in the same
@@ -94,6 +102,8 @@ type hostRun struct {
 	// images seen per VM: the volumes whose image came from the archive
 	images map[*PlannedVM][]string
 	extra  map[*PlannedVM][]host.Feature // menu-items from a whitelisted-appmenus.list
+	// globalWarnings: global settings that could not be applied.
+	globalWarnings []string
 }
 
 func newHostRun(h *host.Host, plan *Plan, opts Options) *hostRun {
@@ -281,6 +291,13 @@ func checkHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 	if err := db.Validate(); err != nil {
 		return warns, fmt.Errorf("the restored VMs would not fit this host's VM database: %w", err)
 	}
+	if globals := unsetGlobals(db, plan.backup.DB); len(globals) > 0 && !opts.GlobalDefaults {
+		var list []string
+		for _, p := range globals {
+			list = append(list, p.Name+"="+p.Value)
+		}
+		warns = append(warns, fmt.Sprintf("the backup's global settings this host leaves unset (%s) are not applied (use --restore-global-defaults)", strings.Join(list, ", ")))
+	}
 	if d0 := plan.backup.DB; d0 != nil {
 		if dom0, err := d0.Domain("dom0"); err == nil {
 			if v, isDefault := dom0.Prop("default_dispvm"); !isDefault && !opts.Dom0DefaultDispVM {
@@ -347,12 +364,15 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		if err = hr.err(); err == nil && opts.Dom0DefaultDispVM {
 			err = hr.applyDom0DefaultDispVM()
 		}
+		if err == nil && opts.GlobalDefaults {
+			hr.globalWarnings = hr.applyGlobals()
+		}
 		if err == nil {
 			ps.finish()
 		}
 	}
 	hr.discard()
-	res := &Result{}
+	res := &Result{Warnings: hr.globalWarnings}
 	var failed []string
 	for _, pv := range ps.vms {
 		vr := hr.results[pv]
@@ -426,7 +446,14 @@ func (hr *hostRun) file(pv *PlannedVM, f io.Reader, name string, limit int64) er
 		}
 		switch base {
 		case host.FirewallFile:
-			if err := stage.SetFirewall(buf.Bytes()); err != nil {
+			fw := buf.Bytes()
+			if hr.plan.backup.Header.Version < 4 { // Qubes R1 to R3.2's format
+				var err error
+				if fw, err = legacy.ConvertFirewall(fw); err != nil {
+					return fmt.Errorf("its firewall cannot be restored: %w", err)
+				}
+			}
+			if err := stage.SetFirewall(fw); err != nil {
 				return fmt.Errorf("its firewall cannot be restored: %w", err)
 			}
 		case host.NotesFile:
@@ -631,6 +658,37 @@ func (hr *hostRun) err() error {
 		}
 	}
 	return nil
+}
+
+// unsetGlobals lists the backup's global VM settings that db leaves unset.
+func unsetGlobals(db, backed *host.DB) []host.Property {
+	var out []host.Property
+	if backed == nil {
+		return nil
+	}
+	for _, p := range backed.GlobalProps() {
+		if _, isDefault := db.GlobalProp(p.Name); isDefault && host.IsRefGlobal(p.Name) && p.Value != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// applyGlobals sets the backup's global VM settings this host leaves
+// unset, each on its own (one that names a VM not here is left out).
+func (hr *hostRun) applyGlobals() []string {
+	db, err := hr.h.Load()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var warns []string
+	for _, p := range unsetGlobals(db, hr.plan.backup.DB) {
+		v := hr.mapName(p.Value)
+		if err := hr.h.Update(func(db *host.DB) error { return db.SetGlobalProp(p.Name, v) }); err != nil {
+			warns = append(warns, fmt.Sprintf("global %s left unset: %v", p.Name, err))
+		}
+	}
+	return warns
 }
 
 // applyDom0DefaultDispVM sets the backup's dom0 default_dispvm here (E.23,

@@ -200,9 +200,24 @@ func TestRestoreReferenceArchives(t *testing.T) {
 			if err != nil || p.Err() != nil {
 				t.Fatal(err, p.Err())
 			}
-			res, err := Restore(t.Context(), h, b, p, Options{}, nil)
+			// E.23: the backup's dom0 default_dispvm reaches this host's
+			// dom0 only when asked (here, in one variant).
+			apply := c.filter == "none"
+			checks, err := CheckHost(h, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(checks, func(w string) bool { return strings.Contains(w, `dom0 default_dispvm "fedora-40-dvm"`) }) {
+				t.Errorf("no E.23 warning: %q", checks)
+			}
+			res, err := Restore(t.Context(), h, b, p, Options{Dom0DefaultDispVM: apply}, nil)
 			if err != nil {
 				t.Fatalf("%v\n%+v", err, res)
+			}
+			db, _ := h.Load()
+			dom0, _ := db.Domain("dom0")
+			if v, isDefault := dom0.Prop("default_dispvm"); apply != !isDefault || apply && v != "fedora-40-dvm" {
+				t.Errorf("dom0 default_dispvm %q (default %v), applied %v", v, isDefault, apply)
 			}
 			var warns []string
 			for _, r := range res.VMs {
