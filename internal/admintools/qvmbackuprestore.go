@@ -246,7 +246,7 @@ func (r *restoreRun) run() error {
 		return errors.New("nothing to restore: every VM of the backup is left out")
 	}
 	if intoHost {
-		warns, err := restore.CheckHost(h, plan)
+		warns, err := restore.CheckHost(h, plan, r.restoreOptions())
 		for _, w := range warns {
 			cli.Warn(r.stderr, r.tool, "%s", w)
 		}
@@ -323,7 +323,7 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 		fmt.Fprintf(r.stdout, "Extracted to %s\n", r.o.extractTo)
 		return nil
 	}
-	res, err := restore.Restore(ctx, h, b, plan, restore.Options{Dom0DefaultDispVM: r.o.dom0DefaultDispVM, GlobalDefaults: r.o.globalDefaults}, rep)
+	res, err := restore.Restore(ctx, h, b, plan, r.restoreOptions(), rep)
 	if res != nil {
 		t := cli.NewTable("VM", "RESTORED AS", "RESULT")
 		for _, v := range res.VMs {
@@ -344,6 +344,10 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 		fmt.Fprintln(r.stdout, "Done. Please install updates for all the restored templates.")
 	}
 	return nil
+}
+
+func (r *restoreRun) restoreOptions() restore.Options {
+	return restore.Options{Dom0DefaultDispVM: r.o.dom0DefaultDispVM, GlobalDefaults: r.o.globalDefaults}
 }
 
 // verdict is a VM's result cell.

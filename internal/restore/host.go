@@ -242,11 +242,7 @@ func (hr *hostRun) add(db *host.DB, pv *PlannedVM, stage *host.StagedVM) ([]stri
 // what would be left at a default, and an error when a VM cannot be
 // added at all or the host lacks space for the data. Restore calls it
 // first; a front end calls it to show the warnings before asking.
-func CheckHost(h *host.Host, plan *Plan) ([]string, error) {
-	return checkHost(h, plan, Options{})
-}
-
-func checkHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
+func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 	if h == nil || !plan.hasHost || plan.opts.VerifyOnly {
 		return nil, errors.New("restore: the plan was not made for restoring into a host")
 	}
@@ -336,7 +332,7 @@ func sizeText(n int64) string {
 func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Options, r progress.Reporter) (*Result, error) {
 	// Its warnings are for a front end to show first; each VM's own come
 	// back from its Commit.
-	if _, err := checkHost(h, plan, opts); err != nil {
+	if _, err := CheckHost(h, plan, opts); err != nil {
 		b.Close()
 		return nil, err
 	}

@@ -312,7 +312,7 @@ func TestCheckHostRefusesBeforeTouching(t *testing.T) {
 	if err != nil || p.Err() != nil {
 		t.Fatal(err, p.Err())
 	}
-	warns, err := CheckHost(h, p)
+	warns, err := CheckHost(h, p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -203,7 +203,7 @@ func TestRestoreReferenceArchives(t *testing.T) {
 			// E.23: the backup's dom0 default_dispvm reaches this host's
 			// dom0 only when asked (here, in one variant).
 			apply := c.filter == "none"
-			checks, err := CheckHost(h, p)
+			checks, err := CheckHost(h, p, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
