@@ -90,8 +90,7 @@ func TestEmergencyFormat3(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBuilder(t, 3)
-			b.encrypt, b.compress = tc.encrypt, tc.compress
-			b.v3Header()
+			b.Encrypt, b.Compress = tc.encrypt, tc.compress
 			archive := b.backup(fx, tc.l)
 			out, res, err := runProcedure(t, script, archive, testPass)
 			if err != nil {
@@ -131,10 +130,8 @@ func TestEmergencyFormat2(t *testing.T) {
 				testutil.RequireTool(t, "python3")
 			}
 			b := newBuilder(t, 2)
-			b.encrypt, b.compress, b.zlib, b.digest = tc.encrypt, tc.compress, tc.zlib, tc.digest
-			if tc.header {
-				b.v2Header()
-			}
+			b.Encrypt, b.Compress, b.Digest = tc.encrypt, tc.compress, tc.digest
+			b.NoHeader = !tc.header
 			archive := b.backup(fx, tc.l)
 			out, res, err := runProcedure(t, script, archive, testPass)
 			if err != nil {

@@ -17,12 +17,11 @@ func TestTamperFormat3(t *testing.T) {
 	requireTools(t)
 	fx := newFixture(t)
 	b := newBuilder(t, 3)
-	b.encrypt, b.compress = true, true
-	b.v3Header()
+	b.Encrypt, b.Compress = true, true
 	good := b.backup(fx, hiddenLayout())
-	names := b.names()
+	names := b.Names()
 	pass := Options{Passphrase: []byte(testPass)}
-	stage := func(name string) string { return b.stage + "/" + name }
+	stage := func(name string) string { return b.Stage + "/" + name }
 
 	// altered edits a stage file for one rebuilt archive.
 	altered := func(t *testing.T, name string, edit func([]byte) []byte) []byte {
@@ -32,7 +31,7 @@ func TestTamperFormat3(t *testing.T) {
 		}
 		writeFile(t, stage(name), string(edit(bytes.Clone(orig))))
 		defer writeFile(t, stage(name), string(orig))
-		return b.rebuild(names)
+		return b.Rebuild(names)
 	}
 	flip := func(at int) func([]byte) []byte {
 		return func(d []byte) []byte { d[at] ^= 0x40; return d }
@@ -46,7 +45,7 @@ func TestTamperFormat3(t *testing.T) {
 		out[i], out[j] = out[j], out[i]
 		return out
 	}
-	upTo := func(name string) []byte { return good[:b.find(name).end] }
+	upTo := func(name string) []byte { return good[:b.Find(name).End] }
 	forged := slices.Concat(upTo("qubes.xml.000.hmac"), rawMember(t, "vm5/../../etc/x.000", []byte("x")))
 
 	// The file a failure concerns, where Next or File.Read reported it.
@@ -81,30 +80,30 @@ func TestTamperFormat3(t *testing.T) {
 			return altered(t, "vm5/firewall.xml.000.hmac", func([]byte) []byte { return []byte("(stdin)= not a digest\n") })
 		}, pass, ErrCorrupt, "vm5/firewall.xml.000.hmac"},
 		{"chunks swapped", func(*testing.T) []byte {
-			return b.rebuild(swapped("vm5/private.img.001", "vm5/private.img.002"))
+			return b.Rebuild(swapped("vm5/private.img.001", "vm5/private.img.002"))
 		}, pass, ErrUnexpectedMember, "vm5/private.img.002"},
 		{"chunk missing", func(*testing.T) []byte {
-			return b.rebuild(without("vm5/private.img.001", "vm5/private.img.001.hmac"))
+			return b.Rebuild(without("vm5/private.img.001", "vm5/private.img.001.hmac"))
 		}, pass, ErrUnexpectedMember, "vm5/private.img.002"},
 		{"first chunk missing", func(*testing.T) []byte {
-			return b.rebuild(without("vm5/icon.png.000", "vm5/icon.png.000.hmac"))
+			return b.Rebuild(without("vm5/icon.png.000", "vm5/icon.png.000.hmac"))
 		}, pass, nil, ""},
-		{"hmac missing", func(*testing.T) []byte { return b.rebuild(without("vm5/private.img.001.hmac")) }, pass, ErrUnexpectedMember, "vm5/private.img.001"},
-		{"hmac alone", func(*testing.T) []byte { return b.rebuild(without("vm5/icon.png.000")) }, pass, ErrUnexpectedMember, "vm5/icon.png.000.hmac"},
+		{"hmac missing", func(*testing.T) []byte { return b.Rebuild(without("vm5/private.img.001.hmac")) }, pass, ErrUnexpectedMember, "vm5/private.img.001"},
+		{"hmac alone", func(*testing.T) []byte { return b.Rebuild(without("vm5/icon.png.000")) }, pass, ErrUnexpectedMember, "vm5/icon.png.000.hmac"},
 		{"file of no VM", func(t *testing.T) []byte {
 			writeFile(t, stage("vm9/x.000"), "x")
 			writeFile(t, stage("vm9/x.000.hmac"), "(stdin)= 00\n")
-			return b.rebuild(append(slices.Clone(names), "vm9/x.000", "vm9/x.000.hmac"))
+			return b.Rebuild(append(slices.Clone(names), "vm9/x.000", "vm9/x.000.hmac"))
 		}, pass, ErrUnexpectedMember, "vm9/x"},
 		{"unsafe name", func(*testing.T) []byte { return forged }, pass, ErrUnexpectedMember, "vm5/../../etc/x"},
 		{"qubes.xml again", func(*testing.T) []byte {
-			return b.rebuild(append(slices.Clone(names), "qubes.xml.000", "qubes.xml.000.hmac"))
+			return b.Rebuild(append(slices.Clone(names), "qubes.xml.000", "qubes.xml.000.hmac"))
 		}, pass, ErrUnexpectedMember, "qubes.xml"},
 		{"file twice", func(*testing.T) []byte {
-			return b.rebuild(append(slices.Clone(names), "vm5/icon.png.000", "vm5/icon.png.000.hmac"))
+			return b.Rebuild(append(slices.Clone(names), "vm5/icon.png.000", "vm5/icon.png.000.hmac"))
 		}, pass, ErrUnexpectedMember, "vm5/icon.png"},
 		{"cut inside a chunk", func(*testing.T) []byte {
-			return good[:dataOffset(t, good, b.find("vm5/private.img.002"))+100]
+			return good[:dataOffset(t, good, b.Find("vm5/private.img.002"))+100]
 		}, pass, ErrTruncated, ""},
 		{"cut before an hmac", func(*testing.T) []byte { return upTo("vm5/private.img.002") }, pass, ErrTruncated, "vm5/private.img.002"},
 		{"cut inside the header", func(*testing.T) []byte { return good[:700] }, pass, ErrTruncated, ""},
@@ -139,17 +138,16 @@ func TestNoPlaintextFromForgedChunk(t *testing.T) {
 	requireTools(t)
 	fx := newFixture(t)
 	b := newBuilder(t, 3) // neither encrypted nor compressed: chunks are plaintext
-	b.v3Header()
 	b.backup(fx, readableLayout())
 	name := "appvms/work/private.img.001"
-	first, err := os.ReadFile(b.stage + "/appvms/work/private.img.000")
+	first, err := os.ReadFile(b.Stage + "/appvms/work/private.img.000")
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(b.stage + "/" + name)
+	data, _ := os.ReadFile(b.Stage + "/" + name)
 	data[len(data)-1] ^= 1
-	writeFile(t, b.stage+"/"+name, string(data))
-	r, err := NewReader(bytes.NewReader(b.rebuild(b.names())), Options{Passphrase: []byte(testPass)})
+	writeFile(t, b.Stage+"/"+name, string(data))
+	r, err := NewReader(bytes.NewReader(b.Rebuild(b.Names())), Options{Passphrase: []byte(testPass)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,23 +171,23 @@ func TestTamperFormat2(t *testing.T) {
 	requireTools(t)
 	fx := newFixture(t)
 	b := newBuilder(t, 2)
-	b.encrypt, b.digest = true, "md5" // no header: everything inferred
+	b.Encrypt, b.Digest = true, "md5" // no header: everything inferred
 	good := b.backup(fx, hiddenLayout())
-	names := b.names()
+	names := b.Names()
 	if _, err := readAll(t, good, Options{Passphrase: []byte("wrong")}, t.TempDir()); !errors.Is(err, ErrBadPassphrase) {
 		t.Errorf("wrong passphrase: %v, want ErrBadPassphrase", err)
 	}
-	vol := b.stage + "/vm5/private.img.002"
+	vol := b.Stage + "/vm5/private.img.002"
 	orig, _ := os.ReadFile(vol)
 	altered := bytes.Clone(orig)
 	altered[50] ^= 1
 	writeFile(t, vol, string(altered))
-	if _, err := readAll(t, b.rebuild(names), Options{Passphrase: []byte(testPass)}, t.TempDir()); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "vm5/private.img.002") {
+	if _, err := readAll(t, b.Rebuild(names), Options{Passphrase: []byte(testPass)}, t.TempDir()); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "vm5/private.img.002") {
 		t.Errorf("altered volume: %v, want ErrCorrupt naming it", err)
 	}
 	writeFile(t, vol, string(orig))
 	gap := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return strings.HasPrefix(n, "vm5/private.img.001") })
-	if _, err := readAll(t, b.rebuild(gap), Options{Passphrase: []byte(testPass)}, t.TempDir()); !errors.Is(err, ErrUnexpectedMember) {
+	if _, err := readAll(t, b.Rebuild(gap), Options{Passphrase: []byte(testPass)}, t.TempDir()); !errors.Is(err, ErrUnexpectedMember) {
 		t.Errorf("missing volume: %v, want ErrUnexpectedMember", err)
 	}
 }

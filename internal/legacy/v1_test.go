@@ -3,7 +3,6 @@ package legacy
 import (
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -15,26 +14,15 @@ import (
 )
 
 // makeV1 copies the fixture into a format 1 backup directory as the R1
-// writer did (cp -rp keeps holes and symlinks), with an R1 qubes.xml (no
-// dom0 entry) and an icon that is a symlink into the host.
+// writer did (testutil.LegacyV1Dir), with an R1 qubes.xml (no dom0 entry)
+// and an icon that is a symlink into the host.
 func makeV1(t *testing.T, fx *fixture) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "qubes-2013-01-01-120000")
-	for _, d := range []string{"appvms", "vm-templates", "dom0-home"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for src, dst := range map[string]string{fx.work: "appvms", fx.tpl: "vm-templates", fx.home: "dom0-home"} {
-		if out, err := exec.Command("cp", "-rp", src, filepath.Join(dir, dst)).CombinedOutput(); err != nil {
-			t.Fatalf("cp: %v\n%s", err, out)
-		}
-	}
+	xml := regexp.MustCompile(`(?m)^  <QubesAdminVm .*\n`).ReplaceAllString(core2XML(readableLayout()), "")
+	dir := testutil.LegacyV1Dir(t, fx.root, xml)
 	if err := os.Symlink("/usr/share/qubes/icons/blue.png", filepath.Join(dir, "appvms/work/icon-link.png")); err != nil {
 		t.Fatal(err)
 	}
-	xml := regexp.MustCompile(`(?m)^  <QubesAdminVm .*\n`).ReplaceAllString(core2XML(readableLayout()), "")
-	writeFile(t, filepath.Join(dir, "qubes.xml"), xml)
 	return dir
 }
 

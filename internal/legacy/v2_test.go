@@ -14,12 +14,12 @@ func TestFormat2(t *testing.T) {
 	requireTools(t)
 	fx := newFixture(t)
 	for _, tc := range []struct {
-		name                    string
-		encrypt, compress, zlib bool
-		header                  bool
-		digest                  string
-		l                       layout
-		want                    Header
+		name              string
+		encrypt, compress bool
+		header            bool
+		digest            string
+		l                 layout
+		want              Header
 	}{
 		{name: "header+encrypted", encrypt: true, header: true, digest: "sha1", l: hiddenLayout(),
 			want: Header{Version: 2, Encrypted: true, HMACAlgorithm: "sha1", CryptoAlgorithm: "aes-256-cbc"}},
@@ -30,17 +30,15 @@ func TestFormat2(t *testing.T) {
 		// R2-beta3 ran `openssl dgst -hmac` without a digest: MD5 on OpenSSL 1.0.
 		{name: "no header, encrypted", encrypt: true, digest: "md5", l: readableLayout(),
 			want: Header{Version: 2, Encrypted: true, HMACAlgorithm: "md5", CryptoAlgorithm: "aes-256-cbc", NoHeader: true}},
-		{name: "no header, encrypted -z", encrypt: true, compress: true, zlib: true, digest: "md5", l: hiddenLayout(),
+		{name: "no header, encrypted -z", encrypt: true, compress: true, digest: "md5", l: hiddenLayout(),
 			want: Header{Version: 2, Encrypted: true, Compressed: true, Compression: "zlib", HMACAlgorithm: "md5", CryptoAlgorithm: "aes-256-cbc", NoHeader: true}},
 		{name: "no header, gzip", compress: true, digest: "sha1", l: readableLayout(),
 			want: Header{Version: 2, Compressed: true, Compression: "gzip", HMACAlgorithm: "sha1", NoHeader: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBuilder(t, 2)
-			b.encrypt, b.compress, b.zlib, b.digest = tc.encrypt, tc.compress, tc.zlib, tc.digest
-			if tc.header {
-				b.v2Header()
-			}
+			b.Encrypt, b.Compress, b.Digest = tc.encrypt, tc.compress, tc.digest
+			b.NoHeader = !tc.header
 			archive := b.backup(fx, tc.l)
 			if n := countMembers(b, tc.l.work+"/private.img."); n < 4 {
 				t.Fatalf("private.img has %d volumes; the test wants several", n)
@@ -67,8 +65,8 @@ func TestFormat2(t *testing.T) {
 // countMembers counts the chunks whose names start with prefix.
 func countMembers(b *builder, prefix string) int {
 	n := 0
-	for _, s := range b.spans {
-		if len(s.name) > len(prefix) && s.name[:len(prefix)] == prefix && s.name[len(s.name)-5:] != ".hmac" {
+	for _, s := range b.Spans {
+		if len(s.Name) > len(prefix) && s.Name[:len(prefix)] == prefix && s.Name[len(s.Name)-5:] != ".hmac" {
 			n++
 		}
 	}

@@ -38,8 +38,7 @@ func TestFormat3(t *testing.T) {
 				requireTools(t, tc.filter)
 			}
 			b := newBuilder(t, 3)
-			b.encrypt, b.compress, b.filter = tc.encrypt, tc.compress, tc.filter
-			b.v3Header()
+			b.Encrypt, b.Compress, b.Filter = tc.encrypt, tc.compress, tc.filter
 			archive := b.backup(fx, tc.l)
 
 			v, err := Detect(bufio.NewReader(bytes.NewReader(archive)))
@@ -101,8 +100,7 @@ func TestSelect(t *testing.T) {
 	requireTools(t)
 	fx := newFixture(t)
 	b := newBuilder(t, 3)
-	b.encrypt, b.compress = true, true
-	b.v3Header()
+	b.Encrypt, b.Compress = true, true
 	archive := b.backup(fx, hiddenLayout())
 	out := t.TempDir()
 	var offered []string
@@ -166,10 +164,10 @@ func TestCompressionFilter(t *testing.T) {
 	} {
 		t.Run(tc.header+"/"+tc.force, func(t *testing.T) {
 			b := newBuilder(t, 3)
-			b.encrypt, b.compress = true, true // made with gzip
-			b.header("version=3\nhmac-algorithm=SHA512\ncrypto-algorithm=aes-256-cbc\nencrypted=True\ncompressed=True\ncompression-filter=" + tc.header + "\n")
-			b.qubesXML(core2XML(hiddenLayout()))
-			r, err := NewReader(bytes.NewReader(b.bytes()), Options{Passphrase: []byte(testPass), ForceFilter: tc.force})
+			b.Encrypt, b.Compress = true, true // made with gzip
+			b.Header("version=3\nhmac-algorithm=SHA512\ncrypto-algorithm=aes-256-cbc\nencrypted=True\ncompressed=True\ncompression-filter=" + tc.header + "\n")
+			b.QubesXML(core2XML(hiddenLayout()))
+			r, err := NewReader(bytes.NewReader(b.Bytes()), Options{Passphrase: []byte(testPass), ForceFilter: tc.force})
 			if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
 				t.Fatalf("NewReader: %v, want %v", err, tc.err)
 			}
@@ -187,9 +185,9 @@ func TestSparseMembersAreOldGNU(t *testing.T) {
 	fx := newFixture(t)
 	for _, version := range []int{2, 3} {
 		b := newBuilder(t, version)
-		b.qubesXML(core2XML(hiddenLayout()))
-		b.file(filepath.Join(fx.work, "private.img"), "vm5/")
-		r, err := NewReader(bytes.NewReader(b.bytes()), Options{Passphrase: []byte(testPass)})
+		b.QubesXML(core2XML(hiddenLayout()))
+		b.File(filepath.Join(fx.work, "private.img"), "vm5/")
+		r, err := NewReader(bytes.NewReader(b.Bytes()), Options{Passphrase: []byte(testPass)})
 		if err != nil {
 			t.Fatal(err)
 		}
