@@ -206,7 +206,7 @@ func (r *backupRun) run() error {
 	}
 
 	if !r.o.yes {
-		ok, err := r.confirm()
+		ok, err := r.env.confirm(r.tty)
 		if err != nil {
 			return err
 		}
@@ -430,16 +430,16 @@ func estimatedTime(d time.Duration) string {
 	return "about " + cli.FormatDuration(d)
 }
 
-// confirm asks whether to proceed: on stdin, or on the terminal when the
-// archive goes to stdout.
-func (r *backupRun) confirm() (bool, error) {
-	if r.tty != nil {
-		return cli.Confirm(r.tty, r.tty, proceedQuestion)
+// confirm asks "Do you want to proceed?" on tty if there is one (the
+// archive takes stdin or stdout), else on stdin and stdout.
+func (e *env) confirm(tty *os.File) (bool, error) {
+	if tty != nil {
+		return cli.Confirm(tty, tty, proceedQuestion)
 	}
-	in := &readCounter{r: r.stdin}
-	ok, err := cli.Confirm(in, r.stdout, proceedQuestion)
-	if in.n > 0 && !isTerminal(r.stdin) {
-		fmt.Fprintln(r.stdout) // a terminal echoes the answer's newline; a pipe does not
+	in := &readCounter{r: e.stdin}
+	ok, err := cli.Confirm(in, e.stdout, proceedQuestion)
+	if in.n > 0 && !isTerminal(e.stdin) {
+		fmt.Fprintln(e.stdout) // a terminal echoes the answer's newline; a pipe does not
 	}
 	return ok, err
 }

@@ -258,7 +258,7 @@ func (r *restoreRun) run() error {
 			fmt.Fprintln(r.stdout, "\nThe above VMs will be copied and added to your system. Existing VMs will NOT be removed.")
 		}
 		if !r.o.yes {
-			ok, err := r.confirm()
+			ok, err := r.env.confirm(r.tty)
 			if err != nil {
 				return err
 			}
@@ -403,18 +403,6 @@ func (r *restoreRun) printSummary(plan *restore.Plan, intoHost bool) {
 		}
 	}
 	io.WriteString(r.stdout, b.String())
-}
-
-func (r *restoreRun) confirm() (bool, error) {
-	if r.tty != nil {
-		return cli.Confirm(r.tty, r.tty, proceedQuestion)
-	}
-	in := &readCounter{r: r.stdin}
-	ok, err := cli.Confirm(in, r.stdout, proceedQuestion)
-	if in.n > 0 && !isTerminal(r.stdin) {
-		fmt.Fprintln(r.stdout)
-	}
-	return ok, err
 }
 
 func (r *restoreRun) passphrase() ([]byte, error) {
