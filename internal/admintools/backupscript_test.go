@@ -1,8 +1,9 @@
 package admintools_test
 
 // Script commands for the qvm-backup scripts: reading an archive back,
-// listing directories, file modes, Ctrl-C in the middle of a run, and a
-// disk that fills up while a backup runs.
+// listing directories, file modes, Ctrl-C in the middle of a run, a
+// disk that fills up while a backup runs, and backups of old Qubes
+// releases.
 
 import (
 	"bufio"
@@ -25,6 +26,7 @@ import (
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/cli"
 	"pedos.dev/backup/internal/sparsetar"
+	"pedos.dev/backup/internal/testutil"
 )
 
 // scriptTimeout bounds the waits of these commands.
@@ -343,4 +345,52 @@ func cmdFifo(ts *testscript.TestScript, neg bool, args []string) {
 	default:
 		ts.Fatalf("usage: fifo make|open|write PATH [FILE]")
 	}
+}
+
+// mklegacy VARIANT SRC OUT [PASSFILE] builds an old Qubes backup of the
+// fixture SRC (laid out like /var/lib/qubes, with its core2 qubes.xml as
+// SRC/qubes.xml) with the programs the old writers ran
+// (testutil.LegacyWriter): VARIANT 3 is a format 3 archive, encrypted and
+// gzipped, cut into 1 KiB chunks (so that even gzipped files span
+// several); 3-plain is one neither encrypted nor compressed, in 64 KiB
+// chunks; 2 is a format 2 archive with the 2014 header, encrypted, in 40
+// KiB volumes; 1 is a format 1 directory OUT. The layout (vm5/ or
+// appvms/work/) is the backup_path of SRC/qubes.xml.
+// The passphrase is the first line of PASSFILE.
+func cmdMklegacy(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 || len(args) > 4 || (args[0] != "1") != (len(args) == 4) {
+		ts.Fatalf("usage: mklegacy 3|3-plain|2 SRC OUT PASSFILE, or mklegacy 1 SRC OUT")
+	}
+	t := scriptTB{ts}
+	src, out := ts.MkAbs(args[1]), ts.MkAbs(args[2])
+	xml := ts.ReadFile(filepath.Join(args[1], "qubes.xml"))
+	if args[0] == "1" {
+		dir := testutil.LegacyV1Dir(t, src, xml)
+		ts.Check(os.Rename(dir, out))
+		return
+	}
+	opts := map[string]testutil.LegacyOptions{
+		"3":       {Version: 3, Encrypt: true, Compress: true, Chunk: 1 << 10},
+		"3-plain": {Version: 3, Chunk: 64 << 10},
+		"2":       {Version: 2, Encrypt: true, Chunk: 40},
+	}
+	o, ok := opts[args[0]]
+	if !ok {
+		ts.Fatalf("mklegacy: unknown variant %q", args[0])
+	}
+	pass, _, _ := strings.Cut(ts.ReadFile(args[3]), "\n")
+	ts.Check(os.WriteFile(out, testutil.LegacyBackup(t, src, xml, []byte(pass), o), 0o600))
+}
+
+// scriptTB is what testutil's builders need of a test, for a script.
+type scriptTB struct{ ts *testscript.TestScript }
+
+func (scriptTB) Helper() {}
+
+func (s scriptTB) Fatalf(format string, args ...any) { s.ts.Fatalf(format, args...) }
+
+func (s scriptTB) TempDir() string {
+	dir, err := os.MkdirTemp(s.ts.Getenv("TMPDIR"), "mklegacy-")
+	s.ts.Check(err)
+	return dir
 }

@@ -55,6 +55,7 @@ func TestScripts(t *testing.T) {
 			"tmpfs":     cmdTmpfs,
 			"fill":      cmdFill,
 			"fifo":      cmdFifo,
+			"mklegacy":  cmdMklegacy,
 		},
 		// [need:TOOL,...]: external programs (or "tmpfs") a script needs.
 		Condition: func(cond string) (bool, error) {
