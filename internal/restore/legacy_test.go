@@ -409,6 +409,13 @@ func TestRestoreLegacyArchives(t *testing.T) {
 				t.Fatalf("no image spans three chunks: %q", w.Names())
 			}
 
+			// R2 wrote no backup_size: then nothing bounds a VM's data.
+			for _, vm := range openLegacy(t, data, "").all() {
+				if (vm.Size == 0) != v.l.noSize {
+					t.Errorf("%s: backup-size %d", vm.Name, vm.Size)
+				}
+			}
+
 			// (a) Into a fresh host.
 			h := emptyHost(t, "user")
 			res, err := restoreLegacy(t, h, data, "")
