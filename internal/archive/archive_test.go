@@ -98,10 +98,10 @@ func contains(list []string, s string) bool {
 
 func listMembers(t testing.TB, data []byte) []string {
 	t.Helper()
-	o := &outerReader{r: bytes.NewReader(data)}
+	o := NewOuterReader(bytes.NewReader(data))
 	var names []string
 	for {
-		name, _, err := o.next()
+		name, _, err := o.Next()
 		if err == io.EOF {
 			return names
 		}

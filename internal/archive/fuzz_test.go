@@ -40,9 +40,9 @@ func FuzzOuterReader(f *testing.F) {
 	f.Add(one.Bytes()[:1000])
 	f.Add(make([]byte, 2048))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		o := &outerReader{r: bytes.NewReader(data)}
+		o := NewOuterReader(bytes.NewReader(data))
 		for i := 0; i < 100; i++ {
-			_, size, err := o.next()
+			_, size, err := o.Next()
 			if err != nil {
 				return
 			}

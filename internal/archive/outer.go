@@ -51,6 +51,14 @@ func memberHeader(name string, size int64, mtime time.Time) ([]byte, error) {
 	return h, nil
 }
 
+// ChecksumOK reports whether a tar header block's checksum field matches
+// its content (as an unsigned or a signed byte sum, as tar accepts).
+func ChecksumOK(h []byte) bool {
+	u, s := checksum(h)
+	want, err := parseOctal(h[148:156])
+	return err == nil && (want == u || want == s)
+}
+
 // checksum sums the header with the checksum field counted as spaces.
 func checksum(h []byte) (unsigned, signed int64) {
 	for i, c := range h {
@@ -103,10 +111,11 @@ func writeMember(w io.Writer, name string, mtime time.Time, parts ...[]byte) err
 
 var zeroRecord = make([]byte, recordSize)
 
-// outerReader parses the outer stream block by block. Go's archive/tar stops
-// at the first end-of-archive marker, which here ends only the first
+// OuterReader parses the outer stream block by block. Go's archive/tar
+// stops at the first end-of-archive marker, which here ends only the first
 // member, so this small parser skips zero blocks anywhere (like tar -i).
-type outerReader struct {
+// Formats 2 and 3 share the container (package legacy reads them with it).
+type OuterReader struct {
 	r      io.Reader
 	block  [blockSize]byte
 	remain int64 // data bytes of the current member not yet read
@@ -114,13 +123,19 @@ type outerReader struct {
 	offset int64 // bytes consumed, for error messages
 }
 
+// NewOuterReader reads the outer stream from r.
+func NewOuterReader(r io.Reader) *OuterReader { return &OuterReader{r: r} }
+
+// Offset is how many bytes of the stream have been consumed.
+func (o *OuterReader) Offset() int64 { return o.offset }
+
 // Limits on metadata blocks, so a hostile stream cannot make us buffer much.
 const (
 	maxPaxSize      = 64 << 10
 	maxLongNameSize = 4096
 )
 
-func (o *outerReader) readBlock() error {
+func (o *OuterReader) readBlock() error {
 	n, err := io.ReadFull(o.r, o.block[:])
 	o.offset += int64(n)
 	if err == io.ErrUnexpectedEOF {
@@ -130,7 +145,7 @@ func (o *outerReader) readBlock() error {
 }
 
 // skipRest discards what is left of the current member.
-func (o *outerReader) skipRest() error {
+func (o *OuterReader) skipRest() error {
 	n, err := io.CopyN(io.Discard, o.r, o.remain+o.pad)
 	o.offset += n
 	o.remain, o.pad = 0, 0
@@ -141,7 +156,7 @@ func (o *outerReader) skipRest() error {
 }
 
 // Read reads the current member's data.
-func (o *outerReader) Read(p []byte) (int, error) {
+func (o *OuterReader) Read(p []byte) (int, error) {
 	if o.remain == 0 {
 		return 0, io.EOF
 	}
@@ -160,9 +175,10 @@ func (o *outerReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// next advances to the next regular file member and returns its name and
-// size; io.EOF when the stream ends cleanly between members.
-func (o *outerReader) next() (string, int64, error) {
+// Next advances to the next regular file member and returns its name and
+// size; io.EOF when the stream ends cleanly between members. Read then
+// reads its data; what is left unread is skipped by the next call.
+func (o *OuterReader) Next() (string, int64, error) {
 	if err := o.skipRest(); err != nil {
 		return "", 0, err
 	}
@@ -182,9 +198,7 @@ func (o *outerReader) next() (string, int64, error) {
 		if !bytes.HasPrefix(h[257:], []byte("ustar")) {
 			return "", 0, fmt.Errorf("%w: no tar header at offset %d", ErrNotBackup, o.offset-blockSize)
 		}
-		u, s := checksum(h)
-		want, err := parseOctal(h[148:156])
-		if err != nil || (want != u && want != s) {
+		if !ChecksumOK(h) {
 			return "", 0, fmt.Errorf("%w: tar header checksum mismatch at offset %d", ErrCorrupt, o.offset-blockSize)
 		}
 		size, err := parseOctal(h[124:136])
@@ -252,7 +266,7 @@ func (o *outerReader) next() (string, int64, error) {
 	}
 }
 
-func (o *outerReader) readAll() ([]byte, error) {
+func (o *OuterReader) readAll() ([]byte, error) {
 	b := make([]byte, o.remain)
 	if _, err := io.ReadFull(o, b); err != nil {
 		if err == io.ErrUnexpectedEOF || err == io.EOF {

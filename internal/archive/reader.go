@@ -49,7 +49,7 @@ type Reader struct {
 	header   Header
 	codec    compress.Codec
 	qubesXML []byte
-	outer    *outerReader
+	outer    *OuterReader
 	// headerKey is the key that opened backup-header.hmac; the manifest's
 	// authentication key is derived from it.
 	headerKey *scryptenc.Key
@@ -111,7 +111,7 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 	}
 	r := &Reader{
 		opts:  opts,
-		outer: &outerReader{r: in},
+		outer: NewOuterReader(in),
 		jobs:  make(chan *chunkJob, opts.Workers+1),
 		bufs:  make(chan struct{}, opts.Workers+3),
 		free:  make(chan []byte, opts.Workers+3),
@@ -212,7 +212,7 @@ func (r *Reader) Close() error {
 }
 
 func (r *Reader) readSmall(want string, limit int64) ([]byte, error) {
-	name, size, err := r.outer.next()
+	name, size, err := r.outer.Next()
 	if err == io.EOF {
 		return nil, fmt.Errorf("%w: stream ends before %s", ErrTruncated, want)
 	}
@@ -235,7 +235,7 @@ func (r *Reader) readSmall(want string, limit int64) ([]byte, error) {
 // readHeaderMembers reads backup-header and its .hmac, and recognises
 // archives of other formats.
 func (r *Reader) readHeaderMembers() (header, mac []byte, err error) {
-	name, size, err := r.outer.next()
+	name, size, err := r.outer.Next()
 	if err == io.EOF {
 		return nil, nil, fmt.Errorf("%w: the input is empty", ErrNotBackup)
 	}
@@ -411,7 +411,7 @@ func (r *Reader) produceAll() error {
 	file, index, lastPlain := "", 0, -1
 	var manifest *Manifest
 	for {
-		member, size, err := r.outer.next()
+		member, size, err := r.outer.Next()
 		if err == io.EOF {
 			break
 		}

@@ -16,11 +16,11 @@ type segment struct {
 
 func splitMembers(t testing.TB, data []byte) []segment {
 	t.Helper()
-	o := &outerReader{r: bytes.NewReader(data)}
+	o := NewOuterReader(bytes.NewReader(data))
 	var segs []segment
 	for {
 		before := o.offset + o.remain + o.pad
-		name, size, err := o.next()
+		name, size, err := o.Next()
 		if err == io.EOF {
 			break
 		}

@@ -24,7 +24,7 @@ type member struct {
 // clean end of the stream.
 func (r *Reader) peek() (*member, error) {
 	if r.pending == nil {
-		name, size, err := r.outer.next()
+		name, size, err := r.outer.Next()
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package legacy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -24,65 +25,38 @@ const (
 // members' headers and backup-header (bufio's default 4096 bytes do for
 // archives made by the reference tools).
 func Detect(br *bufio.Reader) (version int, err error) {
-	var longName, paxPath string
-	for off := 0; ; {
-		h, err := peekAt(br, off, blockSize)
-		if err == io.EOF {
-			return 0, fmt.Errorf("%w: the input holds no tar member", ErrNotBackup)
-		}
-		if err != nil {
-			return 0, err
-		}
-		if [blockSize]byte(h) == zeroBlock {
-			off += blockSize
-			continue
-		}
-		b, err := parseBlock(h, int64(off))
-		if err != nil {
-			return 0, err
-		}
-		off += blockSize
-		data := func(limit int64) ([]byte, error) {
-			if b.size > limit {
-				return nil, fmt.Errorf("%w: %q has %d bytes of data (limit %d)", ErrCorrupt, b.name, b.size, limit)
-			}
-			return peekAt(br, off, int(b.size))
-		}
-		switch b.flag {
-		case 'x', 'L':
-			d, err := data(maxPaxSize)
-			if err != nil {
-				return 0, err
-			}
-			if b.flag == 'L' {
-				longName = cString(d)
-			} else if paxPath, _, err = parsePax(d); err != nil {
-				return 0, err
-			}
-		case 'g', 'K', '5':
-		case '0', 0:
-			switch {
-			case paxPath != "":
-				b.name = paxPath
-			case longName != "":
-				b.name = longName
-			}
-			switch b.name {
-			case qubesXMLChunk:
-				return 2, nil // R2-beta3 wrote no header
-			case headerName:
-				d, err := data(archive.MaxHeaderSize)
-				if err != nil {
-					return 0, err
-				}
-				return headerVersion(d)
-			}
-			return 0, fmt.Errorf("%w: first member is %q, not backup-header", ErrNotBackup, b.name)
-		default:
-			return 0, fmt.Errorf("%w: first member %q has tar type %q", ErrNotBackup, b.name, b.flag)
-		}
-		off += int(padded(b.size))
+	head, err := br.Peek(br.Size())
+	if err != nil && err != io.EOF {
+		return 0, err
 	}
+	full := len(head) == br.Size() // the stream may go on past what we see
+	o := archive.NewOuterReader(bytes.NewReader(head))
+	name, size, err := o.Next()
+	switch {
+	case err == io.EOF:
+		return 0, fmt.Errorf("%w: the input holds no tar member", ErrNotBackup)
+	case errors.Is(err, ErrTruncated) && full:
+		return 0, fmt.Errorf("legacy.Detect: the archive's first members need a buffer of more than %d bytes", br.Size())
+	case err != nil:
+		return 0, err
+	}
+	switch name {
+	case qubesXMLChunk:
+		return 2, nil // R2-beta3 wrote no header
+	case headerName:
+		if size > archive.MaxHeaderSize {
+			return 0, fmt.Errorf("%w: %s is %d bytes (limit %d)", ErrCorrupt, name, size, archive.MaxHeaderSize)
+		}
+		data := make([]byte, size)
+		if _, err := io.ReadFull(o, data); err != nil {
+			if full {
+				return 0, fmt.Errorf("legacy.Detect: the archive's first members need a buffer of more than %d bytes", br.Size())
+			}
+			return 0, fmt.Errorf("%w: stream ends inside the first member", ErrTruncated)
+		}
+		return headerVersion(data)
+	}
+	return 0, fmt.Errorf("%w: first member is %q, not backup-header", ErrNotBackup, name)
 }
 
 // headerVersion reads the version of an unauthenticated backup-header.
@@ -98,19 +72,4 @@ func headerVersion(data []byte) (int, error) {
 		return h.Version, nil
 	}
 	return 0, fmt.Errorf("%w: backup-header says version %d", ErrUnsupported, h.Version)
-}
-
-// peekAt returns n bytes at off without consuming them; io.EOF if the
-// stream ends exactly at off.
-func peekAt(br *bufio.Reader, off, n int) ([]byte, error) {
-	b, err := br.Peek(off + n)
-	switch {
-	case err == nil:
-		return b[off:], nil
-	case errors.Is(err, bufio.ErrBufferFull):
-		return nil, fmt.Errorf("legacy.Detect: the archive's first members need a buffer of more than %d bytes", br.Size())
-	case err == io.EOF && len(b) > off:
-		return nil, fmt.Errorf("%w: stream ends inside the first member", ErrTruncated)
-	}
-	return nil, err
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/sparsetar"
 	"pedos.dev/backup/internal/testutil"
 )
@@ -145,13 +146,13 @@ func (b *builder) backup(fx *fixture, l layout) []byte {
 }
 
 // dataOffset is where a member's data starts in the archive.
-func dataOffset(t testing.TB, archive []byte, s testutil.LegacySpan) int64 {
+func dataOffset(t testing.TB, data []byte, s testutil.LegacySpan) int64 {
 	t.Helper()
-	o := &outerReader{r: bytes.NewReader(archive[s.Start:s.End])}
-	if _, _, err := o.next(); err != nil {
+	o := archive.NewOuterReader(bytes.NewReader(data[s.Start:s.End]))
+	if _, _, err := o.Next(); err != nil {
 		t.Fatal(err)
 	}
-	return s.Start + o.offset
+	return s.Start + o.Offset()
 }
 
 // readAll reads every file of an archive and extracts it as the restore

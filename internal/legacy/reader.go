@@ -48,7 +48,7 @@ const maxQubesXML = archive.MaxQubesXML
 // not safe for concurrent use.
 type Reader struct {
 	opts     Options
-	outer    *outerReader
+	outer    *archive.OuterReader
 	pending  *member // the next member, its data not yet read
 	header   Header
 	dig      digest
@@ -67,7 +67,7 @@ type Reader struct {
 // NewReader authenticates the header (ErrBadPassphrase when no HMAC
 // matches under the passphrase) and reads qubes.xml.
 func NewReader(in io.Reader, opts Options) (*Reader, error) {
-	r := &Reader{opts: opts, outer: &outerReader{r: in}}
+	r := &Reader{opts: opts, outer: archive.NewOuterReader(in)}
 	if err := r.readHeader(); err != nil {
 		return nil, err
 	}

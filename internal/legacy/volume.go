@@ -6,6 +6,8 @@ import (
 	"compress/zlib"
 	"fmt"
 	"io"
+
+	"pedos.dev/backup/internal/archive"
 )
 
 // Format 2 stores each file as a GNU multi-volume tar (spec §5.2): every
@@ -124,7 +126,7 @@ func dropContinuation(vol io.Reader, name string) (io.Reader, error) {
 	if n == blockSize && head[156] == 'M' {
 		// GNU tar writes the continuation of a sparse member without
 		// the ustar magic, so only the checksum can vouch for it.
-		if !checksumOK(head) {
+		if !archive.ChecksumOK(head) {
 			return nil, fmt.Errorf("%w: %s: continuation header checksum mismatch", ErrCorrupt, name)
 		}
 		return vol, nil
