@@ -1,24 +1,17 @@
 package restore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/host"
-	"pedos.dev/backup/internal/legacy"
 	"pedos.dev/backup/internal/progress"
-	"pedos.dev/backup/internal/sparsetar"
 )
 
 // Restoring into a host (behaviour.md B.8, B.9, with E.1, E.2, E.8, E.23
@@ -237,92 +230,6 @@ func (hr *hostRun) add(db *host.DB, pv *PlannedVM, stage *host.StagedVM) ([]stri
 	return warns, nil
 }
 
-// CheckHost tries the restore's changes to the VM database on a copy:
-// every VM is added in restore order and every reference set. It returns
-// what would be left at a default, and an error when a VM cannot be
-// added at all or the host lacks space for the data. Restore calls it
-// first; a front end calls it to show the warnings before asking.
-func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
-	if h == nil || !plan.hasHost || plan.opts.VerifyOnly {
-		return nil, errors.New("restore: the plan was not made for restoring into a host")
-	}
-	if err := plan.Err(); err != nil {
-		return nil, err
-	}
-	db, err := h.Load()
-	if err != nil {
-		return nil, err
-	}
-	hr := newHostRun(h, plan, opts)
-	var warns []string
-	var need int64
-	for _, pv := range plan.Restored() {
-		need += pv.VM.Size
-	}
-	queue := plan.Restored()
-	for len(queue) > 0 { // restore order, a VM after its template
-		progressed := false
-		var rest []*PlannedVM
-		for _, pv := range queue {
-			if pv.VM.Class == host.AdminVM {
-				progressed = true
-				continue
-			}
-			if hr.waitsFor(pv) != "" {
-				rest = append(rest, pv)
-				continue
-			}
-			w, err := hr.add(db, pv, nil)
-			if err != nil {
-				return warns, fmt.Errorf("VM %s cannot be restored: %w", pv.VM.Name, err)
-			}
-			warns = append(warns, w...)
-			progressed = true
-		}
-		if !progressed {
-			return warns, fmt.Errorf("VM %s cannot be restored: its template %s cannot be restored first", rest[0].VM.Name, rest[0].Template)
-		}
-		queue = rest
-	}
-	if err := db.Validate(); err != nil {
-		return warns, fmt.Errorf("the restored VMs would not fit this host's VM database: %w", err)
-	}
-	if globals := unsetGlobals(db, plan.backup.DB); len(globals) > 0 && !opts.GlobalDefaults {
-		var list []string
-		for _, p := range globals {
-			list = append(list, p.Name+"="+p.Value)
-		}
-		warns = append(warns, fmt.Sprintf("the backup's global settings this host leaves unset (%s) are not applied (use --restore-global-defaults)", strings.Join(list, ", ")))
-	}
-	if d0 := plan.backup.DB; d0 != nil {
-		if dom0, err := d0.Domain("dom0"); err == nil {
-			if v, isDefault := dom0.Prop("default_dispvm"); !isDefault && !opts.Dom0DefaultDispVM {
-				warns = append(warns, fmt.Sprintf("the backup's dom0 default_dispvm %q is not applied (use --restore-dom0-default-dispvm)", v))
-			}
-		}
-	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(h.Root(), &st); err == nil {
-		if free := int64(st.Bavail) * int64(st.Bsize); free < need {
-			return warns, fmt.Errorf("not enough space in %s: the restore needs up to %s, %s free", h.Root(), sizeText(need), sizeText(free))
-		}
-	}
-	return warns, nil
-}
-
-func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // Restore restores the plan's VMs into h: it checks the host (CheckHost),
 // reads the archive once, stages each VM's files and adds each VM when
 // the archive has proved it complete (see above), then the dom0 home as
@@ -396,112 +303,6 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		err = fmt.Errorf("not restored: %s", strings.Join(failed, ", "))
 	}
 	return res, err
-}
-
-// file stores one archive file of pv in its staging area.
-func (hr *hostRun) file(pv *PlannedVM, f io.Reader, name string, limit int64) error {
-	v := pv.VM
-	if v.Class == host.AdminVM {
-		return hr.stageHome(pv, f, name, limit)
-	}
-	stage := hr.staged[pv]
-	if stage == nil {
-		var err error
-		if stage, err = hr.h.StageVM(v.Class); err != nil {
-			return err
-		}
-		hr.staged[pv] = stage
-	}
-	base := path.Base(name)
-	vol, isImage := strings.CutSuffix(base, ".img")
-	switch {
-	case isDotTree(name):
-		return hr.stageTree(pv, stage, f, name, limit)
-	case isImage && slices.Contains(host.SavedVolumes(v.Class, v.Volumes), vol):
-		if slices.Contains(hr.images[pv], vol) {
-			return fmt.Errorf("%w: a second image of volume %s", archive.ErrUnexpectedMember, vol)
-		}
-		sw, out, err := stage.CreateImage(vol)
-		if err != nil {
-			return err
-		}
-		defer out.Close()
-		_, err = sparsetar.ExtractFile(f, name, sw, limit)
-		if err == nil {
-			err = sw.Close()
-		}
-		if err != nil {
-			return err
-		}
-		hr.images[pv] = append(hr.images[pv], vol)
-		return nil
-	case base == host.FirewallFile, base == host.NotesFile, base == "whitelisted-appmenus.list":
-		var buf bytes.Buffer
-		if _, err := sparsetar.ExtractFile(f, name, &buf, min(limit, 1<<20)); err != nil {
-			return err
-		}
-		switch base {
-		case host.FirewallFile:
-			fw := buf.Bytes()
-			if hr.plan.backup.Header.Version < 4 { // Qubes R1 to R3.2's format
-				var err error
-				if fw, err = legacy.ConvertFirewall(fw); err != nil {
-					return fmt.Errorf("its firewall cannot be restored: %w", err)
-				}
-			}
-			if err := stage.SetFirewall(fw); err != nil {
-				return fmt.Errorf("its firewall cannot be restored: %w", err)
-			}
-		case host.NotesFile:
-			if err := stage.SetNotes(buf.String()); err != nil {
-				hr.warn(pv, fmt.Sprintf("%s: notes not restored: %v", pv.Target, err))
-			}
-		default:
-			hr.extra[pv] = append(hr.extra[pv], host.Feature{Name: "menu-items", Value: strings.Join(strings.Fields(buf.String()), " ")})
-		}
-		return nil
-	default:
-		// The empty marker, an AppVM's root image, files of other systems
-		// (icons, application lists of old formats): read, and so checked,
-		// but not kept.
-		if base != "empty" && !isImage {
-			hr.warn(pv, fmt.Sprintf("%s: %s is not restored (nothing here keeps it)", pv.Target, base))
-		}
-		return checkStored(f, name, limit)
-	}
-}
-
-// stageTree restores a template stored whole ("vm7/.", formats 2 and 3):
-// the tree goes to scratch space in the staging area, its images of
-// volumes with data are adopted, the rest is dropped.
-func (hr *hostRun) stageTree(pv *PlannedVM, stage *host.StagedVM, f io.Reader, name string, limit int64) error {
-	scratch, err := stage.TempDir()
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(scratch)
-	tree := filepath.Join(scratch, "tree")
-	if err := sparsetar.ExtractDotTree(f, name, tree, limit); err != nil {
-		return err
-	}
-	for _, vol := range host.SavedVolumes(pv.VM.Class, pv.VM.Volumes) {
-		img := filepath.Join(tree, vol+".img")
-		if _, err := os.Lstat(img); err != nil {
-			continue
-		}
-		if slices.Contains(hr.images[pv], vol) {
-			return fmt.Errorf("%w: a second image of volume %s", archive.ErrUnexpectedMember, vol)
-		}
-		if err := stage.AdoptImage(vol, img); err != nil {
-			return err
-		}
-		hr.images[pv] = append(hr.images[pv], vol)
-	}
-	return nil
-}
-
-func (hr *hostRun) warn(pv *PlannedVM, w string) {
-	hr.results[pv].Warnings = append(hr.results[pv].Warnings, w)
 }
 
 // complete is called when pv's files have all been read: it checks that
@@ -596,55 +397,6 @@ func (hr *hostRun) discard() {
 	}
 }
 
-// homeStage is the dom0 home being restored.
-type homeStage struct {
-	pv       *PlannedVM
-	tmp, dir string
-	done     bool
-}
-
-func (hr *hostRun) stageHome(pv *PlannedVM, f io.Reader, name string, limit int64) error {
-	if hr.home != nil {
-		return fmt.Errorf("%w: a second dom0 home %s", archive.ErrUnexpectedMember, name)
-	}
-	d0, err := hr.h.Dom0()
-	if err != nil {
-		return err
-	}
-	now := time.Now
-	if hr.opts.Now != nil {
-		now = hr.opts.Now
-	}
-	dirName := "home-restore-" + now().Format("2006-01-02-150405")
-	hs := &homeStage{pv: pv, dir: filepath.Join(d0.Home, dirName), tmp: filepath.Join(d0.Home, "."+dirName+".partial")}
-	if _, err := os.Lstat(hs.dir); err == nil {
-		return fmt.Errorf("%s already exists", hs.dir)
-	}
-	if err := os.MkdirAll(d0.Home, 0o700); err != nil {
-		return err
-	}
-	hr.home = hs
-	if err := sparsetar.ExtractTree(f, name, hs.tmp, limit); err != nil {
-		return err
-	}
-	hr.results[pv].Target = hs.dir
-	return nil
-}
-
-// finishDom0 moves a complete dom0 home into place.
-func (hr *hostRun) finishDom0() {
-	hs := hr.home
-	if hs == nil || hs.done {
-		return
-	}
-	if err := os.Rename(hs.tmp, hs.dir); err != nil {
-		hr.fail(hs.pv, fmt.Errorf("moving the dom0 home into place: %w", err))
-		return
-	}
-	hs.done = true
-	hr.results[hs.pv].Outcome = OutcomeRestored
-}
-
 // err is the first failure of adding a VM, after a data pass that
 // succeeded.
 func (hr *hostRun) err() error {
@@ -654,55 +406,4 @@ func (hr *hostRun) err() error {
 		}
 	}
 	return nil
-}
-
-// unsetGlobals lists the backup's global VM settings that db leaves unset.
-func unsetGlobals(db, backed *host.DB) []host.Property {
-	var out []host.Property
-	if backed == nil {
-		return nil
-	}
-	for _, p := range backed.GlobalProps() {
-		if _, isDefault := db.GlobalProp(p.Name); isDefault && host.IsRefGlobal(p.Name) && p.Value != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// applyGlobals sets the backup's global VM settings this host leaves
-// unset, each on its own (one that names a VM not here is left out).
-func (hr *hostRun) applyGlobals() []string {
-	db, err := hr.h.Load()
-	if err != nil {
-		return []string{err.Error()}
-	}
-	var warns []string
-	for _, p := range unsetGlobals(db, hr.plan.backup.DB) {
-		v := hr.mapName(p.Value)
-		if err := hr.h.Update(func(db *host.DB) error { return db.SetGlobalProp(p.Name, v) }); err != nil {
-			warns = append(warns, fmt.Sprintf("global %s left unset: %v", p.Name, err))
-		}
-	}
-	return warns
-}
-
-// applyDom0DefaultDispVM sets the backup's dom0 default_dispvm here (E.23,
-// only when asked).
-func (hr *hostRun) applyDom0DefaultDispVM() error {
-	bd, err := hr.plan.backup.DB.Domain("dom0")
-	if err != nil {
-		return nil
-	}
-	v, isDefault := bd.Prop("default_dispvm")
-	if isDefault {
-		return nil
-	}
-	return hr.h.Update(func(db *host.DB) error {
-		d, err := db.Domain("dom0")
-		if err != nil {
-			return err
-		}
-		return d.SetProp("default_dispvm", hr.mapName(v))
-	})
 }

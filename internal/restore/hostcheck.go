@@ -1,0 +1,150 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+
+	"pedos.dev/backup/internal/host"
+)
+
+// Checking a restore against the host before anything is touched, and the
+// host-wide settings a restore may apply when asked.
+
+// CheckHost tries the restore's changes to the VM database on a copy:
+// every VM is added in restore order and every reference set. It returns
+// what would be left at a default, and an error when a VM cannot be
+// added at all or the host lacks space for the data. Restore calls it
+// first; a front end calls it to show the warnings before asking.
+func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
+	if h == nil || !plan.hasHost || plan.opts.VerifyOnly {
+		return nil, errors.New("restore: the plan was not made for restoring into a host")
+	}
+	if err := plan.Err(); err != nil {
+		return nil, err
+	}
+	db, err := h.Load()
+	if err != nil {
+		return nil, err
+	}
+	hr := newHostRun(h, plan, opts)
+	var warns []string
+	var need int64
+	for _, pv := range plan.Restored() {
+		need += pv.VM.Size
+	}
+	queue := plan.Restored()
+	for len(queue) > 0 { // restore order, a VM after its template
+		progressed := false
+		var rest []*PlannedVM
+		for _, pv := range queue {
+			if pv.VM.Class == host.AdminVM {
+				progressed = true
+				continue
+			}
+			if hr.waitsFor(pv) != "" {
+				rest = append(rest, pv)
+				continue
+			}
+			w, err := hr.add(db, pv, nil)
+			if err != nil {
+				return warns, fmt.Errorf("VM %s cannot be restored: %w", pv.VM.Name, err)
+			}
+			warns = append(warns, w...)
+			progressed = true
+		}
+		if !progressed {
+			return warns, fmt.Errorf("VM %s cannot be restored: its template %s cannot be restored first", rest[0].VM.Name, rest[0].Template)
+		}
+		queue = rest
+	}
+	if err := db.Validate(); err != nil {
+		return warns, fmt.Errorf("the restored VMs would not fit this host's VM database: %w", err)
+	}
+	if globals := unsetGlobals(db, plan.backup.DB); len(globals) > 0 && !opts.GlobalDefaults {
+		var list []string
+		for _, p := range globals {
+			list = append(list, p.Name+"="+p.Value)
+		}
+		warns = append(warns, fmt.Sprintf("the backup's global settings this host leaves unset (%s) are not applied (use --restore-global-defaults)", strings.Join(list, ", ")))
+	}
+	if d0 := plan.backup.DB; d0 != nil {
+		if dom0, err := d0.Domain("dom0"); err == nil {
+			if v, isDefault := dom0.Prop("default_dispvm"); !isDefault && !opts.Dom0DefaultDispVM {
+				warns = append(warns, fmt.Sprintf("the backup's dom0 default_dispvm %q is not applied (use --restore-dom0-default-dispvm)", v))
+			}
+		}
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(h.Root(), &st); err == nil {
+		if free := int64(st.Bavail) * int64(st.Bsize); free < need {
+			return warns, fmt.Errorf("not enough space in %s: the restore needs up to %s, %s free", h.Root(), sizeText(need), sizeText(free))
+		}
+	}
+	return warns, nil
+}
+
+func sizeText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// unsetGlobals lists the backup's global VM settings that db leaves unset.
+func unsetGlobals(db, backed *host.DB) []host.Property {
+	var out []host.Property
+	if backed == nil {
+		return nil
+	}
+	for _, p := range backed.GlobalProps() {
+		if _, isDefault := db.GlobalProp(p.Name); isDefault && host.IsRefGlobal(p.Name) && p.Value != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// applyGlobals sets the backup's global VM settings this host leaves
+// unset, each on its own (one that names a VM not here is left out).
+func (hr *hostRun) applyGlobals() []string {
+	db, err := hr.h.Load()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var warns []string
+	for _, p := range unsetGlobals(db, hr.plan.backup.DB) {
+		v := hr.mapName(p.Value)
+		if err := hr.h.Update(func(db *host.DB) error { return db.SetGlobalProp(p.Name, v) }); err != nil {
+			warns = append(warns, fmt.Sprintf("global %s left unset: %v", p.Name, err))
+		}
+	}
+	return warns
+}
+
+// applyDom0DefaultDispVM sets the backup's dom0 default_dispvm here (E.23,
+// only when asked).
+func (hr *hostRun) applyDom0DefaultDispVM() error {
+	bd, err := hr.plan.backup.DB.Domain("dom0")
+	if err != nil {
+		return nil
+	}
+	v, isDefault := bd.Prop("default_dispvm")
+	if isDefault {
+		return nil
+	}
+	return hr.h.Update(func(db *host.DB) error {
+		d, err := db.Domain("dom0")
+		if err != nil {
+			return err
+		}
+		return d.SetProp("default_dispvm", hr.mapName(v))
+	})
+}

@@ -1,0 +1,176 @@
+package restore
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/legacy"
+	"pedos.dev/backup/internal/sparsetar"
+)
+
+// Storing each archive file of a VM being restored in its staging area,
+// and the dom0 home in a hidden directory beside the user's files.
+
+// file stores one archive file of pv in its staging area.
+func (hr *hostRun) file(pv *PlannedVM, f io.Reader, name string, limit int64) error {
+	v := pv.VM
+	if v.Class == host.AdminVM {
+		return hr.stageHome(pv, f, name, limit)
+	}
+	stage := hr.staged[pv]
+	if stage == nil {
+		var err error
+		if stage, err = hr.h.StageVM(v.Class); err != nil {
+			return err
+		}
+		hr.staged[pv] = stage
+	}
+	base := path.Base(name)
+	vol, isImage := strings.CutSuffix(base, ".img")
+	switch {
+	case isDotTree(name):
+		return hr.stageTree(pv, stage, f, name, limit)
+	case isImage && slices.Contains(host.SavedVolumes(v.Class, v.Volumes), vol):
+		if slices.Contains(hr.images[pv], vol) {
+			return fmt.Errorf("%w: a second image of volume %s", archive.ErrUnexpectedMember, vol)
+		}
+		sw, out, err := stage.CreateImage(vol)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		_, err = sparsetar.ExtractFile(f, name, sw, limit)
+		if err == nil {
+			err = sw.Close()
+		}
+		if err != nil {
+			return err
+		}
+		hr.images[pv] = append(hr.images[pv], vol)
+		return nil
+	case base == host.FirewallFile, base == host.NotesFile, base == "whitelisted-appmenus.list":
+		var buf bytes.Buffer
+		if _, err := sparsetar.ExtractFile(f, name, &buf, min(limit, 1<<20)); err != nil {
+			return err
+		}
+		switch base {
+		case host.FirewallFile:
+			fw := buf.Bytes()
+			if hr.plan.backup.Header.Version < 4 { // Qubes R1 to R3.2's format
+				var err error
+				if fw, err = legacy.ConvertFirewall(fw); err != nil {
+					return fmt.Errorf("its firewall cannot be restored: %w", err)
+				}
+			}
+			if err := stage.SetFirewall(fw); err != nil {
+				return fmt.Errorf("its firewall cannot be restored: %w", err)
+			}
+		case host.NotesFile:
+			if err := stage.SetNotes(buf.String()); err != nil {
+				hr.warn(pv, fmt.Sprintf("%s: notes not restored: %v", pv.Target, err))
+			}
+		default:
+			hr.extra[pv] = append(hr.extra[pv], host.Feature{Name: "menu-items", Value: strings.Join(strings.Fields(buf.String()), " ")})
+		}
+		return nil
+	default:
+		// The empty marker, an AppVM's root image, files of other systems
+		// (icons, application lists of old formats): read, and so checked,
+		// but not kept.
+		if base != "empty" && !isImage {
+			hr.warn(pv, fmt.Sprintf("%s: %s is not restored (nothing here keeps it)", pv.Target, base))
+		}
+		return checkStored(f, name, limit)
+	}
+}
+
+// stageTree restores a template stored whole ("vm7/.", formats 2 and 3):
+// the tree goes to scratch space in the staging area, its images of
+// volumes with data are adopted, the rest is dropped.
+func (hr *hostRun) stageTree(pv *PlannedVM, stage *host.StagedVM, f io.Reader, name string, limit int64) error {
+	scratch, err := stage.TempDir()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	tree := filepath.Join(scratch, "tree")
+	if err := sparsetar.ExtractDotTree(f, name, tree, limit); err != nil {
+		return err
+	}
+	for _, vol := range host.SavedVolumes(pv.VM.Class, pv.VM.Volumes) {
+		img := filepath.Join(tree, vol+".img")
+		if _, err := os.Lstat(img); err != nil {
+			continue
+		}
+		if slices.Contains(hr.images[pv], vol) {
+			return fmt.Errorf("%w: a second image of volume %s", archive.ErrUnexpectedMember, vol)
+		}
+		if err := stage.AdoptImage(vol, img); err != nil {
+			return err
+		}
+		hr.images[pv] = append(hr.images[pv], vol)
+	}
+	return nil
+}
+
+func (hr *hostRun) warn(pv *PlannedVM, w string) {
+	hr.results[pv].Warnings = append(hr.results[pv].Warnings, w)
+}
+
+// homeStage is the dom0 home being restored.
+type homeStage struct {
+	pv       *PlannedVM
+	tmp, dir string
+	done     bool
+}
+
+func (hr *hostRun) stageHome(pv *PlannedVM, f io.Reader, name string, limit int64) error {
+	if hr.home != nil {
+		return fmt.Errorf("%w: a second dom0 home %s", archive.ErrUnexpectedMember, name)
+	}
+	d0, err := hr.h.Dom0()
+	if err != nil {
+		return err
+	}
+	now := time.Now
+	if hr.opts.Now != nil {
+		now = hr.opts.Now
+	}
+	dirName := "home-restore-" + now().Format("2006-01-02-150405")
+	hs := &homeStage{pv: pv, dir: filepath.Join(d0.Home, dirName), tmp: filepath.Join(d0.Home, "."+dirName+".partial")}
+	if _, err := os.Lstat(hs.dir); err == nil {
+		return fmt.Errorf("%s already exists", hs.dir)
+	}
+	if err := os.MkdirAll(d0.Home, 0o700); err != nil {
+		return err
+	}
+	hr.home = hs
+	if err := sparsetar.ExtractTree(f, name, hs.tmp, limit); err != nil {
+		return err
+	}
+	hr.results[pv].Target = hs.dir
+	return nil
+}
+
+// finishDom0 moves a complete dom0 home into place.
+func (hr *hostRun) finishDom0() {
+	hs := hr.home
+	if hs == nil || hs.done {
+		return
+	}
+	if err := os.Rename(hs.tmp, hs.dir); err != nil {
+		hr.fail(hs.pv, fmt.Errorf("moving the dom0 home into place: %w", err))
+		return
+	}
+	hs.done = true
+	hr.results[hs.pv].Outcome = OutcomeRestored
+}
