@@ -115,9 +115,11 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 		jobs:  make(chan *chunkJob, opts.Workers+1),
 		bufs:  make(chan struct{}, opts.Workers+3),
 		free:  make(chan []byte, opts.Workers+3),
-		// Each core derives scryptenc.Lanes keys at once (a pair with
-		// AVX2), so that many derivations may run.
-		kdf: make(chan struct{}, opts.Workers*scryptenc.Lanes),
+		// Workers derivations at once: with AVX2 they pair up (see
+		// scryptenc.Lanes) and leave cores to decompression; more would
+		// only touch more fresh memory, which the kernel must zero
+		// (measured: slower).
+		kdf: make(chan struct{}, opts.Workers),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.abort = r.ctx.Done()
