@@ -51,12 +51,12 @@ func newFixture(t testing.TB) *fixture {
 	fx.tpl = filepath.Join(root, "vm-templates/fedora-23")
 	fx.home = filepath.Join(root, "dom0-home/user")
 	rng := rand.New(rand.NewPCG(1, 2))
-	writeSparse(t, filepath.Join(fx.work, "private.img"), 1<<20, rng, [2]int64{100 << 10, 200 << 10}, [2]int64{700 << 10, 50 << 10})
+	testutil.WriteSparse(t, filepath.Join(fx.work, "private.img"), 1<<20, rng, [2]int64{100 << 10, 200 << 10}, [2]int64{700 << 10, 50 << 10})
 	writeFile(t, filepath.Join(fx.work, "firewall.xml"), `<QubesFirewallRules policy="allow" dns="allow" icmp="allow" yumProxy="allow"/>`+"\n")
 	writeFile(t, filepath.Join(fx.work, "icon.png"), "\x89PNG\r\n\x1a\n fake icon")
-	writeSparse(t, filepath.Join(fx.tpl, "root.img"), 2<<20, rng, [2]int64{0, 150 << 10}, [2]int64{1 << 20, 4096})
-	writeSparse(t, filepath.Join(fx.tpl, "private.img"), 1<<20, rng, [2]int64{512 << 10, 10 << 10})
-	writeSparse(t, filepath.Join(fx.tpl, "volatile.img"), 1<<20, rng)
+	testutil.WriteSparse(t, filepath.Join(fx.tpl, "root.img"), 2<<20, rng, [2]int64{0, 150 << 10}, [2]int64{1 << 20, 4096})
+	testutil.WriteSparse(t, filepath.Join(fx.tpl, "private.img"), 1<<20, rng, [2]int64{512 << 10, 10 << 10})
+	testutil.WriteSparse(t, filepath.Join(fx.tpl, "volatile.img"), 1<<20, rng)
 	writeFile(t, filepath.Join(fx.tpl, "apps.templates/firefox.desktop"), "[Desktop Entry]\nName=Firefox\n")
 	writeFile(t, filepath.Join(fx.home, ".bashrc"), "alias ll='ls -l'\n")
 	writeFile(t, filepath.Join(fx.home, "Documents/note.txt"), "remember the milk\n")
@@ -73,32 +73,6 @@ func writeFile(t testing.TB, path, content string) {
 	}
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// writeSparse makes a file of size with random (incompressible) data at
-// the given offset/length runs and holes elsewhere.
-func writeSparse(t testing.TB, path string, size int64, rng *rand.Rand, runs ...[2]int64) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range runs {
-		b := make([]byte, r[1])
-		for i := range b {
-			b[i] = byte(rng.IntN(256))
-		}
-		if _, err := f.WriteAt(b, r[0]); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 

@@ -55,7 +55,7 @@ func makeLegacySource(t *testing.T) *legacySource {
 	rng := rand.New(rand.NewPCG(3, 4))
 	image := func(vm, dir, vol string, size int64, runs ...[2]int64) {
 		p := filepath.Join(src.dir, dir, vol+".img")
-		writeSparse(t, p, size, rng, runs...)
+		testutil.WriteSparse(t, p, size, rng, runs...)
 		if src.images[vm] == nil {
 			src.images[vm] = map[string]string{}
 		}
@@ -72,7 +72,7 @@ func makeLegacySource(t *testing.T) *legacySource {
 	}
 	image("fedora-23", "vm-templates/fedora-23", "root", 2<<20, [2]int64{0, 100 << 10}, [2]int64{1 << 20, 4096})
 	image("fedora-23", "vm-templates/fedora-23", "private", 1<<20, [2]int64{512 << 10, 10 << 10})
-	writeSparse(t, filepath.Join(src.dir, "vm-templates/fedora-23/volatile.img"), 1<<20, rng)
+	testutil.WriteSparse(t, filepath.Join(src.dir, "vm-templates/fedora-23/volatile.img"), 1<<20, rng)
 	file("vm-templates/fedora-23/apps.templates/firefox.desktop", "[Desktop Entry]\nName=Firefox\n")
 	file("vm-templates/fedora-23/icon.png", "\x89PNG fake")
 	image("sys-firewall", "servicevms/sys-firewall", "private", 512<<10, [2]int64{0, 20 << 10})
@@ -91,32 +91,6 @@ func makeLegacySource(t *testing.T) *legacySource {
 		t.Fatal(err)
 	}
 	return src
-}
-
-// writeSparse makes a file of size with random data at the given
-// offset/length runs and holes elsewhere.
-func writeSparse(t *testing.T, path string, size int64, rng *rand.Rand, runs ...[2]int64) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range runs {
-		b := make([]byte, r[1])
-		for i := range b {
-			b[i] = byte(rng.IntN(256))
-		}
-		if _, err := f.WriteAt(b, r[0]); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // legacyLayout says how the writer named the VMs' directories: vm<qid>
