@@ -89,7 +89,7 @@ func (p *Plan) vmOf(file string) int {
 // file's name, or for the dom0 home any tree under it.
 func readStored(name string, f io.Reader) (int64, error) {
 	if !strings.HasPrefix(name, "dom0-home/") {
-		return sparsetar.ExtractFile(f, name, &sparsetar.Discard{}, 1<<50)
+		return sparsetar.ExtractFile(f, name, io.Discard, 1<<50)
 	}
 	return sparsetar.ReadTree(f, name, 1<<50)
 }

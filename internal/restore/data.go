@@ -351,7 +351,7 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 		base := path.Base(name)
 		switch {
 		case base == "empty":
-			_, err := sparsetar.ExtractFile(f, name, &sparsetar.Discard{}, limit)
+			_, err := sparsetar.ExtractFile(f, name, io.Discard, limit)
 			return err
 		case isDotTree(name): // a template stored whole: its files go in dir/<vm>/
 			if err := os.Remove(vmDir); err != nil {

@@ -123,6 +123,6 @@ func checkStored(f io.Reader, name string, limit int64) error {
 		_, err := sparsetar.ReadTree(br, name, limit)
 		return err
 	}
-	_, err := sparsetar.ExtractFile(br, name, &sparsetar.Discard{}, limit)
+	_, err := sparsetar.ExtractFile(br, name, io.Discard, limit)
 	return err
 }

@@ -80,38 +80,6 @@ func (s *SparseWriter) Skip(n int64) error {
 	return err
 }
 
-// Seek supports what archive/tar needs to skip the holes of a sparse
-// member (tar.Reader.WriteTo seeks over them when the destination is an
-// io.WriteSeeker): the current offset, and moving forward from it, which
-// appends a hole.
-func (s *SparseWriter) Seek(offset int64, whence int) (int64, error) {
-	if whence != io.SeekCurrent || offset < 0 {
-		return 0, errors.New("sparsetar: SparseWriter only seeks forward from the current offset")
-	}
-	if err := s.Skip(offset); err != nil {
-		return 0, err
-	}
-	return s.pos + int64(len(s.pending)), nil
-}
-
-// Discard is an io.WriteSeeker that keeps nothing: reading a sparse member
-// into it (to check the stream) skips the holes instead of making zeros.
-type Discard struct{ pos int64 }
-
-func (d *Discard) Write(p []byte) (int, error) {
-	d.pos += int64(len(p))
-	return len(p), nil
-}
-
-// Seek moves forward from the current offset.
-func (d *Discard) Seek(offset int64, whence int) (int64, error) {
-	if whence != io.SeekCurrent || offset < 0 {
-		return 0, errors.New("sparsetar: Discard only seeks forward from the current offset")
-	}
-	d.pos += offset
-	return d.pos, nil
-}
-
 // CopySparse copies the first size bytes of src into dst, an empty regular
 // file, reading only src's data regions and leaving holes as holes (and
 // all-zero blocks within data as holes too). It does not close dst.
