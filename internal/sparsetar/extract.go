@@ -21,6 +21,9 @@ import (
 type endReader struct {
 	r     io.Reader
 	short bool
+	// A copy of what is read while capturing (see holes.go).
+	captured            []byte
+	capturing, overflow bool
 }
 
 func (e *endReader) Read(p []byte) (int, error) {
@@ -29,6 +32,7 @@ func (e *endReader) Read(p []byte) (int, error) {
 	}
 	n, err := io.ReadFull(e.r, p)
 	e.short = err != nil
+	e.keep(p[:n])
 	return n, err
 }
 
@@ -79,6 +83,8 @@ func checkEnd(er *endReader) error {
 	}
 }
 
+func isSparseWriter(w io.Writer) bool { _, ok := w.(*SparseWriter); return ok }
+
 func isZero(b []byte) bool {
 	for len(b) > 0 {
 		n := min(len(b), len(zeroBlock))
@@ -119,7 +125,9 @@ func ExtractFile(r io.Reader, want string, dst io.Writer, maxSize int64) (int64,
 	}
 	er := &endReader{r: r}
 	tr := tar.NewReader(er)
+	er.startCapture()
 	hdr, err := next(tr, er)
+	captured := er.stopCapture()
 	if err == io.EOF {
 		return 0, fmt.Errorf("%w: archive is empty, want %q", ErrUnexpectedMember, want)
 	}
@@ -138,10 +146,18 @@ func ExtractFile(r io.Reader, want string, dst io.Writer, maxSize int64) (int64,
 	if hdr.Size > maxSize {
 		return 0, fmt.Errorf("%w: %q has %d bytes, limit %d", ErrTooLarge, want, hdr.Size, maxSize)
 	}
-	n, err := io.Copy(dst, tr)
-	if err != nil {
+	if l, ok := pax1Layout(hdr, captured); ok && (dst == io.Discard || isSparseWriter(dst)) {
+		// The holes are skipped (holes.go); archive/tar, which thinks the
+		// data is still to come, is left behind for a fresh one.
+		n, err := copyFragments(dst, er, l, hdr.Size, want)
+		if err != nil {
+			return n, err
+		}
+		tr = tar.NewReader(er)
+	} else if n, err := io.Copy(dst, tr); err != nil {
 		return n, fmt.Errorf("sparsetar: copying %q: %w", want, err)
 	}
+	n := hdr.Size
 	switch hdr, err := next(tr, er); {
 	case err == nil:
 		return n, fmt.Errorf("%w: %q after %q", ErrUnexpectedMember, hdr.Name, want)

@@ -4,8 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -197,5 +199,134 @@ func TestExtractFileUsesSparseName(t *testing.T) {
 	tr := tar.NewReader(bytes.NewReader(archive))
 	if hdr, err := tr.Next(); err != nil || hdr.Name != "vm3/private.img" {
 		t.Errorf("Next = %v, %v", hdr, err)
+	}
+}
+
+// For PAX 1.0 members, from AddVolume and from GNU tar, the layout (map,
+// data) is recovered from the header bytes, so that ExtractFile skips the
+// holes; a member of another kind, or bytes that do not add up, decline.
+func TestPAX1Layout(t *testing.T) {
+	layout := func(archive []byte) (sparseLayout, bool) {
+		er := &endReader{r: bytes.NewReader(archive)}
+		er.startCapture()
+		hdr, err := next(tar.NewReader(er), er)
+		must(t, err)
+		return pax1Layout(hdr, er.stopCapture())
+	}
+	src := t.TempDir()
+	orig := filepath.Join(src, "vm3", "private.img")
+	size := int64(16 << 30) // 16 GiB, nearly all holes
+	makeSparseFile(t, orig, size, span{0, 700}, span{1 << 20, 5000}, span{10 << 30, 4096}, span{size - 1, 1})
+	ours, _ := volumeArchive(t, "vm3/private.img", orig)
+	gnu := gnuTar(t, src, nil, "--sparse", "--format=posix", "-cf", "-", "vm3/private.img")
+	for name, archive := range map[string][]byte{"AddVolume": ours, "GNU tar": gnu} {
+		t.Run(name, func(t *testing.T) {
+			l, ok := layout(archive)
+			if !ok {
+				t.Fatal("no PAX 1.0 layout recovered")
+			}
+			var got []region
+			for _, r := range l.regions {
+				if r.len > 0 {
+					got = append(got, r)
+				}
+			}
+			if name == "AddVolume" && fmt.Sprint(got) != fmt.Sprint(dataRegionsOf(t, orig)) {
+				t.Errorf("regions %v, want %v", got, dataRegionsOf(t, orig))
+			}
+			out := filepath.Join(t.TempDir(), "out.img")
+			f, err := os.Create(out)
+			must(t, err)
+			sw := NewSparseWriter(f)
+			n, err := ExtractFile(bytes.NewReader(archive), "vm3/private.img", sw, math.MaxInt64)
+			must(t, err)
+			must(t, sw.Close())
+			f.Close()
+			if n != size {
+				t.Fatalf("ExtractFile = %d", n)
+			}
+			checkSparse(t, "restored", orig, out, true)
+			sameData(t, orig, out)
+			n, err = ExtractFile(bytes.NewReader(archive), "vm3/private.img", io.Discard, math.MaxInt64)
+			if err != nil || n != size {
+				t.Fatalf("into io.Discard: %d, %v", n, err)
+			}
+		})
+	}
+	// An old GNU sparse member and a plain one decline.
+	makeSparseFile(t, filepath.Join(src, "small"), 64<<10, span{0, 10}, span{40000, 10})
+	for _, args := range [][]string{{"--format=gnu", "--sparse"}, {"--format=posix"}} {
+		archive := gnuTar(t, src, nil, append(args, "-cf", "-", "small")...)
+		if _, ok := layout(archive); ok {
+			t.Errorf("%v: a layout for a member that is not PAX 1.0 sparse", args)
+		}
+	}
+	// A map whose data does not fill the member declines (archive/tar then
+	// reports the inconsistency).
+	bad := bytes.Clone(ours)
+	i := bytes.Index(bad, []byte("\n8192\n")) // the region holding the 5000 bytes at 1 MiB
+	copy(bad[i:], "\n8191\n")
+	if _, ok := layout(bad); ok {
+		t.Error("a layout for an inconsistent map")
+	}
+	if _, err := ExtractFile(bytes.NewReader(bad), "vm3/private.img", io.Discard, math.MaxInt64); err == nil {
+		t.Error("an inconsistent map was read")
+	}
+}
+
+// makeSparseFile is makeSparse for files too big to hold in memory: the
+// data is random, the expected content is the file itself.
+func makeSparseFile(t *testing.T, path string, size int64, spans ...span) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	f, err := os.Create(path)
+	must(t, err)
+	defer f.Close()
+	must(t, f.Truncate(size))
+	rng := rand.New(rand.NewPCG(uint64(size), 9))
+	for _, s := range spans {
+		b := make([]byte, s.n)
+		for i := range b {
+			b[i] = byte(rng.IntN(255) + 1)
+		}
+		_, err := f.WriteAt(b, s.off)
+		must(t, err)
+	}
+}
+
+// dataRegionsOf lists a file's data regions as the kernel reports them.
+func dataRegionsOf(t *testing.T, path string) []region {
+	t.Helper()
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	fi, err := f.Stat()
+	must(t, err)
+	rs, err := dataRegions(f, fi.Size())
+	must(t, err)
+	return rs
+}
+
+// sameData compares two files of the same size where either holds data.
+func sameData(t *testing.T, a, b string) {
+	t.Helper()
+	fa, err := os.Open(a)
+	must(t, err)
+	defer fa.Close()
+	fb, err := os.Open(b)
+	must(t, err)
+	defer fb.Close()
+	ia, _ := fa.Stat()
+	ib, _ := fb.Stat()
+	if ia.Size() != ib.Size() {
+		t.Fatalf("%s is %d bytes, %s %d", a, ia.Size(), b, ib.Size())
+	}
+	for _, r := range append(dataRegionsOf(t, a), dataRegionsOf(t, b)...) {
+		x, y := make([]byte, r.len), make([]byte, r.len)
+		fa.ReadAt(x, r.off)
+		fb.ReadAt(y, r.off)
+		if !bytes.Equal(x, y) {
+			t.Fatalf("%s and %s differ in %d+%d", a, b, r.off, r.len)
+		}
 	}
 }

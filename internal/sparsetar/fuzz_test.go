@@ -2,6 +2,8 @@ package sparsetar
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -83,6 +85,46 @@ func FuzzExtractTree(f *testing.F) {
 		})
 		if size > 1<<20 {
 			t.Fatalf("extracted %d bytes, limit 1 MiB", size)
+		}
+	})
+}
+
+// The hole-skipping path of ExtractFile (holes.go) and archive/tar's own
+// reading agree on every input: both fail, or both give the same content.
+func FuzzExtractFileHoles(f *testing.F) {
+	for _, s := range seeds(f) {
+		f.Add(s)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const limit = 1 << 20
+		// A hash.Hash is neither a SparseWriter nor io.Discard: archive/tar's path.
+		ref := sha256.New()
+		n1, err1 := ExtractFile(bytes.NewReader(data), "p/v", ref, limit)
+		n2, err2 := ExtractFile(bytes.NewReader(data), "p/v", io.Discard, limit)
+		out, err := os.CreateTemp(dir, "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(out.Name())
+		defer out.Close()
+		sw := NewSparseWriter(out)
+		n3, err3 := ExtractFile(bytes.NewReader(data), "p/v", sw, limit)
+		if (err1 == nil) != (err2 == nil) || (err1 == nil) != (err3 == nil) {
+			t.Fatalf("archive/tar: %v; into io.Discard: %v; into a SparseWriter: %v", err1, err2, err3)
+		}
+		if err1 != nil {
+			return
+		}
+		if err := sw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got := sha256.New()
+		if _, err := io.Copy(got, io.NewSectionReader(out, 0, n3)); err != nil {
+			t.Fatal(err)
+		}
+		if n1 != n2 || n1 != n3 || !bytes.Equal(ref.Sum(nil), got.Sum(nil)) {
+			t.Fatalf("lengths %d %d %d, or contents differ", n1, n2, n3)
 		}
 	})
 }
