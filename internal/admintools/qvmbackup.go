@@ -55,6 +55,11 @@ qubes-backup-... file) or a command run there; the VM must be running.
 vm selects what to back up: VM names, @tag:NAME, @type:CLASS; dom0 is the dom0
 user's home. Without any, every VM whose include_in_backups is True.
 
+The archive's qubes.xml holds the settings of every VM of the host, as the
+reference tool writes it: a backup of one VM tells the names and settings of
+all. --selected-metadata-only keeps those of the backed-up VMs and of the VMs
+they or the global settings name (templates, netvms, device backends, ...).
+
 qvm-backup first shows what will be stored and where. When that lists a
 problem nothing is written. Otherwise, unless --yes, it asks whether to proceed
 (on standard input, or on the terminal when the archive goes to standard
@@ -84,6 +89,7 @@ type backupFlags struct {
 	filter               string
 	logN                 int
 	yes, quiet           bool
+	selectedMetadata     bool
 	progress             string
 	verify               bool
 }
@@ -107,6 +113,7 @@ func QvmBackup(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f.BoolVar(&o.noCompress, "no-compress", false, "do not compress the backup")
 	f.StringVarP(&o.filter, "compress-filter", "Z", "", "compress with `PROG` (gzip, zstd, bzip2, xz, ...) instead of gzip")
 	f.IntVar(&o.logN, "scrypt-logn", 0, "scrypt cost `N` of each key: 2^N, 10-40 (default 18; lower is faster and weaker)")
+	f.BoolVar(&o.selectedMetadata, "selected-metadata-only", false, "store the settings of the backed-up VMs and of the VMs they name, not of every VM of the host")
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask whether to proceed")
 	f.BoolVar(&o.verify, "verify", false, "read the written backup file back in full (decrypt, decompress, check every file and the manifest) and report per VM")
 	f.StringVar(&o.progress, "progress", "auto", "show progress on standard error as `MODE`: auto (a bar on a terminal, else lines), bar, lines, json or none")
@@ -294,6 +301,7 @@ func (r *backupRun) checkProfileFlags() error {
 		{"scrypt-logn", "--scrypt-logn"},
 		{"save-profile", "--save-profile"},
 		{"save-passphrase", "--save-passphrase"},
+		{"selected-metadata-only", "--selected-metadata-only"},
 	} {
 		if r.flags.Changed(f.name) {
 			bad = append(bad, f.shown)
@@ -335,11 +343,12 @@ func (r *backupRun) options(h *host.Host) (backup.Options, *profile.Profile, err
 		}, &prof, nil
 	}
 	opts := backup.Options{
-		VMs:         r.args[1:],
-		Exclude:     o.exclude,
-		Compression: "gzip",
-		ScryptLogN:  uint8(o.logN),
-		Destination: backup.Destination{Path: r.args[0], VM: o.destVM},
+		VMs:                  r.args[1:],
+		Exclude:              o.exclude,
+		Compression:          "gzip",
+		ScryptLogN:           uint8(o.logN),
+		Destination:          backup.Destination{Path: r.args[0], VM: o.destVM},
+		SelectedMetadataOnly: o.selectedMetadata,
 	}
 	switch {
 	case o.noCompress:

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
 )
@@ -431,5 +432,49 @@ func TestImports(t *testing.T) {
 				t.Errorf("internal/backup depends on %s", dep)
 			}
 		}
+	}
+}
+
+// E.19: with SelectedMetadataOnly, qubes.xml holds the backed-up VMs, dom0
+// and the VMs they or the global properties name, and no others; the
+// estimate counts the same smaller database.
+func TestSelectedMetadataOnly(t *testing.T) {
+	h := demoHost(t)
+	names := func(opts Options) []string {
+		var buf bytes.Buffer
+		p, _ := mustRun(t, h, opts, &buf)
+		r, err := archive.NewReader(&buf, readOpts(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		db, err := host.ParseDB(r.QubesXML())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range db.Domains() {
+			out = append(out, d.Name())
+		}
+		slices.Sort(out)
+		if p.EstimatedArchiveSize < int64(buf.Len()) {
+			t.Errorf("estimate %d below the archive's %d bytes", p.EstimatedArchiveSize, buf.Len())
+		}
+		return out
+	}
+	opts := testOptions(Destination{Path: "-"})
+	opts.VMs = []string{"vault"}
+	all := names(opts)
+	opts.SelectedMetadataOnly = true
+	got := names(opts)
+	// vault names nothing; the globals name debian-12 (default_template),
+	// sys-firewall (default_netvm, updatevm), sys-net (clockvm, and
+	// sys-firewall's netvm) and debian-12-dvm (default_dispvm).
+	want := []string{"debian-12", "debian-12-dvm", "dom0", "sys-firewall", "sys-net", "vault"}
+	if !slices.Equal(got, want) {
+		t.Errorf("domains %v, want %v (all: %v)", got, want, all)
+	}
+	if slices.Equal(got, all) || !slices.Contains(all, "personal") {
+		t.Errorf("the whole database has %v", all)
 	}
 }

@@ -12,10 +12,14 @@ import (
 	"pedos.dev/backup/internal/scryptenc"
 )
 
-// archiveDB returns the backup's qubes.xml: the host's whole database with
-// the backup features of spec format.md §6.1, on a copy.
-func archiveDB(db *host.DB, vms []PlannedVM) ([]byte, error) {
+// archiveDB returns the backup's qubes.xml: the host's database with the
+// backup features of spec format.md §6.1, on a copy; whole, or with only
+// the backed-up VMs and those they (or the globals) name.
+func archiveDB(db *host.DB, vms []PlannedVM, selectedOnly bool) ([]byte, error) {
 	db = db.Clone()
+	if selectedOnly {
+		keepNamed(db, vms)
+	}
 	for _, d := range db.Domains() {
 		if err := d.SetFeature("backup-content", ""); err != nil {
 			return nil, err
@@ -39,6 +43,37 @@ func archiveDB(db *host.DB, vms []PlannedVM) ([]byte, error) {
 		}
 	}
 	return db.Marshal(), nil
+}
+
+// keepNamed removes from db the VMs that no backed-up VM names, directly or
+// through other kept VMs, and that no global property names.
+func keepNamed(db *host.DB, vms []PlannedVM) {
+	keep := map[string]bool{}
+	var todo []string
+	add := func(name string) {
+		if !keep[name] {
+			keep[name] = true
+			todo = append(todo, name)
+		}
+	}
+	for _, v := range vms {
+		add(v.Name)
+	}
+	for _, p := range db.GlobalProps() {
+		if host.IsRefGlobal(p.Name) && p.Value != "" {
+			add(p.Value)
+		}
+	}
+	for len(todo) > 0 {
+		name := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if d, err := db.Domain(name); err == nil {
+			for _, r := range d.Refs() {
+				add(r)
+			}
+		}
+	}
+	db.KeepDomains(func(d *host.Domain) bool { return keep[d.Name()] })
 }
 
 // Outer tar framing (doc/format.md §2.1): every member is its own tar
@@ -79,7 +114,7 @@ func kdfSeconds(p scryptenc.Params) float64 {
 
 // estimate sets EstimatedArchiveSize and EstimatedDuration.
 func (p *Plan) estimate(db *host.DB) error {
-	xml, err := archiveDB(db, p.VMs)
+	xml, err := archiveDB(db, p.VMs, p.opts.SelectedMetadataOnly)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,12 @@ type Options struct {
 	// Now gives the time of the backup (file name, backup id, member times,
 	// backup_timestamp); nil means time.Now.
 	Now func() time.Time
+	// SelectedMetadataOnly keeps out of the archive's qubes.xml the VMs
+	// that are neither backed up nor named by a backed-up VM (its template,
+	// netvm, default_dispvm, device backends, ... in turn) or by a global
+	// property. The reference writer always stores the whole database, so
+	// a backup of one VM tells the names and settings of all (E.19).
+	SelectedMetadataOnly bool
 	// Transport reaches a destination VM; nil means qrexec.NewLocal on the
 	// host, which needs the program to call qrexec.MaybeServe first thing.
 	Transport qrexec.Transport

@@ -75,7 +75,7 @@ func Run(ctx context.Context, p *Plan, out io.Writer, r progress.Reporter) (*Res
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	xml, err := archiveDB(db, vms)
+	xml, err := archiveDB(db, vms, p.opts.SelectedMetadataOnly)
 	if err != nil {
 		return nil, fmt.Errorf("backup: making qubes.xml: %w", err)
 	}

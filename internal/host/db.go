@@ -321,3 +321,31 @@ func (db *DB) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// KeepDomains removes every VM but dom0 and those keep accepts, with no
+// check of what refers to them: for building a backup's qubes.xml with
+// only some VMs' metadata, where the caller keeps every VM a kept one or a
+// global property names.
+func (db *DB) KeepDomains(keep func(*Domain) bool) {
+	ds := db.root.child("domains")
+	for _, d := range db.Domains() {
+		if d.Class() != AdminVM && !keep(d) {
+			ds.remove(d.n)
+		}
+	}
+}
+
+// Refs lists the VMs a VM names: the VM-valued properties (template,
+// netvm, default_dispvm, guivm, ...) and its devices' backends.
+func (d *Domain) Refs() []string {
+	var out []string
+	for _, p := range d.Props() {
+		if IsRefProp(p.Name) && p.Value != "" {
+			out = append(out, p.Value)
+		}
+	}
+	for _, dev := range d.Devices() {
+		out = append(out, dev.Backend)
+	}
+	return out
+}
