@@ -1,6 +1,7 @@
 package legacy
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -109,10 +110,13 @@ func (b *V1Backup) vmFiles(vm *core2VM) ([]V1File, string, error) {
 	if !ok || checkFileName(rel) != nil || strings.HasSuffix(rel, "/.") || rel == "dom0-home" || rel == "qubes.xml" {
 		return nil, "", nil // not a directory this backup can hold
 	}
-	entries, err := os.ReadDir(filepath.Join(b.dir, filepath.FromSlash(rel)))
-	if os.IsNotExist(err) {
-		return nil, "", nil
+	if err := realDir(b.dir, rel); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, "", nil
+		}
+		return nil, "", err
 	}
+	entries, err := os.ReadDir(filepath.Join(b.dir, filepath.FromSlash(rel)))
 	if err != nil {
 		return nil, "", err
 	}
@@ -135,10 +139,13 @@ func (b *V1Backup) vmFiles(vm *core2VM) ([]V1File, string, error) {
 // homeFiles finds dom0-home/<user>: the reference restore took the first
 // entry of dom0-home; here there must be exactly one directory.
 func (b *V1Backup) homeFiles() ([]V1File, string, error) {
-	entries, err := os.ReadDir(filepath.Join(b.dir, "dom0-home"))
-	if os.IsNotExist(err) {
-		return nil, "", nil
+	if err := realDir(b.dir, "dom0-home"); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, "", nil
+		}
+		return nil, "", err
 	}
+	entries, err := os.ReadDir(filepath.Join(b.dir, "dom0-home"))
 	if err != nil {
 		return nil, "", err
 	}
@@ -160,6 +167,26 @@ func (b *V1Backup) homeFiles() ([]V1File, string, error) {
 		return nil, "", err
 	}
 	return []V1File{f}, name, nil
+}
+
+// realDir checks that every component of rel below base is a directory
+// and none a symlink: a symlinked VM directory would make the restore read
+// files of this machine (another VM's image, say) as the backup's. Entries
+// inside are checked by their listing (symlinks are skipped or kept as
+// links). The backup directory must not change during the restore.
+func realDir(base, rel string) error {
+	p := base
+	for _, c := range strings.Split(rel, "/") {
+		p = filepath.Join(p, c)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%w: %s is not a directory (a symlink?)", ErrUnexpectedMember, p)
+		}
+	}
+	return nil
 }
 
 func newV1File(name, p string, dir bool) (V1File, error) {

@@ -1,6 +1,7 @@
 package legacy
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -94,4 +95,25 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// A VM directory (or dom0-home) that is a symlink would make the restore
+// read this machine's files as the backup's: refused.
+func TestFormat1SymlinkedDirectory(t *testing.T) {
+	testutil.RequireTool(t, "cp")
+	for _, rel := range []string{"appvms/work", "dom0-home"} {
+		t.Run(rel, func(t *testing.T) {
+			dir := makeV1(t, newFixture(t))
+			elsewhere := filepath.Join(t.TempDir(), "elsewhere")
+			if err := os.Rename(filepath.Join(dir, rel), elsewhere); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(elsewhere, filepath.Join(dir, rel)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := OpenV1(dir); !errors.Is(err, ErrUnexpectedMember) {
+				t.Fatalf("OpenV1: %v", err)
+			}
+		})
+	}
 }
