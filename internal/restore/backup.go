@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode"
 
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/host"
@@ -319,6 +320,16 @@ func describe(d *host.Domain) (*VM, error) {
 	v := &VM{Name: d.Name(), Class: d.Class(), Qid: d.Qid(), Label: d.Label(), Template: d.Template()}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: VM %s: %s", ErrBadMetadata, v.Name, fmt.Sprintf(format, args...))
+	}
+	// Names and labels reach file paths (--extract-to) and the terminal:
+	// a backup's, format 1's above all, are not trusted.
+	if v.Class != host.AdminVM {
+		if err := host.ValidateName(v.Name); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadMetadata, err)
+		}
+	}
+	if strings.ContainsFunc(v.Label, unicode.IsControl) || len(v.Label) > 64 {
+		return nil, bad("label %q is not a label name", v.Label)
 	}
 	p, _ := d.Feature("backup-path")
 	size, _ := d.Feature("backup-size")

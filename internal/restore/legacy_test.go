@@ -465,3 +465,14 @@ func TestRestoreLegacyFormat1(t *testing.T) {
 	src.checkRestore(t, h, res, 1)
 	src.verifyAndExtract(t, nil, dir, 1)
 }
+
+// A format 1 qubes.xml (not authenticated: anyone who can write the
+// directory writes it) naming a VM "../../escaped" is refused before any
+// file is written; --extract-to would otherwise write outside its target.
+func TestRestoreLegacyFormat1BadName(t *testing.T) {
+	src := makeLegacySource(t)
+	xml := strings.Replace(src.qubesXML(legacyLayout{r1: true}), `name="work"`, `name="../../escaped"`, 1)
+	dir := testutil.LegacyV1Dir(t, src.dir, xml)
+	_, err := OpenDir(dir)
+	wantErr(t, err, ErrBadMetadata, "escaped")
+}
