@@ -3,6 +3,7 @@ package sparsetar
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -328,5 +329,49 @@ func sameData(t *testing.T, a, b string) {
 		if !bytes.Equal(x, y) {
 			t.Fatalf("%s and %s differ in %d+%d", a, b, r.off, r.len)
 		}
+	}
+}
+
+// Members whose stored size is given in unusual ways (a size record in an
+// earlier extended header, or twice in one) take archive/tar's path, and
+// so are refused as it refuses them.
+func TestPAX1LayoutUnusualSizes(t *testing.T) {
+	paxBlock := func(records []byte) []byte {
+		h, err := ustarHeader("PaxHeaders/x", 'x', int64(len(records)), time.Unix(1, 0))
+		must(t, err)
+		return append(append(h, records...), make([]byte, padding(int64(len(records))))...)
+	}
+	member := func(extra []byte, sizeRecords []string, stored int64) []byte {
+		var rec []byte
+		for _, v := range sizeRecords {
+			rec = paxRecord(rec, "size", v)
+		}
+		rec = paxRecord(rec, "GNU.sparse.major", "1")
+		rec = paxRecord(rec, "GNU.sparse.minor", "0")
+		rec = paxRecord(rec, "GNU.sparse.name", "p/v")
+		rec = paxRecord(rec, "GNU.sparse.realsize", "4096")
+		// The map (one block) and 512 data bytes make 1024 stored bytes;
+		// 1024 more follow, which a stored size of 2048 would include.
+		spMap := []byte("1\n0\n512\n")
+		spMap = append(spMap, make([]byte, padding(int64(len(spMap))))...)
+		shdr, err := ustarHeader("GNUSparseFile.0/v", '0', stored, time.Unix(1, 0))
+		must(t, err)
+		out := append(append(extra, paxBlock(rec)...), shdr...)
+		out = append(out, spMap...)
+		out = append(out, bytes.Repeat([]byte{'d'}, 512)...)
+		return append(out, make([]byte, 1024+1024)...) // the 1024 more, then the end marker
+	}
+	for name, archive := range map[string][]byte{
+		"size in an earlier header": member(paxBlock(paxRecord(nil, "size", "1024")), nil, 2048),
+		"size twice":                member(nil, []string{"1024", "2048"}, 0),
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := sha256.New()
+			_, errTar := ExtractFile(bytes.NewReader(archive), "p/v", h, math.MaxInt64)
+			_, errFast := ExtractFile(bytes.NewReader(archive), "p/v", io.Discard, math.MaxInt64)
+			if (errTar == nil) != (errFast == nil) {
+				t.Fatalf("archive/tar's path: %v; the hole-skipping one: %v", errTar, errFast)
+			}
+		})
 	}
 }

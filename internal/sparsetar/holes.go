@@ -62,8 +62,13 @@ func pax1Layout(hdr *tar.Header, captured []byte) (l sparseLayout, ok bool) {
 	if hdr.PAXRecords["GNU.sparse.major"] != "1" || hdr.PAXRecords["GNU.sparse.minor"] != "0" || captured == nil {
 		return l, false
 	}
+	// Only the plain layout is taken: one extended header, at most one
+	// size record in it, no global headers. (Several extended headers, or
+	// repeated records, have their own precedence rules in archive/tar;
+	// such members take its path.)
 	off := int64(0)
 	physical := int64(-1)
+	extended := 0
 	for {
 		if off+blockSize > int64(len(captured)) {
 			return l, false
@@ -75,13 +80,16 @@ func pax1Layout(hdr *tar.Header, captured []byte) (l sparseLayout, ok bool) {
 		}
 		off += blockSize
 		switch h[156] {
-		case tar.TypeXHeader, tar.TypeXGlobalHeader:
+		case tar.TypeXHeader:
 			end := off + size
-			if end > int64(len(captured)) {
+			if extended++; extended > 1 || end > int64(len(captured)) {
 				return l, false
 			}
-			if v, found := paxValue(captured[off:end], "size"); found && h[156] == tar.TypeXHeader {
-				if physical, err = strconv.ParseInt(v, 10, 64); err != nil {
+			switch values := paxValues(captured[off:end], "size"); {
+			case len(values) > 1:
+				return l, false
+			case len(values) == 1:
+				if physical, err = strconv.ParseInt(values[0], 10, 64); err != nil || physical < 0 {
 					return l, false
 				}
 			}
@@ -157,24 +165,26 @@ func parseOctalField(b []byte) (int64, error) {
 	return strconv.ParseInt(s, 8, 64)
 }
 
-// paxValue finds key in pax records "<len> key=value\n".
-func paxValue(b []byte, key string) (string, bool) {
+// paxValues lists the values of key in pax records "<len> key=value\n"
+// (archive/tar has checked their form).
+func paxValues(b []byte, key string) []string {
+	var out []string
 	for len(b) > 0 {
 		sp := bytes.IndexByte(b, ' ')
 		if sp <= 0 {
-			return "", false
+			return append(out, "") // malformed: make the caller decline
 		}
 		n, err := strconv.Atoi(string(b[:sp]))
 		if err != nil || n <= sp+1 || n > len(b) {
-			return "", false
+			return append(out, "")
 		}
 		k, v, _ := bytes.Cut(b[sp+1:n-1], []byte("="))
 		if string(k) == key {
-			return string(v), true
+			out = append(out, string(v))
 		}
 		b = b[n:]
 	}
-	return "", false
+	return out
 }
 
 // copyFragments writes the logical content of a sparse member whose data
