@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"pedos.dev/backup/internal/sparsetar"
 )
@@ -153,7 +154,13 @@ type StagedVM struct {
 	done  bool
 }
 
-const stagingPrefix = ".restoring-"
+// Staging directories are .restoring-*; one is made as .new-restoring-*
+// and renamed once its lock is held, so that CleanStaging never takes a
+// directory whose lock is not yet taken for a dead restore's.
+const (
+	stagingPrefix = ".restoring-"
+	newPrefix     = ".new-restoring-"
+)
 
 // StageVM makes the staging directory of a VM of class.
 func (h *Host) StageVM(class string) (*StagedVM, error) {
@@ -161,26 +168,40 @@ func (h *Host) StageVM(class string) (*StagedVM, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(parent, stagingPrefix)
+	tmp, err := os.MkdirTemp(parent, newPrefix)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	dir := filepath.Join(parent, stagingPrefix+strings.TrimPrefix(filepath.Base(tmp), newPrefix))
+	lock, err := os.OpenFile(filepath.Join(tmp, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err == nil {
 		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 	}
+	if err == nil {
+		err = os.Rename(tmp, dir)
+	}
 	if err != nil {
-		os.RemoveAll(dir)
+		if lock != nil {
+			lock.Close()
+		}
+		os.RemoveAll(tmp)
 		return nil, err
 	}
 	return &StagedVM{h: h, class: class, dir: dir, lock: lock}, nil
 }
 
 // CleanStaging removes staging directories left by restores that died
-// (their lock is free). It returns how many it removed.
+// (their lock is free), and directories a restore died making (over an
+// hour old). It returns how many it removed.
 func (h *Host) CleanStaging() int {
 	n := 0
 	for _, parent := range []string{"appvms", "vm-templates"} {
+		unlocked, _ := filepath.Glob(h.path(parent, newPrefix+"*"))
+		for _, dir := range unlocked {
+			if fi, err := os.Lstat(dir); err == nil && time.Since(fi.ModTime()) > time.Hour && os.RemoveAll(dir) == nil {
+				n++
+			}
+		}
 		dirs, _ := filepath.Glob(h.path(parent, stagingPrefix+"*"))
 		for _, dir := range dirs {
 			f, err := os.Open(filepath.Join(dir, ".lock"))
@@ -231,8 +252,9 @@ func (s *StagedVM) AdoptImage(vol, path string) error {
 	if err != nil {
 		return err
 	}
-	if !fi.Mode().IsRegular() {
-		return errorf(ErrInvalid, "%s is not a regular file", path)
+	// A hard link would make two volumes share one image.
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.Mode().IsRegular() || ok && st.Nlink > 1 {
+		return errorf(ErrInvalid, "%s is not a regular file of its own", path)
 	}
 	return os.Rename(path, dst)
 }
@@ -303,8 +325,12 @@ func (s *StagedVM) Commit(spec VMSpec, also func(*DB) error) (warnings []string,
 			return err
 		}
 		if err := h.save(db, old); err != nil {
-			os.Rename(target, s.dir)
-			return err
+			// A save can fail after pedos.xml was replaced (syncing its
+			// directory): then the VM is on the host and keeps its files.
+			if now, _, lerr := h.load(); lerr != nil || !hasDomain(now, spec.Name) {
+				os.Rename(target, s.dir)
+				return err
+			}
 		}
 		s.dir = target
 		return nil
@@ -318,6 +344,11 @@ func (s *StagedVM) Commit(spec VMSpec, also func(*DB) error) (warnings []string,
 	syncDir(filepath.Dir(s.dir))
 	os.MkdirAll(h.path(vmFSDir, spec.Name), 0o755)
 	return warnings, nil
+}
+
+func hasDomain(db *DB, name string) bool {
+	_, err := db.Domain(name)
+	return err == nil
 }
 
 // fitImages makes the staged images match d's volumes: every save_on_stop

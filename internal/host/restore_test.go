@@ -192,3 +192,35 @@ func TestCleanStaging(t *testing.T) {
 		t.Error("live staging removed")
 	}
 }
+
+// An image adopted from scratch space must be a regular file of its own:
+// a hard link (two volumes of one template tree sharing a file) is refused.
+func TestAdoptImageRefusesLinks(t *testing.T) {
+	h := newHost(t)
+	s, err := h.StageVM(TemplateVM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Abort()
+	dir, err := s.TempDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root.img")
+	if err := os.WriteFile(root, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(root, filepath.Join(dir, "private.img")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AdoptImage("root", root); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("hard-linked image adopted: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "private.img"))
+	if err := s.AdoptImage("root", root); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AdoptImage("root", root); err == nil {
+		t.Error("a second image adopted for root")
+	}
+}
