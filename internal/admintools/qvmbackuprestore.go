@@ -175,8 +175,6 @@ func (r *restoreRun) run() error {
 		defer clear(pass)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if !r.o.quiet {
 		fmt.Fprintln(r.stderr, "Checking backup content...")
 	}
@@ -189,7 +187,10 @@ func (r *restoreRun) run() error {
 			return openError(err)
 		}
 	} else {
-		if src, err = r.openSource(ctx, h); err != nil {
+		// Until the data pass, Ctrl-C simply ends the program: nothing has
+		// been changed, and a source command dies with it. Closing the
+		// source stops it too.
+		if src, err = r.openSource(context.Background(), h); err != nil {
 			return err
 		}
 		limits := scryptenc.DefaultLimits
@@ -273,6 +274,11 @@ func (r *restoreRun) run() error {
 	if err != nil {
 		return err
 	}
+	// From here on Ctrl-C and SIGTERM stop the pass, which then removes
+	// what it staged (installed only now: ReadPassphrase and the question
+	// rely on the default action before).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	err = r.pass(ctx, h, b, plan, rep)
 	if bar, ok := rep.(*cli.ProgressBar); ok && err != nil {
 		bar.Clear()

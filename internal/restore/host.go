@@ -246,6 +246,7 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 	h.CleanStaging()
 	ps, err := newPass(b, plan, r, progress.Reading)
 	if err != nil {
+		b.Close()
 		return nil, err
 	}
 	hr := newHostRun(h, plan, opts)
@@ -326,7 +327,9 @@ func (hr *hostRun) complete(pv *PlannedVM) {
 			return
 		}
 	}
-	hr.ready = append(hr.ready, pv)
+	if !slices.Contains(hr.ready, pv) {
+		hr.ready = append(hr.ready, pv)
+	}
 	for progressed := true; progressed; {
 		progressed = false
 		for i, q := range hr.ready {

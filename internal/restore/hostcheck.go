@@ -71,8 +71,17 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 	}
 	if d0 := plan.backup.DB; d0 != nil {
 		if dom0, err := d0.Domain("dom0"); err == nil {
-			if v, isDefault := dom0.Prop("default_dispvm"); !isDefault && !opts.Dom0DefaultDispVM {
+			v, isDefault := dom0.Prop("default_dispvm")
+			switch {
+			case isDefault:
+			case !opts.Dom0DefaultDispVM:
 				warns = append(warns, fmt.Sprintf("the backup's dom0 default_dispvm %q is not applied (use --restore-dom0-default-dispvm)", v))
+			default:
+				// Tried on the copy, where every restored VM now exists.
+				here, _ := db.Domain("dom0")
+				if err := here.SetProp("default_dispvm", hr.mapName(v)); err != nil {
+					return warns, fmt.Errorf("the backup's dom0 default_dispvm cannot be applied: %w", err)
+				}
 			}
 		}
 	}

@@ -146,11 +146,15 @@ func (hr *hostRun) stageHome(pv *PlannedVM, f io.Reader, name string, limit int6
 		now = hr.opts.Now
 	}
 	dirName := "home-restore-" + now().Format("2006-01-02-150405")
-	hs := &homeStage{pv: pv, dir: filepath.Join(d0.Home, dirName), tmp: filepath.Join(d0.Home, "."+dirName+".partial")}
+	hs := &homeStage{pv: pv, dir: filepath.Join(d0.Home, dirName)}
 	if _, err := os.Lstat(hs.dir); err == nil {
 		return fmt.Errorf("%s already exists", hs.dir)
 	}
 	if err := os.MkdirAll(d0.Home, 0o700); err != nil {
+		return err
+	}
+	// A directory of its own, even for two restores in the same second.
+	if hs.tmp, err = os.MkdirTemp(d0.Home, "."+dirName+"-*.partial"); err != nil {
 		return err
 	}
 	hr.home = hs
