@@ -6,17 +6,16 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"pedos.dev/backup/internal/scryptenc"
 	"pedos.dev/backup/internal/sparsetar"
+	"pedos.dev/backup/internal/testutil"
 )
 
 // Tests use a cheap KDF and small chunks so that files span many chunks.
@@ -159,7 +158,7 @@ func (fx *fixture) expected(t testing.TB) map[string]string {
 		case name == "vm2/empty":
 			want[name] = digest(nil)
 		case strings.HasPrefix(name, "dom0-home/"):
-			want[name] = treeDigest(t, filepath.Join(fx.dir, "home", "user"))
+			want[name] = testutil.TreeDigest(t, filepath.Join(fx.dir, "home", "user"))
 		default:
 			b, err := os.ReadFile(filepath.Join(fx.dir, name))
 			if err != nil {
@@ -174,41 +173,6 @@ func (fx *fixture) expected(t testing.TB) map[string]string {
 func digest(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:8])
-}
-
-// treeDigest describes a directory tree: names, types, symlink targets and
-// file contents.
-func treeDigest(t testing.TB, root string) string {
-	t.Helper()
-	var lines []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(path)
-			if err != nil {
-				return err
-			}
-			lines = append(lines, rel+" -> "+target)
-		case d.IsDir():
-			lines = append(lines, rel+"/")
-		default:
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			lines = append(lines, rel+" "+digest(b))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
 }
 
 // readArchive reads every file and returns digests of their contents
@@ -234,7 +198,7 @@ func readArchive(t testing.TB, data io.Reader, opts ReaderOptions) (map[string]s
 			if err := sparsetar.ExtractTree(f, f.Name, dir, 1<<30); err != nil {
 				return got, fmt.Errorf("extracting %s: %w", f.Name, err)
 			}
-			got[f.Name] = treeDigest(t, dir)
+			got[f.Name] = testutil.TreeDigest(t, dir)
 			continue
 		}
 		var buf bytes.Buffer

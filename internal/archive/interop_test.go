@@ -47,7 +47,7 @@ func TestEmergencyProcedureRecoversOurArchive(t *testing.T) {
 					t.Errorf("%s differs after the emergency procedure", name)
 				}
 			}
-			if got := treeDigest(t, filepath.Join(out, "dom0-home", "user")); got != want["dom0-home/user"] {
+			if got := testutil.TreeDigest(t, filepath.Join(out, "dom0-home", "user")); got != want["dom0-home/user"] {
 				t.Errorf("dom0 home differs:\n%s\nwant\n%s", got, want["dom0-home/user"])
 			}
 			var st syscall.Stat_t

@@ -3,10 +3,8 @@ package legacy
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/sha256"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -177,59 +175,25 @@ func extract(r io.Reader, name, out string, tree bool) error {
 	return err
 }
 
-// treeDigest describes a directory tree: each entry's path, type and
-// content hash, or link target.
-func treeDigest(t testing.TB, dir string) string {
-	t.Helper()
-	var lines []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			lines = append(lines, rel+" -> "+target)
-		case d.IsDir():
-			lines = append(lines, rel+"/")
-		default:
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			lines = append(lines, fmt.Sprintf("%s %x", rel, sha256.Sum256(data)))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Join(lines, "\n")
-}
-
 // checkRecovered compares what readAll (or a shell procedure) wrote to
 // out with the fixture, as written by a writer of the given format.
 func checkRecovered(t testing.TB, fx *fixture, l layout, out string, version int) {
 	t.Helper()
 	for _, f := range []string{"private.img", "icon.png", "firewall.xml"} {
-		if got, want := treeDigest(t, filepath.Join(out, l.work, f)), treeDigest(t, filepath.Join(fx.work, f)); got != want {
+		if got, want := testutil.TreeDigest(t, filepath.Join(out, l.work, f)), testutil.TreeDigest(t, filepath.Join(fx.work, f)); got != want {
 			t.Errorf("%s/%s differs: %s, want %s", l.work, f, got, want)
 		}
 	}
-	if got, want := treeDigest(t, filepath.Join(out, l.tpl)), treeDigest(t, fx.tpl); got != want {
+	if got, want := testutil.TreeDigest(t, filepath.Join(out, l.tpl)), testutil.TreeDigest(t, fx.tpl); got != want {
 		t.Errorf("template directory differs:\n%s\nwant\n%s", got, want)
 	}
-	want := treeDigest(t, fx.home)
+	want := testutil.TreeDigest(t, fx.home)
 	if version == 2 {
 		// The format 2 writer's --xform s:^[^/]:dom0-home/\0: also
 		// rewrote symlink targets.
 		want = strings.ReplaceAll(want, "-> Documents", "-> dom0-home/Documents")
 	}
-	if got := treeDigest(t, filepath.Join(out, "dom0-home/user")); got != want {
+	if got := testutil.TreeDigest(t, filepath.Join(out, "dom0-home/user")); got != want {
 		t.Errorf("dom0 home differs:\n%s\nwant\n%s", got, want)
 	}
 }

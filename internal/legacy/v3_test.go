@@ -13,6 +13,7 @@ import (
 
 	"pedos.dev/backup/internal/compress"
 	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/testutil"
 )
 
 // Format 3 archives in the variants R2 to R3.2 wrote are read back byte
@@ -114,7 +115,7 @@ func TestSelect(t *testing.T) {
 	if len(offered) != 5 || len(r.Seen()) != 5 {
 		t.Errorf("Select saw %q, Seen %q; want all 5 files", offered, r.Seen())
 	}
-	if got, want := treeDigest(t, out), "./\ndom0-home/\n"; !strings.HasPrefix(got, want) || strings.Contains(got, "vm5") {
+	if got, want := testutil.TreeDigest(t, out), "./\ndom0-home/\n"; !strings.HasPrefix(got, want) || strings.Contains(got, "vm5") {
 		t.Errorf("extracted:\n%s\nwant no vm5", got)
 	}
 
