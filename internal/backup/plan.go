@@ -16,6 +16,7 @@ import (
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/compress"
 	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/progress"
 	"pedos.dev/backup/internal/scryptenc"
 )
 
@@ -487,22 +488,6 @@ func (p *Plan) checkSpace(dir string) {
 	free := int64(st.Bavail) * int64(st.Bsize)
 	if free < p.EstimatedArchiveSize {
 		p.problem(NoSpace, dir, "free some space, choose another destination or back up fewer VMs (the estimate assumes the data does not compress)",
-			"not enough free space in %s: %s available, the backup may need up to %s", dir, humanSize(free), humanSize(p.EstimatedArchiveSize))
+			"not enough free space in %s: %s available, the backup may need up to %s", dir, progress.FormatSize(free), progress.FormatSize(p.EstimatedArchiveSize))
 	}
-}
-
-// humanSize writes a size as the summary table does: bytes below 1024,
-// else one decimal and KiB, MiB, GiB or TiB.
-func humanSize(n int64) string {
-	if n < 1024 {
-		return strconv.FormatInt(n, 10)
-	}
-	f, unit := float64(n)/1024, "KiB"
-	for _, u := range []string{"MiB", "GiB", "TiB"} {
-		if f < 1024 {
-			break
-		}
-		f, unit = f/1024, u
-	}
-	return fmt.Sprintf("%.1f %s", f, unit)
 }

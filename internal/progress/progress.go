@@ -3,7 +3,11 @@
 // implement Reporter.
 package progress
 
-import "time"
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
 
 // Stage names the phase an engine is in.
 type Stage string
@@ -69,3 +73,19 @@ func (f Func) Report(e Event) { f(e) }
 
 // Discard ignores every event.
 var Discard Reporter = Func(func(Event) {})
+
+// FormatSize writes a byte count for the engines' messages: bytes below
+// 1024, else one decimal and KiB, MiB, GiB or TiB ("2.0 GiB").
+func FormatSize(n int64) string {
+	if n < 1024 {
+		return strconv.FormatInt(n, 10)
+	}
+	f, unit := float64(n)/1024, "KiB"
+	for _, u := range []string{"MiB", "GiB", "TiB"} {
+		if f < 1024 {
+			break
+		}
+		f, unit = f/1024, u
+	}
+	return fmt.Sprintf("%.1f %s", f, unit)
+}

@@ -30,3 +30,11 @@ func TestEventArithmetic(t *testing.T) {
 		t.Errorf("Func: %v", got)
 	}
 }
+
+func TestFormatSize(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 1023: "1023", 1024: "1.0 KiB", 1536: "1.5 KiB", 2 << 30: "2.0 GiB", 3 << 40: "3.0 TiB"} {
+		if got := FormatSize(n); got != want {
+			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

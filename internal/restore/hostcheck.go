@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/progress"
 )
 
 // Checking a restore against the host before anything is touched, and the
@@ -88,23 +89,10 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(h.Root(), &st); err == nil {
 		if free := int64(st.Bavail) * int64(st.Bsize); free < need {
-			return warns, fmt.Errorf("not enough space in %s: the restore needs up to %s, %s free", h.Root(), sizeText(need), sizeText(free))
+			return warns, fmt.Errorf("not enough space in %s: the restore needs up to %s, %s free", h.Root(), progress.FormatSize(need), progress.FormatSize(free))
 		}
 	}
 	return warns, nil
-}
-
-func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // unsetGlobals lists the backup's global VM settings that db leaves unset.
