@@ -119,18 +119,11 @@ func QvmBackup(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f.StringVar(&o.progress, "progress", "auto", "show progress on standard error as `MODE`: auto (a bar on a terminal, else lines), bar, lines, json or none")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only warnings and errors (and, without --yes, the summary and question); no progress unless --progress")
 
-	var exit int
-	c.RunE = func(cmd *cobra.Command, pos []string) error {
+	return executeWithStatus(e, c, args, func(cmd *cobra.Command, pos []string) (int, error) {
 		r := &backupRun{env: e, o: &o, flags: cmd.Flags(), args: pos}
 		err := r.run()
-		exit = r.exit
-		return err
-	}
-	code := execute(e, c, args)
-	if exit != 0 {
-		return exit
-	}
-	return code
+		return r.exit, err
+	})
 }
 
 // backupRun is one invocation of qvm-backup.
@@ -469,11 +462,7 @@ func (c *readCounter) Read(b []byte) (int, error) {
 // terminal (twice).
 func (r *backupRun) passphrase(prof *profile.Profile) ([]byte, error) {
 	if r.o.passFile != "" {
-		pass, warnings, err := cli.ReadPassphraseFile(r.o.passFile)
-		for _, w := range warnings {
-			cli.Warn(r.stderr, r.tool, "%s", w)
-		}
-		return pass, err
+		return r.readPassphraseFile(r.o.passFile)
 	}
 	if prof != nil && prof.HasPassphrase() {
 		return prof.Passphrase, nil

@@ -98,18 +98,11 @@ func QvmBackupRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	f.StringVar(&o.progress, "progress", "auto", "show progress on standard error as `MODE`: auto, bar, lines, json or none")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only warnings, errors and the summary; no progress unless --progress")
 
-	var exit int
-	c.RunE = func(cmd *cobra.Command, pos []string) error {
+	return executeWithStatus(e, c, args, func(cmd *cobra.Command, pos []string) (int, error) {
 		r := &restoreRun{env: e, o: &o, flags: cmd.Flags(), args: pos}
 		err := r.run()
-		exit = r.exit
-		return err
-	}
-	code := execute(e, c, args)
-	if exit != 0 {
-		return exit
-	}
-	return code
+		return r.exit, err
+	})
 }
 
 type restoreRun struct {
@@ -413,11 +406,7 @@ func (r *restoreRun) printSummary(plan *restore.Plan, intoHost bool) {
 
 func (r *restoreRun) passphrase() ([]byte, error) {
 	if r.o.passFile != "" {
-		pass, warnings, err := cli.ReadPassphraseFile(r.o.passFile)
-		for _, w := range warnings {
-			cli.Warn(r.stderr, r.tool, "%s", w)
-		}
-		return pass, err
+		return r.readPassphraseFile(r.o.passFile)
 	}
 	return cli.ReadPassphrase(restorePassphrasePrompt, false)
 }

@@ -114,6 +114,31 @@ func execute(e *env, c *cobra.Command, args []string) int {
 	return cli.ExitCode(err)
 }
 
+// executeWithStatus is execute for a tool whose run may set an exit status
+// of its own (declined, interrupted) besides the error it prints.
+func executeWithStatus(e *env, c *cobra.Command, args []string, run func(cmd *cobra.Command, pos []string) (status int, err error)) int {
+	var status int
+	c.RunE = func(cmd *cobra.Command, pos []string) error {
+		var err error
+		status, err = run(cmd, pos)
+		return err
+	}
+	if code := execute(e, c, args); status == 0 {
+		return code
+	}
+	return status
+}
+
+// readPassphraseFile reads --passphrase-file, warning about what the file
+// reveals (its mode, trailing spaces).
+func (e *env) readPassphraseFile(path string) ([]byte, error) {
+	pass, warnings, err := cli.ReadPassphraseFile(path)
+	for _, w := range warnings {
+		cli.Warn(e.stderr, e.tool, "%s", w)
+	}
+	return pass, err
+}
+
 // noCommand refuses arguments to a tool made of commands that match
 // none of them.
 func noCommand(c *cobra.Command, args []string) error {
