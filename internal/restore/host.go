@@ -327,6 +327,13 @@ func (hr *hostRun) complete(pv *PlannedVM) {
 			return
 		}
 	}
+	hr.queue(pv, func(q *PlannedVM) error { hr.commit(q); return nil })
+}
+
+// queue adds pv to the VMs ready to be added, then adds each whose
+// template is there (add), in turn, until none can be: the order both a
+// restore and CheckHost's trial follow. It stops at add's first error.
+func (hr *hostRun) queue(pv *PlannedVM, add func(*PlannedVM) error) error {
 	if !slices.Contains(hr.ready, pv) {
 		hr.ready = append(hr.ready, pv)
 	}
@@ -337,11 +344,14 @@ func (hr *hostRun) complete(pv *PlannedVM) {
 				continue
 			}
 			hr.ready = slices.Delete(hr.ready, i, i+1)
-			hr.commit(q)
+			if err := add(q); err != nil {
+				return err
+			}
 			progressed = true
 			break
 		}
 	}
+	return nil
 }
 
 func (hr *hostRun) commit(pv *PlannedVM) {

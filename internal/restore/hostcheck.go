@@ -35,30 +35,25 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 	for _, pv := range plan.Restored() {
 		need += pv.VM.Size
 	}
-	queue := plan.Restored()
-	for len(queue) > 0 { // restore order, a VM after its template
-		progressed := false
-		var rest []*PlannedVM
-		for _, pv := range queue {
-			if pv.VM.Class == host.AdminVM {
-				progressed = true
-				continue
-			}
-			if hr.waitsFor(pv) != "" {
-				rest = append(rest, pv)
-				continue
-			}
-			w, err := hr.add(db, pv, nil)
+	for _, pv := range plan.Restored() { // restore order, a VM after its template
+		if pv.VM.Class == host.AdminVM {
+			continue
+		}
+		err := hr.queue(pv, func(q *PlannedVM) error {
+			w, err := hr.add(db, q, nil)
 			if err != nil {
-				return warns, fmt.Errorf("VM %s cannot be restored: %w", pv.VM.Name, err)
+				return fmt.Errorf("VM %s cannot be restored: %w", q.VM.Name, err)
 			}
 			warns = append(warns, w...)
-			progressed = true
+			return nil
+		})
+		if err != nil {
+			return warns, err
 		}
-		if !progressed {
-			return warns, fmt.Errorf("VM %s cannot be restored: its template %s cannot be restored first", rest[0].VM.Name, rest[0].Template)
-		}
-		queue = rest
+	}
+	if len(hr.ready) > 0 {
+		q := hr.ready[0]
+		return warns, fmt.Errorf("VM %s cannot be restored: its template %s cannot be restored first", q.VM.Name, q.Template)
 	}
 	if err := db.Validate(); err != nil {
 		return warns, fmt.Errorf("the restored VMs would not fit this host's VM database: %w", err)
