@@ -210,6 +210,9 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 		}
 		before := ps.used[v]
 		if err := handle(pv, lr, name, limit); err != nil {
+			if errors.Is(err, sparsetar.ErrTooLarge) && limit < 1<<62 {
+				err = fmt.Errorf("%w (the VM's backup-size is %d; use --ignore-size-limit)", err, v.Size)
+			}
 			return fail(fmt.Errorf("VM %s: %s: %w", v.Name, name, err))
 		}
 		current.Files++

@@ -3,16 +3,19 @@ package restore
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/sparsetar"
 	"pedos.dev/backup/internal/testutil"
 )
 
@@ -101,6 +104,10 @@ type legacyLayout struct {
 	r1 bool
 	// noSize: R2 wrote no backup_size
 	noSize bool
+	// diskUsage: backup_size is the VM directory's disk usage (its used
+	// blocks), as the R2 and R3 writers measured it, not a bound on the
+	// images' lengths.
+	diskUsage bool
 }
 
 func (l legacyLayout) path(qid int, dir string) string {
@@ -122,6 +129,9 @@ func (src *legacySource) qubesXML(l legacyLayout) string {
 			p = l.path(qid, dir)
 		}
 		s := fmt.Sprintf(` backup_content="True" backup_path="%s"`, p)
+		if l.diskUsage {
+			size = diskUsage(src.dir, dir)
+		}
 		if !l.noSize {
 			s += fmt.Sprintf(` backup_size="%d"`, size)
 		}
@@ -140,6 +150,22 @@ func (src *legacySource) qubesXML(l legacyLayout) string {
 	fmt.Fprintf(&b, `  <QubesDisposableVm qid="15" name="disp15" label="red" template_qid="3" dispid="15" netvm_qid="2"/>`+"\n")
 	b.WriteString("</QubesVmCollection>\n")
 	return b.String()
+}
+
+// diskUsage is what the old writers recorded as a VM's backup_size: the
+// blocks its files use (`du`), holes left out. dir is relative to the
+// fixture's /var/lib/qubes, or the home's "dom0-home/user".
+func diskUsage(root, dir string) int64 {
+	var total int64
+	filepath.WalkDir(filepath.Join(root, dir), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil {
+			if fi, err := d.Info(); err == nil {
+				total += fi.Sys().(*syscall.Stat_t).Blocks * 512
+			}
+		}
+		return nil
+	})
+	return total
 }
 
 // legacyVMs are the backed-up VMs as Qubes R4 converts them.
@@ -445,6 +471,70 @@ func TestRestoreLegacyArchives(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The old writers stored images with `tar --sparse` (old GNU sparse
+// members) and recorded backup_size as disk usage: a 64 MiB private image
+// holding 4 MiB of data has a backup_size near 4 MiB. Such VMs restore,
+// verify and extract, their images byte-identical and sparse; a VM whose
+// data really exceeds its backup_size still fails.
+func TestRestoreLegacySparseImages(t *testing.T) {
+	src := makeLegacySource(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	work := filepath.Join(src.dir, "appvms/work/private.img")
+	testutil.WriteSparse(t, work, 64<<20, rng, [2]int64{1 << 20, 2 << 20}, [2]int64{40 << 20, 2 << 20}, [2]int64{64<<20 - 4096, 4096})
+	root := filepath.Join(src.dir, "vm-templates/fedora-23/root.img")
+	testutil.WriteSparse(t, root, 256<<20, rng, [2]int64{0, 1 << 20}, [2]int64{200 << 20, 512 << 10})
+	src.images["work"]["private"], src.images["fedora-23"]["root"] = work, root
+	if du := diskUsage(src.dir, "appvms/work"); du > 5<<20 {
+		t.Fatalf("the fixture's work uses %d bytes: not sparse here", du)
+	}
+	for _, v := range []legacyVariant{
+		{"3/encrypted+gzip", testutil.LegacyOptions{Version: 3, Encrypt: true, Compress: true, Chunk: 1 << 20}, legacyLayout{hidden: true, diskUsage: true}},
+		{"3/plain", testutil.LegacyOptions{Version: 3, Chunk: 1 << 20}, legacyLayout{diskUsage: true}},
+		{"2/header+encrypted", testutil.LegacyOptions{Version: 2, Encrypt: true, Chunk: 1024}, legacyLayout{hidden: true, diskUsage: true}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			w := testutil.NewLegacyWriter(t, testPass, v.opts)
+			w.Backup(src.dir, src.qubesXML(v.l))
+			data := w.Bytes()
+			for _, vm := range openLegacy(t, data, "").all() {
+				if vm.Name == "work" && (vm.Size == 0 || vm.Size > 5<<20) {
+					t.Fatalf("work's backup-size %d, want its disk usage", vm.Size)
+				}
+			}
+			h := emptyHost(t, "user")
+			res, err := restoreLegacy(t, h, data, "")
+			if err != nil {
+				t.Fatalf("%v\n%+v", err, res)
+			}
+			src.checkRestore(t, h, res, v.opts.Version)
+			for vm, vol := range map[string]string{"work": "private", "fedora-23": "root"} {
+				info, err := h.VolumeInfo(vm, vol)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if du := diskUsage(filepath.Dir(info.Path), filepath.Base(info.Path)); du > 8<<20 {
+					t.Errorf("%s:%s restored using %d bytes: not sparse", vm, vol, du)
+				}
+			}
+			src.verifyAndExtract(t, data, "", v.opts.Version)
+		})
+	}
+	// Data beyond the backup-size is still refused: work's data is 4 MiB
+	// and more, its recorded size a tenth of that (and no fixed margin).
+	defer func(s int64) { sizeSlack = s }(sizeSlack)
+	sizeSlack = 0
+	v := legacyVariant{"3/encrypted+gzip", testutil.LegacyOptions{Version: 3, Encrypt: true, Compress: true, Chunk: 1 << 20}, legacyLayout{hidden: true}}
+	xml := strings.Replace(src.qubesXML(v.l), `backup_path="vm4" backup_size="1048576"`, `backup_path="vm4" backup_size="400000"`, 1)
+	if xml == src.qubesXML(v.l) {
+		t.Fatal("work's backup_size not found in the fixture's qubes.xml")
+	}
+	w := testutil.NewLegacyWriter(t, testPass, v.opts)
+	w.Backup(src.dir, xml)
+	h := emptyHost(t, "user")
+	_, err := restoreLegacy(t, h, w.Bytes(), "")
+	wantErr(t, err, sparsetar.ErrTooLarge, "work", "carries")
 }
 
 // A format 1 backup is a directory (no encryption, no integrity check):

@@ -123,11 +123,8 @@ func ExtractFile(r io.Reader, want string, dst io.Writer, maxSize int64) (int64,
 	if err := checkName(want); err != nil {
 		return 0, err
 	}
-	er := &endReader{r: r}
-	tr := tar.NewReader(er)
-	er.startCapture()
-	hdr, err := next(tr, er)
-	captured := er.stopCapture()
+	s := newMembers(r)
+	hdr, err := s.next()
 	if err == io.EOF {
 		return 0, fmt.Errorf("%w: archive is empty, want %q", ErrUnexpectedMember, want)
 	}
@@ -141,28 +138,83 @@ func ExtractFile(r io.Reader, want string, dst io.Writer, maxSize int64) (int64,
 	if name != want || !isRegular(hdr.Typeflag) {
 		return 0, fmt.Errorf("%w: %q of type %q, want regular file %q", ErrUnexpectedMember, hdr.Name, hdr.Typeflag, want)
 	}
-	// archive/tar yields exactly hdr.Size bytes (the logical size for
-	// sparse members), so checking it first means nothing is written.
-	if hdr.Size > maxSize {
-		return 0, fmt.Errorf("%w: %q has %d bytes, limit %d", ErrTooLarge, want, hdr.Size, maxSize)
-	}
-	if l, ok := pax1Layout(hdr, captured); ok && (dst == io.Discard || isSparseWriter(dst)) {
-		// The holes are skipped (holes.go); archive/tar, which thinks the
-		// data is still to come, is left behind for a fresh one.
-		n, err := copyFragments(dst, er, l, hdr.Size, want)
-		if err != nil {
-			return n, err
-		}
-		tr = tar.NewReader(er)
-	} else if n, err := io.Copy(dst, tr); err != nil {
-		return n, fmt.Errorf("sparsetar: copying %q: %w", want, err)
+	if _, err := s.content(dst, hdr, maxSize); err != nil {
+		return 0, err
 	}
 	n := hdr.Size
-	switch hdr, err := next(tr, er); {
+	switch hdr, err := s.next(); {
 	case err == nil:
 		return n, fmt.Errorf("%w: %q after %q", ErrUnexpectedMember, hdr.Name, want)
 	case err != io.EOF:
 		return n, err
+	}
+	return n, nil
+}
+
+// members reads an inner tar stream member by member, keeping the bytes
+// of each member's headers for layoutOf.
+type members struct {
+	er       *endReader
+	tr       *tar.Reader
+	captured []byte
+}
+
+func newMembers(r io.Reader) *members {
+	er := &endReader{r: r}
+	return &members{er: er, tr: tar.NewReader(er)}
+}
+
+// next returns the next member as the package-level next does.
+func (s *members) next() (*tar.Header, error) {
+	s.er.startCapture()
+	hdr, err := next(s.tr, s.er)
+	s.captured = s.er.stopCapture()
+	return hdr, err
+}
+
+// admit returns the bytes of data the regular member hdr carries, or
+// ErrTooLarge when that is more than budget. With skipHoles (a SparseWriter
+// or io.Discard destination) and a layout layoutOf recovers, that is its
+// data alone; otherwise archive/tar makes the zeros of its holes, and the
+// apparent length counts.
+func (s *members) admit(hdr *tar.Header, budget int64, skipHoles bool) (sparseLayout, bool, error) {
+	if l, ok := layoutOf(hdr, s.captured); ok && skipHoles {
+		if hdr.Size > MaxApparentSize {
+			return l, true, fmt.Errorf("%w: %q is %d bytes long with its holes (limit %d)", ErrTooLarge, hdr.Name, hdr.Size, int64(MaxApparentSize))
+		}
+		if l.data() > budget {
+			return l, true, fmt.Errorf("%w: %q carries %d bytes of data, limit %d", ErrTooLarge, hdr.Name, l.data(), budget)
+		}
+		return l, true, nil
+	}
+	// archive/tar yields exactly hdr.Size bytes (the logical size for
+	// sparse members), so checking it first means nothing is written.
+	if hdr.Size > budget {
+		return sparseLayout{}, false, fmt.Errorf("%w: %q has %d bytes, limit %d", ErrTooLarge, hdr.Name, hdr.Size, budget)
+	}
+	return sparseLayout{}, false, nil
+}
+
+// content writes the logical content of the regular member hdr to dst,
+// once admit has let it in, and returns the bytes of data it carried.
+// On error, dst may hold partial content.
+func (s *members) content(dst io.Writer, hdr *tar.Header, budget int64) (int64, error) {
+	l, skip, err := s.admit(hdr, budget, dst == io.Discard || isSparseWriter(dst))
+	if err != nil {
+		return 0, err
+	}
+	if skip {
+		if _, err := copyFragments(dst, s.er, l, hdr.Size, hdr.Name); err != nil {
+			return 0, err
+		}
+		// archive/tar, which thinks the data is still to come, is left
+		// behind for a fresh one.
+		s.tr = tar.NewReader(s.er)
+		return l.data(), nil
+	}
+	n, err := io.Copy(dst, s.tr)
+	if err != nil {
+		return n, fmt.Errorf("sparsetar: copying %q: %w", hdr.Name, err)
 	}
 	return n, nil
 }
@@ -198,17 +250,16 @@ func extractTree(r io.Reader, x *treeExtractor, dir string) error {
 	}
 	defer root.Close()
 	x.root = root
-	er := &endReader{r: r}
-	tr := tar.NewReader(er)
+	s := newMembers(r)
 	for {
-		hdr, err := next(tr, er)
+		hdr, err := s.next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return err
 		}
-		if err := x.extract(hdr, tr); err != nil {
+		if err := x.extract(hdr, s); err != nil {
 			return err
 		}
 	}
@@ -236,11 +287,10 @@ func ReadTree(r io.Reader, prefix string, maxSize int64) (int64, error) {
 }
 
 func readTree(r io.Reader, x *treeExtractor, maxSize int64) (int64, error) {
-	er := &endReader{r: r}
-	tr := tar.NewReader(er)
+	s := newMembers(r)
 	var total int64
 	for {
-		hdr, err := next(tr, er)
+		hdr, err := s.next()
 		if err == io.EOF {
 			return total, nil
 		}
@@ -250,11 +300,11 @@ func readTree(r io.Reader, x *treeExtractor, maxSize int64) (int64, error) {
 		if _, err := x.rel(memberName(hdr)); err != nil {
 			return total, err
 		}
-		if hdr.Size > maxSize-total {
+		n, err := s.content(io.Discard, hdr, maxSize-total)
+		total += n
+		if errors.Is(err, ErrTooLarge) {
 			return total, fmt.Errorf("%w: %q makes the tree larger than %d bytes", ErrTooLarge, hdr.Name, maxSize)
 		}
-		n, err := io.Copy(io.Discard, tr)
-		total += n
 		if err != nil {
 			return total, fmt.Errorf("sparsetar: reading %q: %w", hdr.Name, err)
 		}
@@ -313,7 +363,7 @@ func (x *treeExtractor) rel(name string) (string, error) {
 	return rel, nil
 }
 
-func (x *treeExtractor) extract(hdr *tar.Header, tr *tar.Reader) error {
+func (x *treeExtractor) extract(hdr *tar.Header, s *members) error {
 	rel, err := x.rel(memberName(hdr))
 	if err != nil {
 		return err
@@ -344,7 +394,7 @@ func (x *treeExtractor) extract(hdr *tar.Header, tr *tar.Reader) error {
 	case rel == ".":
 		return fmt.Errorf("%w: %q must be a directory", ErrUnexpectedMember, hdr.Name)
 	case isRegular(hdr.Typeflag):
-		return x.file(rel, hdr, tr, mode)
+		return x.file(rel, hdr, s, mode)
 	case hdr.Typeflag == tar.TypeSymlink:
 		if err := x.makeParents(rel); err != nil {
 			return err
@@ -358,11 +408,10 @@ func (x *treeExtractor) extract(hdr *tar.Header, tr *tar.Reader) error {
 	return fmt.Errorf("%w: %q has unsupported type %q", ErrUnexpectedMember, hdr.Name, hdr.Typeflag)
 }
 
-func (x *treeExtractor) file(rel string, hdr *tar.Header, tr *tar.Reader, mode fs.FileMode) error {
-	if hdr.Size > x.left {
-		return fmt.Errorf("%w: %q needs %d bytes, %d left", ErrTooLarge, hdr.Name, hdr.Size, x.left)
+func (x *treeExtractor) file(rel string, hdr *tar.Header, s *members, mode fs.FileMode) error {
+	if _, _, err := s.admit(hdr, x.left, true); err != nil {
+		return fmt.Errorf("%w: %q needs more than the %d bytes left", ErrTooLarge, hdr.Name, x.left)
 	}
-	x.left -= hdr.Size
 	if err := x.makeParents(rel); err != nil {
 		return err
 	}
@@ -373,9 +422,11 @@ func (x *treeExtractor) file(rel string, hdr *tar.Header, tr *tar.Reader, mode f
 	}
 	defer f.Close()
 	sw := NewSparseWriter(f)
-	if _, err := io.Copy(sw, tr); err != nil {
-		return fmt.Errorf("sparsetar: copying %q: %w", hdr.Name, err)
+	n, err := s.content(sw, hdr, x.left)
+	if err != nil {
+		return err
 	}
+	x.left -= n
 	if err := sw.Close(); err != nil {
 		return err
 	}

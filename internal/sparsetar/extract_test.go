@@ -3,6 +3,7 @@ package sparsetar
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -11,9 +12,20 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
+
+// fixChecksum recomputes a tar header block's checksum after an edit.
+func fixChecksum(h []byte) {
+	copy(h[148:156], "        ")
+	var sum int64
+	for _, c := range h {
+		sum += int64(c)
+	}
+	copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+}
 
 // Volumes written by GNU tar itself: the old GNU 'S' format (with more
 // regions than its header holds, so extension headers are used) and the
@@ -203,28 +215,48 @@ func TestExtractFileUsesSparseName(t *testing.T) {
 	}
 }
 
-// For PAX 1.0 members, from AddVolume and from GNU tar, the layout (map,
-// data) is recovered from the header bytes, so that ExtractFile skips the
-// holes; a member of another kind, or bytes that do not add up, decline.
-func TestPAX1Layout(t *testing.T) {
+// For PAX 1.0 members, from AddVolume and from GNU tar, and for old GNU
+// sparse members (GNU tar's default, so the older writers'), the layout
+// (map, data) is recovered from the header bytes, so that ExtractFile
+// skips the holes and bounds the member by its data; a member of another
+// kind, or bytes that do not add up, decline.
+func TestSparseLayout(t *testing.T) {
 	layout := func(archive []byte) (sparseLayout, bool) {
 		er := &endReader{r: bytes.NewReader(archive)}
 		er.startCapture()
 		hdr, err := next(tar.NewReader(er), er)
 		must(t, err)
-		return pax1Layout(hdr, er.stopCapture())
+		return layoutOf(hdr, er.stopCapture())
 	}
 	src := t.TempDir()
 	orig := filepath.Join(src, "vm3", "private.img")
-	size := int64(16 << 30) // 16 GiB, nearly all holes
-	makeSparseFile(t, orig, size, span{0, 700}, span{1 << 20, 5000}, span{10 << 30, 4096}, span{size - 1, 1})
+	size := int64(16 << 30) // 16 GiB, nearly all holes: GNU tar's sizes take base-256
+	spans := []span{{0, 700}, {1 << 20, 5000}, {10 << 30, 4096}, {size - 1, 1}}
+	for i := range int64(30) { // more regions than an old GNU header holds
+		spans = append(spans, span{(2 << 30) + i<<20, 512})
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.off, b.off) })
+	makeSparseFile(t, orig, size, spans...)
 	ours, _ := volumeArchive(t, "vm3/private.img", orig)
 	gnu := gnuTar(t, src, nil, "--sparse", "--format=posix", "-cf", "-", "vm3/private.img")
-	for name, archive := range map[string][]byte{"AddVolume": ours, "GNU tar": gnu} {
+	oldGNU := gnuTar(t, src, nil, "--sparse", "--format=gnu", "-cf", "-", "vm3/private.img")
+	var data int64
+	for _, r := range dataRegionsOf(t, orig) {
+		data += r.len
+	}
+	for name, archive := range map[string][]byte{"AddVolume": ours, "GNU tar": gnu, "old GNU tar": oldGNU} {
 		t.Run(name, func(t *testing.T) {
 			l, ok := layout(archive)
 			if !ok {
-				t.Fatal("no PAX 1.0 layout recovered")
+				t.Fatal("no sparse layout recovered")
+			}
+			if l.data() > data+int64(len(spans))*blockSize {
+				t.Errorf("layout carries %d bytes, the file has %d", l.data(), data)
+			}
+			// Bounded by its data: a limit far below its length passes,
+			// one byte less than its data does not.
+			if _, err := ExtractFile(bytes.NewReader(archive), "vm3/private.img", io.Discard, l.data()-1); !errors.Is(err, ErrTooLarge) {
+				t.Errorf("limit below its data: %v, want ErrTooLarge", err)
 			}
 			var got []region
 			for _, r := range l.regions {
@@ -239,7 +271,7 @@ func TestPAX1Layout(t *testing.T) {
 			f, err := os.Create(out)
 			must(t, err)
 			sw := NewSparseWriter(f)
-			n, err := ExtractFile(bytes.NewReader(archive), "vm3/private.img", sw, math.MaxInt64)
+			n, err := ExtractFile(bytes.NewReader(archive), "vm3/private.img", sw, l.data())
 			must(t, err)
 			must(t, sw.Close())
 			f.Close()
@@ -254,13 +286,24 @@ func TestPAX1Layout(t *testing.T) {
 			}
 		})
 	}
-	// An old GNU sparse member and a plain one decline.
+	// A plain member and a PAX 0.1 sparse one decline: archive/tar fills
+	// their holes, so their length counts against the limit.
 	makeSparseFile(t, filepath.Join(src, "small"), 64<<10, span{0, 10}, span{40000, 10})
-	for _, args := range [][]string{{"--format=gnu", "--sparse"}, {"--format=posix"}} {
+	for _, args := range [][]string{{"--format=posix", "--sparse", "--sparse-version=0.1"}, {"--format=posix"}} {
 		archive := gnuTar(t, src, nil, append(args, "-cf", "-", "small")...)
 		if _, ok := layout(archive); ok {
-			t.Errorf("%v: a layout for a member that is not PAX 1.0 sparse", args)
+			t.Errorf("%v: a layout for a member that is not PAX 1.0 or old GNU sparse", args)
 		}
+		if _, err := ExtractFile(bytes.NewReader(archive), "small", io.Discard, 64<<10-1); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%v: limit below its length: %v, want ErrTooLarge", args, err)
+		}
+	}
+	// An old GNU map whose data does not fill the member declines.
+	badGNU := bytes.Clone(oldGNU)
+	badGNU[386+12+10]++ // the first region's length, an octal digit
+	fixChecksum(badGNU[:blockSize])
+	if _, ok := layout(badGNU); ok {
+		t.Error("a layout for an inconsistent old GNU map")
 	}
 	// A map whose data does not fill the member declines (archive/tar then
 	// reports the inconsistency).

@@ -50,7 +50,11 @@ func withType(e entry, typ byte) entry { e.hdr.Typeflag = typ; return e }
 
 func TestExtractTreeHostile(t *testing.T) {
 	outside := "/OUTSIDE" // replaced by the sandbox's outside directory
-	bomb, bombMap, _, err := sparseHeaders("p/big", 1<<40, []region{{0, 512}}, time.Unix(0, 0))
+	// A sparse member's holes cost nothing, so only a length beyond any
+	// disk is refused for them; its data counts against the limit.
+	bomb, bombMap, _, err := sparseHeaders("p/big", MaxApparentSize+1, []region{{0, 512}}, time.Unix(0, 0))
+	must(t, err)
+	dense, denseMap, _, err := sparseHeaders("p/b", 1<<30, []region{{0, 1024}}, time.Unix(0, 0))
 	must(t, err)
 	for _, tc := range []struct {
 		name    string
@@ -88,6 +92,7 @@ func TestExtractTreeHostile(t *testing.T) {
 		{"unknown type", []entry{withType(reg("p/d", ""), 'D')}, nil, 100, ErrUnexpectedMember},
 		{"too large in total", []entry{reg("p/a", string(make([]byte, 600))), reg("p/b", string(make([]byte, 600)))}, nil, 1000, ErrTooLarge},
 		{"sparse bomb", nil, append(append(bomb, bombMap...), make([]byte, 512+1024)...), 1 << 30, ErrTooLarge},
+		{"sparse data over the limit", nil, append(append(dense, denseMap...), make([]byte, 1024+1024)...), 1000, ErrTooLarge},
 		{"truncated", nil, tarOf(t, reg("p/a", "x"))[:1024], 100, io.ErrUnexpectedEOF},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
