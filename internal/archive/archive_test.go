@@ -137,7 +137,6 @@ func TestExactMultipleEndsWithEmptyChunk(t *testing.T) {
 		t.Fatalf("members %v", names)
 	}
 	ropts := testReaderOptions()
-	ropts.ChunkSize = 4096
 	r, err := NewReader(bytes.NewReader(buf.Bytes()), ropts)
 	if err != nil {
 		t.Fatal(err)

@@ -136,7 +136,7 @@ func testWriterOptions() WriterOptions {
 }
 
 func testReaderOptions() ReaderOptions {
-	return ReaderOptions{Passphrase: testPass, ChunkSize: testChunk}
+	return ReaderOptions{Passphrase: testPass}
 }
 
 func (fx *fixture) archive(t testing.TB, opts WriterOptions) []byte {

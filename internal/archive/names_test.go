@@ -72,7 +72,6 @@ func TestThousandChunks(t *testing.T) {
 		t.Fatalf("no four-digit chunks among %d members", len(names))
 	}
 	ropts := testReaderOptions()
-	ropts.ChunkSize = chunk
 	r, err := NewReader(bytes.NewReader(buf.Bytes()), ropts)
 	if err != nil {
 		t.Fatal(err)

@@ -29,9 +29,15 @@ type ReaderOptions struct {
 	// key derivation. nil selects all.
 	Select  func(file string) bool
 	Workers int // concurrent chunk decryptions; 0 means one per CPU
-	// ChunkSize is the writer's cut size; 0 means the format's 100 MiB.
-	ChunkSize int
+	// MaxChunkSize bounds one chunk's plaintext, which is held in memory
+	// whole; 0 means DefaultMaxChunkSize.
+	MaxChunkSize int
 }
+
+// DefaultMaxChunkSize admits chunks of up to 256 MiB: the reference
+// writer's chunk size is a parameter (100 MiB unless changed), and every
+// chunk being read is held in memory.
+const DefaultMaxChunkSize = 256 << 20
 
 // Limits on the metadata files, as in the reference reader.
 const (
@@ -64,6 +70,10 @@ type Reader struct {
 
 	kdfMemory    *semaphore.Weighted // MiB of key-derivation memory in use
 	kdfBudgetMiB int64
+
+	// cut is the writer's chunk size as the archive shows it (the
+	// plaintext of a chunk that another of its file follows); 0 until then.
+	cut int
 
 	peek    *chunkJob
 	current *File
@@ -103,8 +113,8 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	if opts.ChunkSize <= 0 {
-		opts.ChunkSize = ChunkSize
+	if opts.MaxChunkSize <= 0 {
+		opts.MaxChunkSize = DefaultMaxChunkSize
 	}
 	if opts.Select == nil {
 		opts.Select = func(string) bool { return true }
@@ -411,7 +421,18 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 func (r *Reader) produceAll() error {
 	files := map[string]bool{}
 	file, index, lastPlain := "", 0, -1
+	var ended []chunkEnd // the files before file, with their last chunks
 	var manifest *Manifest
+	// endFile checks that file, now followed by another file, the manifest
+	// or the end of the stream, did not end with a full chunk.
+	endFile := func() error {
+		if file == "" {
+			return nil
+		}
+		e := chunkEnd{file, index, lastPlain}
+		ended = append(ended, e)
+		return r.checkEnd(e)
+	}
 	for {
 		member, size, err := r.outer.Next()
 		if err == io.EOF {
@@ -427,9 +448,10 @@ func (r *Reader) produceAll() error {
 			if !r.claimed.Manifest {
 				return fmt.Errorf("%w: %s is not announced by the header", ErrUnexpectedMember, member)
 			}
-			if lastPlain == r.opts.ChunkSize {
-				return fmt.Errorf("%w: %s: chunks after %s are missing (it is full, so more must follow)", ErrIncomplete, file, ChunkName(file, index))
+			if err := endFile(); err != nil {
+				return err
 			}
+			file = ""
 			if manifest, err = r.readManifest(size); err != nil {
 				return err
 			}
@@ -441,24 +463,34 @@ func (r *Reader) produceAll() error {
 		}
 		// qubes.xml comes first, in a single chunk of at most 1 MiB, as
 		// the reference reader insists too.
-		if (file == "") != (f == QubesXMLName) || (f == QubesXMLName && (i != 0 || size > maxQubesXMLChunk)) {
+		if (len(files) == 0) != (f == QubesXMLName) || (f == QubesXMLName && (i != 0 || size > maxQubesXMLChunk)) {
 			if f == QubesXMLName && size > maxQubesXMLChunk {
 				return fmt.Errorf("%w: %s is %d bytes (limit %d)", ErrTooLarge, member, size, maxQubesXMLChunk)
 			}
 			return fmt.Errorf("%w: %s where qubes.xml.000.enc belongs", ErrUnexpectedMember, member)
 		}
 		plainSize := int(size) - scryptenc.Overhead
-		if size > int64(r.opts.ChunkSize)+scryptenc.Overhead || plainSize < 0 {
-			return fmt.Errorf("%w: %s is %d bytes, not a chunk of at most %d", ErrTooLarge, member, size, r.opts.ChunkSize+scryptenc.Overhead)
+		if plainSize < 0 {
+			return fmt.Errorf("%w: %s is %d bytes, less than a chunk's %d bytes of header and trailer", ErrCorrupt, member, size, scryptenc.Overhead)
+		}
+		if size > int64(r.opts.MaxChunkSize)+scryptenc.Overhead {
+			return &ChunkTooLargeError{Member: member, Size: size - scryptenc.Overhead, Max: int64(r.opts.MaxChunkSize)}
 		}
 		switch {
 		case f == file && i == index+1:
-			if lastPlain != r.opts.ChunkSize {
-				return fmt.Errorf("%w: %s follows a short chunk", ErrUnexpectedMember, member)
+			// Any chunk size is accepted: each chunk is authenticated under
+			// its own name, so only the writer chose it.
+			if r.cut == 0 && lastPlain > 0 {
+				r.cut = lastPlain
+				for _, e := range ended {
+					if err := r.checkEnd(e); err != nil {
+						return err
+					}
+				}
 			}
 		case f != file && i == 0 && !files[f]:
-			if lastPlain == r.opts.ChunkSize {
-				return fmt.Errorf("%w: %s: chunks after %s are missing (it is full, so more must follow)", ErrIncomplete, file, ChunkName(file, index))
+			if err := endFile(); err != nil {
+				return err
 			}
 			files[f] = true
 		case f != file && files[f]:
@@ -485,8 +517,8 @@ func (r *Reader) produceAll() error {
 			return err
 		}
 	}
-	if lastPlain == r.opts.ChunkSize {
-		return fmt.Errorf("%w: %s: chunks after %s are missing (it is full, so more must follow)", ErrIncomplete, file, ChunkName(file, index))
+	if err := endFile(); err != nil {
+		return err
 	}
 	if r.claimed.Manifest && manifest == nil {
 		return fmt.Errorf("%w: the manifest announced by the header is missing (archive cut short?)", ErrIncomplete)
@@ -495,6 +527,53 @@ func (r *Reader) produceAll() error {
 		return manifest.compare(r.Seen())
 	}
 	return nil
+}
+
+// chunkEnd is the last chunk of a file: its index and plaintext size.
+type chunkEnd struct {
+	file  string
+	index int
+	plain int
+}
+
+// checkEnd applies the full-last-chunk rule: a writer starts a new chunk
+// as soon as one is full (at an exact multiple, an empty one), so a file
+// whose last chunk is full has lost the chunks after it. The writer's
+// chunk size is the one the archive shows, or until a file shows it, the
+// format's 100 MiB; files that ended before it showed are checked again
+// once it does.
+func (r *Reader) checkEnd(e chunkEnd) error {
+	cut := r.cut
+	if cut == 0 {
+		cut = ChunkSize
+	}
+	if e.plain == cut {
+		return fmt.Errorf("%w: %s: chunks after %s are missing (it holds a full %s, so more must follow)",
+			ErrIncomplete, e.file, ChunkName(e.file, e.index), mib(int64(cut)))
+	}
+	return nil
+}
+
+// ChunkTooLargeError: a chunk above ReaderOptions.MaxChunkSize, which
+// the user may raise for an archive they trust. It is an ErrTooLarge.
+type ChunkTooLargeError struct {
+	Member    string
+	Size, Max int64 // plaintext bytes
+}
+
+func (e *ChunkTooLargeError) Error() string {
+	return fmt.Sprintf("%v: %s holds %s, above the %s a chunk may take in memory (the maximum chunk size)",
+		ErrTooLarge, e.Member, mib(e.Size), mib(e.Max))
+}
+
+func (e *ChunkTooLargeError) Unwrap() error { return ErrTooLarge }
+
+// mib says a size in MiB, or in bytes when it is not a whole number of them.
+func mib(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // readManifest reads the manifest and its .hmac, which must authenticate
@@ -626,7 +705,7 @@ func (r *Reader) buffer(size int64) []byte {
 		}
 	default:
 	}
-	return chunkBuffer(int(size), int(max(size, int64(r.opts.ChunkSize)+scryptenc.Overhead)))
+	return chunkBuffer(int(size), int(max(size, int64(r.cut)+scryptenc.Overhead)))
 }
 
 // release returns a consumed chunk's buffer and its slot.

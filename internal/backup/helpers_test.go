@@ -181,7 +181,7 @@ func expectedFiles(t *testing.T, h *host.Host, vms []string) []string {
 
 // readOpts are the reader options for archives the tests write.
 func readOpts(chunk int) archive.ReaderOptions {
-	return archive.ReaderOptions{Passphrase: testPass, ChunkSize: chunk}
+	return archive.ReaderOptions{Passphrase: testPass}
 }
 
 // contents is what checkArchive found.

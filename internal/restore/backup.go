@@ -52,8 +52,9 @@ type OpenOptions struct {
 	ForceFilter string
 	// Workers: concurrent chunk decryptions; 0 means one per CPU.
 	Workers int
-	// ChunkSize is the writer's cut size; 0 means 100 MiB. Tests only.
-	ChunkSize int
+	// MaxChunkSize bounds one chunk of a format 4 archive (held in memory
+	// whole); 0 means archive.DefaultMaxChunkSize.
+	MaxChunkSize int
 }
 
 // Ref is a property that names a VM. Set false: the property is not
@@ -150,12 +151,12 @@ func Open(r io.Reader, opts OpenOptions) (*Backup, error) {
 	}
 	if version == 4 {
 		ar, err := archive.NewReader(br, archive.ReaderOptions{
-			Passphrase:  opts.Passphrase,
-			Limits:      opts.Limits,
-			ForceFilter: opts.ForceFilter,
-			Workers:     opts.Workers,
-			ChunkSize:   opts.ChunkSize,
-			Select:      b.selectFile,
+			Passphrase:   opts.Passphrase,
+			Limits:       opts.Limits,
+			ForceFilter:  opts.ForceFilter,
+			Workers:      opts.Workers,
+			MaxChunkSize: opts.MaxChunkSize,
+			Select:       b.selectFile,
 		})
 		if err != nil {
 			return nil, err

@@ -188,7 +188,7 @@ func TestRestoreReferenceArchives(t *testing.T) {
 				t.Fatal("the archive has no multi-chunk file")
 			}
 			h := emptyHost(t, "user")
-			b, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass, ChunkSize: c.split})
+			b, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,7 +8,8 @@
 # its backup-path, such as vm1/, holding its files (*.img, firewall.xml,
 # notes.txt, ...), and optionally home/<user>/), OUT (archive path), PASS,
 # ID (backup id), SPLIT (piece size in bytes), FILTER (gzip, bzip2, xz or
-# none). Each VM's images are stored first, then its other files, as the
+# none), OMIT (optional: space-separated pieces, such as
+# "vm1/private.img.002.enc", left out of the archive, as if lost). Each VM's images are stored first, then its other files, as the
 # reference writer orders them; VMs in version order (vm2 before vm10).
 # The passphrase reaches scrypt on stdin, never in arguments.
 set -euo pipefail
@@ -32,8 +33,16 @@ store() { # source-dir base-name stored-name [tar options]
 	local dir=$1 base=$2 name=$3; shift 3
 	mkdir -p "$(dirname "$name")"
 	tar -c --sparse -C "$dir" "$@" --xform "s:^$base:$name:" "$base" | $squeeze | split -b "$SPLIT" -d -a 3 - "$name."
+	# The reference writer starts a new piece as soon as one is full, so a
+	# stream of an exact multiple of SPLIT ends with an empty piece.
+	local pieces last
+	pieces=$(ls "$name".[0-9][0-9][0-9] | sort -V)
+	last=$(printf '%s\n' "$pieces" | tail -n 1)
+	if [ "$(stat -c %s "$last")" -eq "$SPLIT" ]; then
+		: > "$(printf '%s.%03d' "$name" "$(printf '%s\n' "$pieces" | wc -l)")"
+	fi
 	local piece
-	for piece in $(ls "$name".[0-9][0-9][0-9] | sort -V); do
+	for piece in $(ls "$name".[0-9]* | sort -V); do
 		encrypt "$ID!$piece!$PASS" "$piece" "$piece.enc"
 		rm "$piece"
 		members+=("$piece.enc")
@@ -52,5 +61,6 @@ if [ -d "$SRC/home" ]; then
 fi
 
 for m in "${members[@]}"; do
+	case " ${OMIT:-} " in *" $m "*) continue ;; esac
 	tar -cO --posix "$m"
 done > "$OUT"

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -17,6 +18,13 @@ import (
 // piece size.
 func ReferenceBackup(t testing.TB, src string, pass []byte, id, filter string, split int) []byte {
 	t.Helper()
+	return ReferenceBackupWithout(t, src, pass, id, filter, split)
+}
+
+// ReferenceBackupWithout is ReferenceBackup with the named members (such
+// as "vm1/private.img.002.enc") left out, as if lost.
+func ReferenceBackupWithout(t testing.TB, src string, pass []byte, id, filter string, split int, omit ...string) []byte {
+	t.Helper()
 	for _, tool := range []string{"bash", "tar", "scrypt", "split", filter} {
 		if tool != "none" {
 			RequireTool(t, tool)
@@ -27,7 +35,7 @@ func ReferenceBackup(t testing.TB, src string, pass []byte, id, filter string, s
 	out := filepath.Join(t.TempDir(), "backup")
 	cmd := exec.Command("bash", script)
 	cmd.Env = append(os.Environ(), "SRC="+src, "OUT="+out, "PASS="+string(pass),
-		"ID="+id, "SPLIT="+strconv.Itoa(split), "FILTER="+filter)
+		"ID="+id, "SPLIT="+strconv.Itoa(split), "FILTER="+filter, "OMIT="+strings.Join(omit, " "))
 	if res, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("reference-backup.sh: %v\n%s", err, res)
 	}
