@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"pedos.dev/backup/internal/compress"
+	"pedos.dev/backup/internal/memlimit"
 	"pedos.dev/backup/internal/scryptenc"
 	"pedos.dev/backup/internal/sparsetar"
 )
@@ -32,6 +33,10 @@ type ReaderOptions struct {
 	// MaxChunkSize bounds one chunk's plaintext, which is held in memory
 	// whole; 0 means DefaultMaxChunkSize.
 	MaxChunkSize int
+	// MaxMemory is the memory budget in bytes for chunk buffers and key
+	// derivations together (see memory.go); 0 means half of what the
+	// machine and the process's cgroup have available.
+	MaxMemory int64
 }
 
 // DefaultMaxChunkSize admits chunks of up to 256 MiB: the reference
@@ -49,7 +54,9 @@ const (
 
 // Reader reads a format 4 archive from a stream, once, front to back.
 // Chunks are read ahead and decrypted on up to Workers goroutines while the
-// caller consumes earlier files; memory is bounded by (Workers+3) chunks.
+// caller consumes earlier files; chunk buffers and key derivations stay
+// within the memory budget (MaxMemory), split between them once the
+// header's scrypt parameters are known.
 type Reader struct {
 	opts     ReaderOptions
 	header   Header
@@ -70,6 +77,10 @@ type Reader struct {
 
 	kdfMemory    *semaphore.Weighted // MiB of key-derivation memory in use
 	kdfBudgetMiB int64
+	bufMemory    *semaphore.Weighted // bytes of chunk buffers allocated
+	bufBudget    int64
+	// peakKDFMiB is the most derivation memory held at once (for tests).
+	kdfInUse, peakKDFMiB int64
 
 	// cut is the writer's chunk size as the archive shows it (the
 	// plaintext of a chunk that another of its file follows); 0 until then.
@@ -119,11 +130,13 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 	if opts.Select == nil {
 		opts.Select = func(string) bool { return true }
 	}
+	if opts.MaxMemory <= 0 {
+		opts.MaxMemory = defaultBudget()
+	}
 	r := &Reader{
 		opts:  opts,
 		outer: NewOuterReader(in),
 		jobs:  make(chan *chunkJob, opts.Workers+1),
-		bufs:  make(chan struct{}, opts.Workers+3),
 		free:  make(chan []byte, opts.Workers+3),
 		// Workers derivations at once: with AVX2 they pair up (see
 		// scryptenc.Lanes) and leave cores to decompression; more would
@@ -133,17 +146,37 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.abort = r.ctx.Done()
-	budget := opts.Limits.MaxMemory
-	if opts.Limits.Force {
-		budget = max(budget, scryptenc.DefaultLimits.MaxMemory)
-	}
-	r.kdfBudgetMiB = max(int64(budget>>20), 1)
-	r.kdfMemory = semaphore.NewWeighted(r.kdfBudgetMiB)
 	if err := r.start(); err != nil {
 		r.Close()
 		return nil, err
 	}
 	return r, nil
+}
+
+// planMemory splits the budget between chunk buffers and derivations at
+// the cost the header's .hmac shows (the writer's chunks have the same),
+// before any derivation runs: a budget that does not hold one of each is
+// refused at once.
+func (r *Reader) planMemory(mac []byte) error {
+	var p scryptenc.Params
+	if h, err := scryptenc.ParseHeader(mac); err == nil {
+		if err := r.opts.Limits.Check(h.Params); err != nil {
+			return fmt.Errorf("%s: %w (use the force option to allow it)", HeaderHMACName, err)
+		}
+		p = h.Params
+	}
+	chunk := int64(ChunkSize + scryptenc.Overhead)
+	kdf := kdfMemory(p)
+	plan, err := planMemory("reading this backup", r.opts.MaxMemory, chunk, kdf, r.opts.Workers+3, r.opts.Workers, p)
+	if err != nil {
+		return err
+	}
+	r.bufs = make(chan struct{}, plan.buffers)
+	r.bufBudget = int64(plan.buffers) * chunk
+	r.bufMemory = semaphore.NewWeighted(r.bufBudget)
+	r.kdfBudgetMiB = max(int64(plan.kdfs)*((kdf+1<<20-1)>>20), 1)
+	r.kdfMemory = semaphore.NewWeighted(r.kdfBudgetMiB)
+	return nil
 }
 
 // start authenticates the header and reads qubes.xml. The producer begins
@@ -153,6 +186,9 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 func (r *Reader) start() error {
 	header, mac, err := r.readHeaderMembers()
 	if err != nil {
+		return err
+	}
+	if err := r.planMemory(mac); err != nil {
 		return err
 	}
 	claimed, err := ParseHeader(header)
@@ -375,12 +411,30 @@ func (r *Reader) deriveKey(head, keyString []byte, slotHeld bool) (*scryptenc.Ke
 	if err := r.opts.Limits.Check(h.Params); err != nil {
 		return nil, err
 	}
-	weight := min(int64(h.Params.Memory()>>20)+1, r.kdfBudgetMiB)
+	// A chunk of another cost than the header's may not fit the share
+	// planned for derivations.
+	weight := (kdfMemory(h.Params) + 1<<20 - 1) >> 20
+	if weight > r.kdfBudgetMiB {
+		return nil, &memlimit.BudgetError{What: "deriving a key at " + h.Params.String(), Need: weight << 20,
+			Budget: r.kdfBudgetMiB << 20, Detail: "the share of the budget left for key derivations"}
+	}
 	if err := r.kdfMemory.Acquire(r.ctx, weight); err != nil {
 		return nil, errAborted
 	}
-	defer r.kdfMemory.Release(weight)
+	r.noteKDF(weight)
+	defer func() {
+		r.noteKDF(-weight)
+		r.kdfMemory.Release(weight)
+	}()
 	return h.DeriveKey(keyString)
+}
+
+// noteKDF keeps the peak of derivation memory held, for tests.
+func (r *Reader) noteKDF(delta int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.kdfInUse += delta
+	r.peakKDFMiB = max(r.peakKDFMiB, r.kdfInUse)
 }
 
 // record notes a chunk as seen, with its trailer, for the completeness check.
@@ -635,7 +689,11 @@ func (r *Reader) readChunk(file string, index int, size int64) error {
 		return errAborted
 	}
 	name := ChunkName(file, index)
-	enc := r.buffer(size)
+	enc, err := r.buffer(name+".enc", size)
+	if err != nil {
+		<-r.bufs
+		return err
+	}
 	// The key derivation needs only the 96-byte scrypt header, so it runs
 	// while the rest of the chunk is still arriving: on a disk or network
 	// source, reading 100 MiB takes as long as the derivation.
@@ -697,15 +755,39 @@ func (r *Reader) nextJob() (*chunkJob, error) {
 
 // buffer returns a chunk buffer of size bytes, reusing a released one:
 // fresh 100 MiB allocations would cost page faults and GC work per chunk.
-func (r *Reader) buffer(size int64) []byte {
+// Buffers count against the budget's share for them while they exist,
+// free or in use; when a new one does not fit, the free ones go first.
+func (r *Reader) buffer(name string, size int64) ([]byte, error) {
 	select {
 	case b := <-r.free:
 		if int64(cap(b)) >= size {
-			return b[:size]
+			return b[:size], nil
 		}
+		r.bufMemory.Release(int64(cap(b)))
 	default:
 	}
-	return chunkBuffer(int(size), int(max(size, int64(r.cut)+scryptenc.Overhead)))
+	if size > r.bufBudget {
+		return nil, &memlimit.BudgetError{What: "reading " + name, Need: size, Budget: r.bufBudget,
+			Detail: "the share of the budget left for chunk buffers"}
+	}
+	capacity := max(size, int64(r.cut)+scryptenc.Overhead)
+	if capacity > r.bufBudget {
+		capacity = size
+	}
+	if !r.bufMemory.TryAcquire(capacity) {
+		for dropped := true; dropped; {
+			select {
+			case b := <-r.free:
+				r.bufMemory.Release(int64(cap(b)))
+			default:
+				dropped = false
+			}
+		}
+		if err := r.bufMemory.Acquire(r.ctx, capacity); err != nil {
+			return nil, errAborted
+		}
+	}
+	return chunkBuffer(int(size), int(capacity)), nil
 }
 
 // release returns a consumed chunk's buffer and its slot.
@@ -716,6 +798,7 @@ func (r *Reader) release(j *chunkJob) {
 		select {
 		case r.free <- j.buf:
 		default:
+			r.bufMemory.Release(int64(cap(j.buf)))
 		}
 		j.buf = nil
 		<-r.bufs

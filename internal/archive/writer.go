@@ -31,15 +31,19 @@ type WriterOptions struct {
 	// Only tests change it.
 	ChunkSize int
 	Time      time.Time // member mtimes; zero means now
+	// MaxMemory is the memory budget in bytes for chunk buffers and key
+	// derivations together (see memory.go); 0 means half of what the
+	// machine and the process's cgroup have available.
+	MaxMemory int64
 }
 
 // Writer writes a format 4 archive as a stream. Files are added in archive
 // order (qubes.xml first); Close appends the manifest. NewWriter reports
 // bad options before anything reaches the destination. Compression runs in
 // the caller's goroutine (parallel inside the codec), chunk keys are
-// derived ahead of the data on up to Workers goroutines, and a single
-// emitter encrypts and writes chunks in order, so memory stays bounded by
-// (Workers+2) chunk buffers.
+// derived ahead of the data on up to Workers × Lanes goroutines, and a
+// single emitter encrypts and writes chunks in order. Chunk buffers (up to
+// Workers+2) and derivations share the memory budget (MaxMemory).
 type Writer struct {
 	out      io.Writer
 	opts     WriterOptions
@@ -112,6 +116,14 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 	if opts.BackupID == "" {
 		opts.BackupID = NewBackupID(opts.Time)
 	}
+	if opts.MaxMemory <= 0 {
+		opts.MaxMemory = defaultBudget()
+	}
+	plan, err := planMemory("writing this backup", opts.MaxMemory, int64(opts.ChunkSize), kdfMemory(opts.Params),
+		opts.Workers+2, opts.Workers*scryptenc.Lanes, opts.Params)
+	if err != nil {
+		return nil, err
+	}
 	if !ValidHeaderValue(opts.BackupID) || opts.BackupID[0] == '-' || len(opts.BackupID) > maxBackupID {
 		return nil, fmt.Errorf("invalid backup id %q: up to %d of [A-Za-z0-9-], not starting with '-'", opts.BackupID, maxBackupID)
 	}
@@ -124,10 +136,10 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 			// The reference writer names a filter even when it does not compress.
 			CompressionFilter: "gzip",
 		},
-		kdfSlots: make(chan struct{}, opts.Workers*scryptenc.Lanes),
+		kdfSlots: make(chan struct{}, plan.kdfs),
 		queue:    make(chan *pending, opts.Workers),
-		buffers:  make(chan []byte, opts.Workers+2),
-		spare:    opts.Workers + 2,
+		buffers:  make(chan []byte, plan.buffers),
+		spare:    plan.buffers,
 		done:     make(chan struct{}),
 		abort:    make(chan struct{}),
 		files:    map[string]bool{},
