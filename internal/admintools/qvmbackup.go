@@ -92,6 +92,7 @@ type backupFlags struct {
 	selectedMetadata     bool
 	progress             string
 	verify               bool
+	maxMemory            string
 }
 
 // QvmBackup is qvm-backup: back up VMs into an encrypted archive, after
@@ -118,11 +119,12 @@ func QvmBackup(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f.BoolVar(&o.verify, "verify", false, "read the written backup file back in full (decrypt, decompress, check every file and the manifest) and report per VM")
 	f.StringVar(&o.progress, "progress", "auto", "show progress on standard error as `MODE`: auto (a bar on a terminal, else lines), bar, lines, json or none")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only warnings and errors (and, without --yes, the summary and question); no progress unless --progress")
+	addMaxMemoryFlag(f, &o.maxMemory)
 
 	return executeWithStatus(e, c, args, func(cmd *cobra.Command, pos []string) (int, error) {
 		r := &backupRun{env: e, o: &o, flags: cmd.Flags(), args: pos}
 		err := r.run()
-		return r.exit, err
+		return r.exit, memoryHint(err)
 	})
 }
 
@@ -152,6 +154,10 @@ func (r *backupRun) run() error {
 	}
 	opts, prof, err := r.options(h)
 	if err != nil {
+		return err
+	}
+	// Memory is this machine's, not the job's: a profile does not keep it.
+	if opts.MaxMemory, err = memoryBudget(r.o.maxMemory); err != nil {
 		return err
 	}
 	var save *profile.Profile

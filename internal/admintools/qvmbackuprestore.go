@@ -69,6 +69,7 @@ type restoreFlags struct {
 	forceKDF, yes, quiet                                                      bool
 	exclude                                                                   []string
 	extractTo, filter, destVM, passFile, progress                             string
+	maxMemory, maxChunk                                                       string
 }
 
 // QvmBackupRestore is qvm-backup-restore.
@@ -97,21 +98,25 @@ func QvmBackupRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask whether to proceed")
 	f.StringVar(&o.progress, "progress", "auto", "show progress on standard error as `MODE`: auto, bar, lines, json or none")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only warnings, errors and the summary; no progress unless --progress")
+	addMaxMemoryFlag(f, &o.maxMemory)
+	f.StringVar(&o.maxChunk, "max-chunk-size", "", "accept chunks of up to `SIZE` (each is held in memory whole; default 256MiB)")
 
 	return executeWithStatus(e, c, args, func(cmd *cobra.Command, pos []string) (int, error) {
 		r := &restoreRun{env: e, o: &o, flags: cmd.Flags(), args: pos}
 		err := r.run()
-		return r.exit, err
+		return r.exit, memoryHint(err)
 	})
 }
 
 type restoreRun struct {
 	*env
-	o     *restoreFlags
-	flags *pflag.FlagSet
-	args  []string
-	exit  int
-	tty   *os.File // questions, when stdin carries the archive
+	o         *restoreFlags
+	maxMemory int64 // --max-memory or PEDOS_MAX_MEMORY; 0: the default
+	maxChunk  int   // --max-chunk-size; 0: the default
+	flags     *pflag.FlagSet
+	args      []string
+	exit      int
+	tty       *os.File // questions, when stdin carries the archive
 }
 
 func (r *restoreRun) checkFlags() error {
@@ -125,6 +130,17 @@ func (r *restoreRun) checkFlags() error {
 		return cli.Usagef("-Z/--compression-filter needs a program name")
 	case r.args[0] == "-" && o.passFile == "-":
 		return cli.Usagef("the archive and the passphrase cannot both come from standard input")
+	}
+	var err error
+	if r.maxMemory, err = memoryBudget(o.maxMemory); err != nil {
+		return err
+	}
+	if o.maxChunk != "" {
+		n, err := cli.ParseSize(o.maxChunk)
+		if err != nil || n < 1<<20 || n > 1<<40 {
+			return cli.Usagef("--max-chunk-size: want a size from 1MiB to 1TiB, not %q", o.maxChunk)
+		}
+		r.maxChunk = int(n)
 	}
 	for _, n := range []string{"skip-conflicting", "rename-conflicting", "ignore-username-mismatch", "restore-dom0-default-dispvm", "restore-global-defaults"} {
 		if (o.verifyOnly || o.extractTo != "") && r.flags.Changed(n) {
@@ -188,7 +204,8 @@ func (r *restoreRun) run() error {
 		}
 		limits := scryptenc.DefaultLimits
 		limits.Force = r.o.forceKDF
-		if b, err = restore.Open(src, restore.OpenOptions{Passphrase: pass, Limits: limits, ForceFilter: r.o.filter}); err != nil {
+		if b, err = restore.Open(src, restore.OpenOptions{Passphrase: pass, Limits: limits, ForceFilter: r.o.filter,
+			MaxMemory: r.maxMemory, MaxChunkSize: r.maxChunk}); err != nil {
 			src.Close()
 			return openError(err)
 		}

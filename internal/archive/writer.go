@@ -119,8 +119,7 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 	if opts.MaxMemory <= 0 {
 		opts.MaxMemory = defaultBudget()
 	}
-	plan, err := planMemory("writing this backup", opts.MaxMemory, int64(opts.ChunkSize), kdfMemory(opts.Params),
-		opts.Workers+2, opts.Workers*scryptenc.Lanes, opts.Params)
+	plan, err := writerPlan(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +162,32 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 
 // Header returns the archive's header.
 func (w *Writer) Header() Header { return w.header }
+
+// CheckWriterMemory reports a *memlimit.BudgetError when a writer with
+// opts (Params, Workers, ChunkSize, MaxMemory; zero values as NewWriter
+// takes them) could not run within its memory budget, so that a backup can
+// say so before it starts.
+func CheckWriterMemory(opts WriterOptions) error {
+	if opts.Params == (scryptenc.Params{}) {
+		opts.Params = scryptenc.DefaultParams
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.ChunkSize <= 0 {
+		opts.ChunkSize = ChunkSize
+	}
+	if opts.MaxMemory <= 0 {
+		opts.MaxMemory = defaultBudget()
+	}
+	_, err := writerPlan(opts)
+	return err
+}
+
+func writerPlan(opts WriterOptions) (memoryPlan, error) {
+	return planMemory("writing this backup", opts.MaxMemory, int64(opts.ChunkSize), kdfMemory(opts.Params),
+		opts.Workers+2, opts.Workers*scryptenc.Lanes, opts.Params)
+}
 
 // AddFile stores one file: fill writes its inner tar stream (see package
 // sparsetar), which is compressed, cut into chunks and encrypted.

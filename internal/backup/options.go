@@ -34,6 +34,10 @@ type Options struct {
 	// property. The reference writer always stores the whole database, so
 	// a backup of one VM tells the names and settings of all (E.19).
 	SelectedMetadataOnly bool
+	// MaxMemory is the memory budget in bytes for the archive writer's
+	// chunk buffers and key derivations; 0 means half of what the machine
+	// (and the process's cgroup) has available.
+	MaxMemory int64
 	// Transport reaches a destination VM; nil means qrexec.NewLocal on the
 	// host, which needs the program to call qrexec.MaybeServe first thing.
 	Transport qrexec.Transport

@@ -242,6 +242,8 @@ func (p *Plan) checkOptions() {
 	}
 	if err := p.Scrypt.ValidateForWriting(); err != nil {
 		p.problem(BadScryptParameters, strconv.Itoa(int(p.Scrypt.LogN)), "", "%v", err)
+	} else if err := archive.CheckWriterMemory(archive.WriterOptions{Params: p.Scrypt, ChunkSize: int(p.chunkSize()), MaxMemory: p.opts.MaxMemory}); err != nil {
+		p.problem(NotEnoughMemory, "", "raise the budget with --max-memory or PEDOS_MAX_MEMORY, or lower the scrypt cost", "%v", err)
 	}
 	if len(p.opts.Passphrase) > 0 {
 		if err := archive.CheckPassphrase(p.opts.Passphrase); err != nil {

@@ -27,6 +27,7 @@ const (
 	BadCompression      ProblemCode = "bad-compression"       // an impossible compression filter name
 	BadPassphrase       ProblemCode = "bad-passphrase"        // a passphrase the scrypt tool could not read back
 	BadScryptParameters ProblemCode = "bad-scrypt-parameters" // ScryptLogN out of range
+	NotEnoughMemory     ProblemCode = "not-enough-memory"     // the memory budget holds not even one key derivation and chunk
 )
 
 // Problem is one reason the backup cannot run. Every problem is found by

@@ -98,6 +98,7 @@ func Run(ctx context.Context, p *Plan, out io.Writer, r progress.Reporter) (*Res
 		Params:      p.Scrypt,
 		Time:        now,
 		ChunkSize:   int(p.chunkSize()),
+		MaxMemory:   p.opts.MaxMemory,
 	})
 	if err != nil {
 		dst.abort(err)

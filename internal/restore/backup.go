@@ -55,6 +55,10 @@ type OpenOptions struct {
 	// MaxChunkSize bounds one chunk of a format 4 archive (held in memory
 	// whole); 0 means archive.DefaultMaxChunkSize.
 	MaxChunkSize int
+	// MaxMemory is the memory budget in bytes of a format 4 archive's
+	// chunk buffers and key derivations; 0 means half of what the machine
+	// (and the process's cgroup) has available.
+	MaxMemory int64
 }
 
 // Ref is a property that names a VM. Set false: the property is not
@@ -156,6 +160,7 @@ func Open(r io.Reader, opts OpenOptions) (*Backup, error) {
 			ForceFilter:  opts.ForceFilter,
 			Workers:      opts.Workers,
 			MaxChunkSize: opts.MaxChunkSize,
+			MaxMemory:    opts.MaxMemory,
 			Select:       b.selectFile,
 		})
 		if err != nil {
