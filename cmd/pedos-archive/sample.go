@@ -2,21 +2,35 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
 )
 
-// sample writes a sparse disk image like a VM's: data in eight regions
-// spread over the image, alternately incompressible and text-like, the rest
-// holes. The bench and demo scripts use it as their data set.
+// sample writes a sparse disk image like a VM's: data in regions spread
+// over the image, the rest holes. The bench and demo scripts use it as
+// their data set. Kind "halves": eight regions, alternately incompressible
+// and text-like. Kind "mixed", more like a used file system: 64 regions in
+// turn incompressible, text, allocated zero blocks (written zeros, which
+// SEEK_DATA reports as data) and text again.
 func sample(args []string) error {
 	fs := flag.NewFlagSet("sample", flag.ExitOnError)
 	out := fs.String("o", "", "image to write")
 	size := fs.String("size", "2G", "nominal image size")
 	data := fs.String("data", "512M", "bytes of data in it")
+	kind := fs.String("kind", "halves", "halves or mixed")
+	seedByte := fs.Int("seed", 1, "seed of the random content (images with other seeds differ)")
 	fs.Parse(args)
+	regions := int64(8)
+	switch *kind {
+	case "halves":
+	case "mixed":
+		regions = 64
+	default:
+		return fmt.Errorf("sample: unknown kind %q (halves or mixed)", *kind)
+	}
 	total, err := parseSize(*size)
 	if err != nil {
 		return err
@@ -33,18 +47,20 @@ func sample(args []string) error {
 	if err := f.Truncate(total); err != nil {
 		return err
 	}
-	const regions = 8
 	region := used / regions &^ 4095
-	seed := rand.NewChaCha8([32]byte{1})
+	seed := rand.NewChaCha8([32]byte{byte(*seedByte)})
 	rng := rand.New(seed)
 	buf := make([]byte, 1<<20)
 	for i := int64(0); i < regions; i++ {
 		off := i * (total / regions)
 		for done := int64(0); done < region; done += int64(len(buf)) {
 			chunk := buf[:min(int64(len(buf)), region-done)]
-			if i%2 == 0 {
+			switch {
+			case i%2 == 0 && (*kind == "halves" || i%4 == 0):
 				seed.Read(chunk)
-			} else {
+			case i%4 == 2:
+				clear(chunk)
+			default:
 				fillText(chunk, rng)
 			}
 			if _, err := f.WriteAt(chunk, off+done); err != nil {
