@@ -249,7 +249,12 @@ func extractTree(r io.Reader, x *treeExtractor, dir string) error {
 		return err
 	}
 	defer root.Close()
-	x.root = root
+	x.dst = rootDst{root}
+	return x.run(r)
+}
+
+// run extracts every member of the stream into x.dst.
+func (x *treeExtractor) run(r io.Reader) error {
 	s := newMembers(r)
 	for {
 		hdr, err := s.next()
@@ -267,18 +272,17 @@ func extractTree(r io.Reader, x *treeExtractor, dir string) error {
 	// accept its entries, and adding them would change its mtime.
 	for i := len(x.dirs) - 1; i >= 0; i-- {
 		d := x.dirs[i]
-		if err := root.Chmod(d.rel, d.mode); err != nil {
+		if err := x.dst.finishDir(d.rel, d.mode, d.mtime); err != nil {
 			return err
 		}
-		_ = root.Chtimes(d.rel, d.mtime, d.mtime) // best effort
 	}
 	return nil
 }
 
-// ReadTree reads an inner tar stream as ExtractTree would, names checked
-// against prefix, content limited to maxSize and the stream read to its
-// end-of-archive marker, but writes nothing: verification. It returns the
-// bytes of file content.
+// ReadTree reads an inner tar stream as ExtractTree would, making every
+// check it makes (names, types, duplicates, paths through symlinks, hard
+// links, content limited to maxSize, the end-of-archive marker), but
+// writes nothing: verification. It returns the bytes of file content.
 func ReadTree(r io.Reader, prefix string, maxSize int64) (int64, error) {
 	if err := checkName(prefix); err != nil {
 		return 0, err
@@ -287,28 +291,9 @@ func ReadTree(r io.Reader, prefix string, maxSize int64) (int64, error) {
 }
 
 func readTree(r io.Reader, x *treeExtractor, maxSize int64) (int64, error) {
-	s := newMembers(r)
-	var total int64
-	for {
-		hdr, err := s.next()
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-		if _, err := x.rel(memberName(hdr)); err != nil {
-			return total, err
-		}
-		n, err := s.content(io.Discard, hdr, maxSize-total)
-		total += n
-		if errors.Is(err, ErrTooLarge) {
-			return total, fmt.Errorf("%w: %q makes the tree larger than %d bytes", ErrTooLarge, hdr.Name, maxSize)
-		}
-		if err != nil {
-			return total, fmt.Errorf("sparsetar: reading %q: %w", hdr.Name, err)
-		}
-	}
+	x.dst, x.left = modelDst{}, maxSize
+	err := x.run(r)
+	return maxSize - x.left, err
 }
 
 // emptyDir creates dir, or checks that it is an empty directory.
@@ -332,7 +317,7 @@ func emptyDir(dir string) error {
 }
 
 type treeExtractor struct {
-	root   *os.Root
+	dst    treeDst
 	prefix string
 	dot    bool  // prefix ends in "/." (ExtractDotTree)
 	left   int64 // bytes of content still allowed
@@ -378,10 +363,10 @@ func (x *treeExtractor) extract(hdr *tar.Header, s *members) error {
 				return err
 			}
 			// Writable for now; the archive's mode is set at the end.
-			err := x.root.Mkdir(rel, 0o700)
+			err := x.dst.mkdir(rel)
 			if errors.Is(err, fs.ErrExist) {
 				// Fine if it is a directory made for an earlier member.
-				if fi, lerr := x.root.Lstat(rel); lerr == nil && fi.IsDir() {
+				if k, lerr := x.dst.kind(rel); lerr == nil && k == fs.ModeDir {
 					err = nil
 				}
 			}
@@ -401,7 +386,7 @@ func (x *treeExtractor) extract(hdr *tar.Header, s *members) error {
 		}
 		// Stored as is, even absolute or pointing up: nothing is ever
 		// written through a path that has a symlink in it.
-		return dup(x.root.Symlink(hdr.Linkname, rel), hdr.Name)
+		return dup(x.dst.symlink(hdr.Linkname, rel), hdr.Name)
 	case hdr.Typeflag == tar.TypeLink:
 		return x.link(rel, hdr)
 	}
@@ -415,29 +400,17 @@ func (x *treeExtractor) file(rel string, hdr *tar.Header, s *members, mode fs.Fi
 	if err := x.makeParents(rel); err != nil {
 		return err
 	}
-	// O_EXCL: never open an existing file, and above all not a symlink.
-	f, err := x.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	w, finish, err := x.dst.create(rel)
 	if err != nil {
 		return dup(err, hdr.Name)
 	}
-	defer f.Close()
-	sw := NewSparseWriter(f)
-	n, err := s.content(sw, hdr, x.left)
+	n, err := s.content(w, hdr, x.left)
 	if err != nil {
+		finish(^fs.FileMode(0), time.Time{})
 		return err
 	}
 	x.left -= n
-	if err := sw.Close(); err != nil {
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	_ = x.root.Chtimes(rel, hdr.ModTime, hdr.ModTime) // best effort
-	return nil
+	return finish(mode, hdr.ModTime)
 }
 
 // link recreates a hard link to a regular file extracted before.
@@ -449,14 +422,14 @@ func (x *treeExtractor) link(rel string, hdr *tar.Header) error {
 	if err := x.checkPath(target); err != nil {
 		return err
 	}
-	fi, err := x.root.Lstat(target)
-	if err != nil || !fi.Mode().IsRegular() {
+	k, err := x.dst.kind(target)
+	if err != nil || k != 0 {
 		return fmt.Errorf("%w: hard link %q to %q, which is not an extracted regular file", ErrUnexpectedMember, hdr.Name, hdr.Linkname)
 	}
 	if err := x.makeParents(rel); err != nil {
 		return err
 	}
-	return dup(x.root.Link(target, rel), hdr.Name)
+	return dup(x.dst.link(target, rel), hdr.Name)
 }
 
 // checkPath fails if any directory above rel is a symlink, so that no
@@ -469,13 +442,13 @@ func (x *treeExtractor) checkPath(rel string) error {
 			break
 		}
 		dir = path.Join(dir, c)
-		fi, err := x.root.Lstat(dir)
+		k, err := x.dst.kind(dir)
 		switch {
 		case err != nil:
 			return err
-		case fi.Mode()&fs.ModeSymlink != 0:
+		case k == fs.ModeSymlink:
 			return fmt.Errorf("%w: %q passes through symlink %q", ErrUnsafeName, rel, dir)
-		case !fi.IsDir():
+		case k != fs.ModeDir:
 			return fmt.Errorf("%w: %q is below non-directory %q", ErrUnexpectedMember, rel, dir)
 		}
 	}
@@ -488,7 +461,7 @@ func (x *treeExtractor) makeParents(rel string) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		// Members normally follow their directory; tolerate archives
 		// that omit it. MkdirAll in the root cannot leave it.
-		err = x.root.MkdirAll(path.Dir(rel), 0o700)
+		err = x.dst.mkdirAll(path.Dir(rel))
 		if err == nil {
 			err = x.checkPath(rel)
 		}

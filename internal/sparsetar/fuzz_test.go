@@ -63,7 +63,12 @@ func FuzzExtractTree(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		parent := t.TempDir()
 		out := filepath.Join(parent, "out")
-		_ = ExtractTree(bytes.NewReader(data), "p", out, 1<<20)
+		extractErr := ExtractTree(bytes.NewReader(data), "p", out, 1<<20)
+		// Verification promises what extraction does: both accept, or
+		// both refuse.
+		if _, readErr := ReadTree(bytes.NewReader(data), "p", 1<<20); (readErr == nil) != (extractErr == nil) {
+			t.Fatalf("ReadTree: %v; ExtractTree: %v", readErr, extractErr)
+		}
 		// Whatever happened, nothing may appear beside out: seeds aim at
 		// "..", so parent is where an escape would land first.
 		names, err := os.ReadDir(parent)

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -89,6 +91,9 @@ func TestExtractTreeHostile(t *testing.T) {
 		{"hard link to missing file", []entry{hardlink("p/h", "p/none")}, nil, 100, ErrUnexpectedMember},
 		{"hard link to directory", []entry{dir("p/d/"), hardlink("p/h", "p/d")}, nil, 100, ErrUnexpectedMember},
 		{"file at the prefix", []entry{reg("p", "x")}, nil, 100, ErrUnexpectedMember},
+		{"symlink at the prefix", []entry{symlink("p", outside)}, nil, 100, ErrUnexpectedMember},
+		{"name of 300 bytes", []entry{reg("p/"+strings.Repeat("n", 300), "x")}, nil, 100, syscall.ENAMETOOLONG},
+		{"dir of 300 bytes", []entry{dir("p/" + strings.Repeat("d", 300) + "/")}, nil, 100, syscall.ENAMETOOLONG},
 		{"unknown type", []entry{withType(reg("p/d", ""), 'D')}, nil, 100, ErrUnexpectedMember},
 		{"too large in total", []entry{reg("p/a", string(make([]byte, 600))), reg("p/b", string(make([]byte, 600)))}, nil, 1000, ErrTooLarge},
 		{"sparse bomb", nil, append(append(bomb, bombMap...), make([]byte, 512+1024)...), 1 << 30, ErrTooLarge},
@@ -109,6 +114,10 @@ func TestExtractTreeHostile(t *testing.T) {
 			err := ExtractTree(bytes.NewReader(archive), "p", s.out, tc.max)
 			if !errors.Is(err, tc.err) {
 				t.Errorf("err = %v, want %v", err, tc.err)
+			}
+			// Verification runs the same checks, so it refuses alike.
+			if _, err := ReadTree(bytes.NewReader(archive), "p", tc.max); !errors.Is(err, tc.err) {
+				t.Errorf("ReadTree: err = %v, want %v", err, tc.err)
 			}
 			s.check(t)
 			if tc.err == ErrTooLarge {
