@@ -310,6 +310,9 @@ func (b *Backup) parse() error {
 			b.VMs = append(b.VMs, v)
 		}
 	}
+	if err := b.checkVMs(); err != nil {
+		return err
+	}
 	// Paths must tell the VMs' files apart.
 	all := b.all()
 	for i, v := range all {
@@ -317,6 +320,37 @@ func (b *Backup) parse() error {
 			if strings.HasPrefix(v.Path, w.Path) || strings.HasPrefix(w.Path, v.Path) {
 				return fmt.Errorf("%w: backup-path %q of %s and %q of %s overlap", ErrBadMetadata, v.Path, v.Name, w.Path, w.Name)
 			}
+		}
+	}
+	return nil
+}
+
+// checkVMs refuses what no restore could add, so that verify refuses it
+// too: a class a host does not have, a second VM of a name (or one named
+// dom0), templates that lead round in a circle.
+func (b *Backup) checkVMs() error {
+	names := map[string]*VM{}
+	for _, v := range b.VMs {
+		switch v.Class {
+		case host.TemplateVM, host.AppVM, host.StandaloneVM, host.DispVM:
+		default:
+			return fmt.Errorf("%w: VM %s is of unknown class %q", ErrBadMetadata, v.Name, v.Class)
+		}
+		if v.Name == "dom0" {
+			return fmt.Errorf("%w: a VM of class %s is named dom0, the admin VM's name", ErrBadMetadata, v.Class)
+		}
+		if names[v.Name] != nil {
+			return fmt.Errorf("%w: two VMs are named %s (qids %d and %d)", ErrBadMetadata, v.Name, names[v.Name].Qid, v.Qid)
+		}
+		names[v.Name] = v
+	}
+	for _, v := range b.VMs {
+		seen := map[*VM]bool{}
+		for w := v; w != nil && w.Template != ""; w = names[w.Template] {
+			if seen[w] {
+				return fmt.Errorf("%w: the templates of VM %s lead round in a circle", ErrBadMetadata, v.Name)
+			}
+			seen[w] = true
 		}
 	}
 	return nil

@@ -64,9 +64,11 @@ type pass struct {
 	vms     []*PlannedVM
 	reports map[*VM]*VMReport
 	used    map[*VM]int64 // stream bytes read per VM
-	r       progress.Reporter
-	stage   progress.Stage
-	ctx     context.Context // of run; checked as data flows
+	// images per VM: the volumes whose image came (verify, extract)
+	images map[*VM][]string
+	r      progress.Reporter
+	stage  progress.Stage
+	ctx    context.Context // of run; checked as data flows
 	// ended, if set, is called when a VM's files are known to have all
 	// been read: the next VM's file begins, a failure is in a later
 	// VM's file, or the archive ends.
@@ -87,7 +89,8 @@ func newPass(b *Backup, plan *Plan, r progress.Reporter, stage progress.Stage) (
 	if r == nil {
 		r = progress.Discard
 	}
-	ps := &pass{b: b, plan: plan, reports: map[*VM]*VMReport{}, used: map[*VM]int64{}, r: r, stage: stage, start: time.Now()}
+	ps := &pass{b: b, plan: plan, reports: map[*VM]*VMReport{}, used: map[*VM]int64{},
+		images: map[*VM][]string{}, r: r, stage: stage, start: time.Now()}
 	sel := map[*VM]bool{}
 	for _, pv := range plan.VMs {
 		if pv.Restored() {
@@ -298,13 +301,7 @@ func VerifyOnly(ctx context.Context, b *Backup, plan *Plan, r progress.Reporter)
 	if err != nil {
 		return nil, err
 	}
-	err = ps.run(ctx, func(pv *PlannedVM, f io.Reader, name string, limit int64) error {
-		if pv.VM.Class == host.AdminVM {
-			_, err := sparsetar.ReadTree(f, name, limit)
-			return err
-		}
-		return checkStored(f, name, limit)
-	})
+	err = ps.run(ctx, ps.checkFile)
 	if err == nil {
 		ps.finish()
 	}
@@ -352,15 +349,34 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 			return err
 		}
 		base := path.Base(name)
-		switch {
-		case base == "empty":
-			_, err := sparsetar.ExtractFile(f, name, io.Discard, limit)
-			return err
-		case isDotTree(name): // a template stored whole: its files go in dir/<vm>/
+		switch role, vol := roleOf(v, name); {
+		case role == roleTree: // a template stored whole: its files go in dir/<vm>/
 			if err := os.Remove(vmDir); err != nil {
 				return err
 			}
 			return sparsetar.ExtractDotTree(f, name, vmDir, limit)
+		case role == roleImage:
+			seen := ps.images[v]
+			if err := noteImage(&seen, vol); err != nil {
+				return err
+			}
+			ps.images[v] = seen
+			return writeFile(filepath.Join(vmDir, base), true, func(w io.Writer) error {
+				_, err := sparsetar.ExtractFile(f, name, w, limit)
+				return err
+			})
+		case role == roleSmall:
+			content, _, err := readSmall(f, name, limit, b.Header.Version)
+			if err != nil {
+				return err
+			}
+			return writeFile(filepath.Join(vmDir, base), false, func(w io.Writer) error {
+				_, err := w.Write(content)
+				return err
+			})
+		case base == "empty":
+			_, err := sparsetar.ExtractFile(f, name, io.Discard, limit)
+			return err
 		}
 		br := bufio.NewReaderSize(f, 64<<10)
 		if peekIsDir(br) { // a directory of format 1

@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +12,6 @@ import (
 
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/host"
-	"pedos.dev/backup/internal/legacy"
 	"pedos.dev/backup/internal/sparsetar"
 )
 
@@ -35,13 +33,13 @@ func (hr *hostRun) file(pv *PlannedVM, f io.Reader, name string, limit int64) er
 		hr.staged[pv] = stage
 	}
 	base := path.Base(name)
-	vol, isImage := strings.CutSuffix(base, ".img")
-	switch {
-	case isDotTree(name):
+	switch role, vol := roleOf(v, name); role {
+	case roleTree:
 		return hr.stageTree(pv, stage, f, name, limit)
-	case isImage && slices.Contains(host.SavedVolumes(v.Class, v.Volumes), vol):
-		if slices.Contains(hr.images[pv], vol) {
-			return fmt.Errorf("%w: a second image of volume %s", archive.ErrUnexpectedMember, vol)
+	case roleImage:
+		images := hr.images[pv]
+		if err := noteImage(&images, vol); err != nil {
+			return err
 		}
 		sw, out, err := stage.CreateImage(vol)
 		if err != nil {
@@ -55,38 +53,31 @@ func (hr *hostRun) file(pv *PlannedVM, f io.Reader, name string, limit int64) er
 		if err != nil {
 			return err
 		}
-		hr.images[pv] = append(hr.images[pv], vol)
+		hr.images[pv] = images
 		return nil
-	case base == host.FirewallFile, base == host.NotesFile, base == "whitelisted-appmenus.list":
-		var buf bytes.Buffer
-		if _, err := sparsetar.ExtractFile(f, name, &buf, min(limit, 1<<20)); err != nil {
+	case roleSmall:
+		_, kept, err := readSmall(f, name, limit, hr.plan.backup.Header.Version)
+		if err != nil {
 			return err
 		}
 		switch base {
 		case host.FirewallFile:
-			fw := buf.Bytes()
-			if hr.plan.backup.Header.Version < 4 { // Qubes R1 to R3.2's format
-				var err error
-				if fw, err = legacy.ConvertFirewall(fw); err != nil {
-					return fmt.Errorf("its firewall cannot be restored: %w", err)
-				}
-			}
-			if err := stage.SetFirewall(fw); err != nil {
+			if err := stage.SetFirewall(kept); err != nil {
 				return fmt.Errorf("its firewall cannot be restored: %w", err)
 			}
 		case host.NotesFile:
-			if err := stage.SetNotes(buf.String()); err != nil {
+			if err := stage.SetNotes(string(kept)); err != nil {
 				hr.warn(pv, fmt.Sprintf("%s: notes not restored: %v", pv.Target, err))
 			}
 		default:
-			hr.extra[pv] = append(hr.extra[pv], host.Feature{Name: "menu-items", Value: strings.Join(strings.Fields(buf.String()), " ")})
+			hr.extra[pv] = append(hr.extra[pv], host.Feature{Name: "menu-items", Value: strings.Join(strings.Fields(string(kept)), " ")})
 		}
 		return nil
 	default:
 		// The empty marker, an AppVM's root image, files of other systems
 		// (icons, application lists of old formats): read, and so checked,
 		// but not kept.
-		if base != "empty" && !isImage {
+		if base != "empty" && !strings.HasSuffix(base, ".img") {
 			hr.warn(pv, fmt.Sprintf("%s: %s is not restored (nothing here keeps it)", pv.Target, base))
 		}
 		return checkStored(f, name, limit)
