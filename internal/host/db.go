@@ -61,7 +61,9 @@ var (
 	domainOrder = []string{"properties", "features", "tags", "devices", "volume-config"}
 )
 
-// ParseDB reads a qubes.xml or pedos.xml. It checks the structure, not
+// ParseDB reads a qubes.xml or pedos.xml. It checks the structure and
+// that no entry is ambiguous (two VMs of one name, qid or uuid, two
+// AdminVMs, a label or pool declared twice, ...: see checkIdentity), not
 // the consistency (see Validate): a backup's qubes.xml may name VMs that
 // do not exist here.
 func ParseDB(data []byte) (*DB, error) {
@@ -72,7 +74,11 @@ func ParseDB(data []byte) (*DB, error) {
 	if root.Name.Space != "" || root.Name.Local != "qubes" {
 		return nil, errorf(ErrInvalid, "VM database root element is <%s>, want <qubes>", qname(root.Name))
 	}
-	return &DB{root: root}, nil
+	db := &DB{root: root}
+	if err := db.checkIdentity(); err != nil {
+		return nil, err
+	}
+	return db, nil
 }
 
 // newDB returns the database of a fresh host whose pool lives in dir.
@@ -275,15 +281,13 @@ func (db *DB) UsedBy(name string) []string {
 	return out
 }
 
-// Validate checks the whole database: unique valid names and qids, known
-// classes, resolvable labels, references to VMs that exist and have the
-// right class and flags, no network loops, well-formed values of the
-// properties this package knows. Host.Update refuses to save a database
-// that fails it.
+// Validate checks the whole database: no ambiguous entry (checkIdentity),
+// one AdminVM, valid names and qids, known classes, resolvable labels,
+// references to VMs that exist and have the right class and flags, no
+// network loops, well-formed values of the properties this package knows.
+// Host.Update refuses to save a database that fails it.
 func (db *DB) Validate() error {
-	var errs []error
-	names := map[string]bool{}
-	qids := map[int]string{}
+	errs := []error{db.checkIdentity()}
 	admins := 0
 	for _, d := range db.Domains() {
 		name, class := d.Name(), d.Class()
@@ -303,18 +307,10 @@ func (db *DB) Validate() error {
 		default:
 			errs = append(errs, errorf(ErrInvalid, "VM %s: unknown class %q", name, class))
 		}
-		if names[name] {
-			errs = append(errs, errorf(ErrExists, "two VMs called %s", name))
-		}
-		names[name] = true
-		if other, ok := qids[d.Qid()]; ok {
-			errs = append(errs, errorf(ErrExists, "VMs %s and %s share qid %d", other, name, d.Qid()))
-		}
-		qids[d.Qid()] = name
 		errs = append(errs, d.checkAll())
 	}
-	if admins != 1 {
-		errs = append(errs, errorf(ErrInvalid, "%d AdminVM entries, want 1", admins))
+	if admins == 0 {
+		errs = append(errs, errorf(ErrInvalid, "no AdminVM entry (dom0)"))
 	}
 	for _, name := range slices.Sorted(maps.Keys(globalProps)) {
 		errs = append(errs, db.checkGlobal(name))

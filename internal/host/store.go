@@ -102,6 +102,8 @@ func (h *Host) path(elem ...string) string {
 
 // Load reads a snapshot of pedos.xml. It needs no lock: saves replace the
 // file by rename, so a reader sees the old or the new file, never a mix.
+// A database with ambiguous entries (see ParseDB), without dom0, or
+// whose VMs share an image file is refused, so no tool acts on it.
 func (h *Host) Load() (*DB, error) {
 	db, _, err := h.load()
 	return db, err
@@ -116,6 +118,9 @@ func (h *Host) load() (*DB, []byte, error) {
 		return nil, nil, err
 	}
 	db, err := ParseDB(data)
+	if err == nil {
+		err = db.checkHost()
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", h.path(DBFile), err)
 	}
