@@ -20,9 +20,6 @@ const (
 	DispVM       = "DispVM"
 )
 
-// PoolName is the file pool that holds every PedOS volume.
-const PoolName = "varlibpedos"
-
 // maxQid bounds qids as Qubes does (qubes.config.max_qid).
 const maxQid = 10000
 
@@ -38,12 +35,6 @@ var StandardLabels = []Label{
 	{1, "red", "0xcc0000"}, {2, "orange", "0xf57900"}, {3, "yellow", "0xedd400"},
 	{4, "green", "0x73d216"}, {5, "gray", "0x555753"}, {6, "blue", "0x3465a4"},
 	{7, "purple", "0x75507b"}, {8, "black", "0x000000"},
-}
-
-// Pool is a storage pool from <pools>.
-type Pool struct {
-	Name, Driver string
-	DirPath      string // dir_path, for file pools
 }
 
 // Property is a stored property: name and text as written in the file.
@@ -91,7 +82,7 @@ func newDB(dir string) *DB {
 		labels.Kids = append(labels.Kids, n)
 	}
 	db.root.ensure("pools", topOrder).Kids = append(db.root.child("pools").Kids,
-		elem("pool", "name", PoolName, "driver", "file", "dir_path", dir, "revisions_to_keep", "1"))
+		elem("pool", "name", PoolName, "dir_path", dir, "driver", "file", "revisions_to_keep", "1"))
 	db.root.ensure("properties", topOrder)
 	dom0 := elem("domain", "id", "domain-0", "class", AdminVM)
 	d := &Domain{db: db, n: dom0}
@@ -129,17 +120,6 @@ func (db *DB) Label(nameOrID string) (Label, error) {
 		}
 	}
 	return Label{}, errorf(ErrInvalid, "no label %q", nameOrID)
-}
-
-// Pools returns the storage pools in file order.
-func (db *DB) Pools() []Pool {
-	var out []Pool
-	if ps := db.root.child("pools"); ps != nil {
-		for _, n := range ps.children("pool") {
-			out = append(out, Pool{Name: n.attr("name"), Driver: n.attr("driver"), DirPath: n.attr("dir_path")})
-		}
-	}
-	return out
 }
 
 func (db *DB) domainNodes() []*node {

@@ -138,12 +138,13 @@ func uniqueKeys(nodes []*node, key, what string) error {
 	return errors.Join(errs...)
 }
 
-// checkHost adds what a host's own database needs besides checkIdentity:
-// its dom0.
-func (db *DB) checkHost() error {
+// checkHost adds what a host's database, with its files under root,
+// needs besides checkIdentity: its dom0, and an image file of each VM's
+// own (checkImages).
+func (db *DB) checkHost(root string) error {
 	for _, n := range db.domainNodes() {
 		if n.attr("class") == AdminVM {
-			return nil
+			return db.checkImages(root)
 		}
 	}
 	return errorf(ErrInvalid, "no AdminVM entry (dom0)")

@@ -119,7 +119,7 @@ func (h *Host) load() (*DB, []byte, error) {
 	}
 	db, err := ParseDB(data)
 	if err == nil {
-		err = db.checkHost()
+		err = db.checkHost(h.root)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", h.path(DBFile), err)
@@ -160,6 +160,13 @@ func (h *Host) save(db *DB, old []byte) error {
 		os.Remove(f)
 	}
 	return writeFileAtomic(h.path(DBFile), data, 0o660)
+}
+
+// exists reports whether there is anything at path (a dangling symlink
+// too).
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 func tmpName(name string) string { return "." + name + ".tmp-" }
