@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"pedos.dev/backup/internal/testutil"
 )
 
 // hostWithPool is a host with a template tpl in the root pool and a second
@@ -402,5 +404,38 @@ func TestStagedVMInSecondPool(t *testing.T) {
 	}
 	if _, err := h.StageVM(AppVM, "nope"); !errors.Is(err, ErrNoSuchPool) {
 		t.Errorf("unknown pool: %v", err)
+	}
+}
+
+// The database as the reference system writes it is written back byte
+// for byte, and a host on it works: its pools are read, a change keeps
+// the rest as it was.
+func TestReferenceDatabaseRoundTrip(t *testing.T) {
+	work := t.TempDir()
+	data := testutil.ReferencePedosXML(t, work)
+	db, err := ParseDB(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := db.Marshal(); !bytes.Equal(out, data) {
+		t.Fatalf("written back differently:\n%s", out)
+	}
+	root := filepath.Join(work, "qubes")
+	os.MkdirAll(root, 0o755)
+	os.WriteFile(filepath.Join(root, DBFile), data, 0o660)
+	h, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db = mustLoad(t, h)
+	if p, err := db.FilePool(""); err != nil || p.Name != "varlibqubes" || p.DirPath != root {
+		t.Errorf("default pool %+v %v", p, err)
+	}
+	if err := h.Update(func(db *DB) error { return mustDomain(t, db, "work").SetProp("memory", "900") }); err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Replace(data, []byte(`<property name="memory">800</property>`), []byte(`<property name="memory">900</property>`), 1)
+	if got := readFile(t, h.path(DBFile)); !bytes.Equal(got, want) {
+		t.Errorf("an update changed more than the property:\n%s", got)
 	}
 }
