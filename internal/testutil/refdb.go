@@ -12,9 +12,10 @@ import (
 // order), with $WORK replaced by work. Its file pool varlibqubes is
 // work/qubes (the database's own directory, as /var/lib/qubes is on
 // Qubes), disk2 is work/disk2 and holds the StandaloneVM vault; the
-// TemplateVM fedora-41 and its AppVM work are in varlibqubes; every VM
-// has a kernel volume in the linux-kernel pool. Volumes of 4 MiB (root)
-// and 2 MiB (private).
+// TemplateVM fedora-41 and its AppVM work are in varlibqubes; the
+// StandaloneVM sys-usb is in the LVM pool vm-pool, which PedOS cannot
+// read; every VM has a kernel volume in the linux-kernel pool. Volumes of
+// 4 MiB (root) and 2 MiB (private).
 func ReferencePedosXML(t testing.TB, work string) []byte {
 	t.Helper()
 	_, self, _, _ := runtime.Caller(0)
