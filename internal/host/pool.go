@@ -250,8 +250,14 @@ func (db *DB) AddPool(name, driver string, opts map[string]string) (Pool, error)
 	}
 	dir = filepath.Clean(dir)
 	for _, p := range db.Pools() {
-		if p.IsFile() && p.DirPath == dir {
+		if !p.IsFile() || !filepath.IsAbs(p.DirPath) {
+			continue
+		}
+		if p.DirPath == dir {
 			return Pool{}, errorf(ErrExists, "%s: pool %s already keeps its volumes in %s", what, p.Name, dir)
+		}
+		if err := checkNesting(what, dir, p.DirPath, "pool "+p.Name); err != nil {
+			return Pool{}, err
 		}
 	}
 	rev := 1
@@ -268,6 +274,26 @@ func (db *DB) AddPool(name, driver string, opts map[string]string) (Pool, error)
 	ps := db.root.ensure("pools", topOrder)
 	ps.Kids = append(ps.Kids, n)
 	return poolOf(n), nil
+}
+
+// checkNesting refuses a pool directory dir inside the VM directories
+// (appvms, vm-templates) of other, which holds what: there a VM's
+// directory would hold another VM's images, and the other way round.
+func checkNesting(what, dir, other, whose string) error {
+	for _, a := range [][2]string{{dir, other}, {other, dir}} {
+		for _, sub := range []string{"appvms", "vm-templates"} {
+			if within(a[0], filepath.Join(a[1], sub)) {
+				return errorf(ErrInvalid, "%s: dir_path %s and the VM directories of %s (%s) lie within each other", what, dir, whose, other)
+			}
+		}
+	}
+	return nil
+}
+
+// within reports whether path is dir or below it (lexically).
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && filepath.IsLocal(rel)
 }
 
 // poolProps are the global properties that name a pool.
@@ -319,6 +345,9 @@ func (h *Host) AddPool(name, driver string, opts map[string]string) error {
 		}
 		p, err := db.AddPool(name, driver, opts)
 		if err != nil {
+			return err
+		}
+		if err := checkNesting("pool "+name, p.DirPath, h.root, "the host root"); err != nil {
 			return err
 		}
 		for _, sub := range []string{"appvms", "vm-templates"} {

@@ -181,6 +181,8 @@ func TestAddAndRemovePool(t *testing.T) {
 		{"d3", "file", map[string]string{"dir_path": other, "revisions_to_keep": "2"}, `revisions_to_keep "2" must be a number from 0 to 1`},
 		{"d3", "file", map[string]string{"dir_path": disk2 + "/"}, "pool disk2 already keeps its volumes in " + disk2},
 		{"d3", "file", map[string]string{"dir_path": h.Root()}, "pool varlibpedos already keeps its volumes in"},
+		{"d3", "file", map[string]string{"dir_path": h.path("appvms", "tpl")}, "lie within each other"},
+		{"d3", "file", map[string]string{"dir_path": filepath.Join(disk2, "vm-templates", "x")}, "the VM directories of pool disk2"},
 	} {
 		err := h.AddPool(c.name, c.driver, c.opts)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -189,6 +191,20 @@ func TestAddAndRemovePool(t *testing.T) {
 	}
 	if !bytes.Equal(readFile(t, h.path(DBFile)), orig) {
 		t.Error("a refused AddPool changed pedos.xml")
+	}
+
+	// No change can make a database that reading refuses: a pool moved
+	// into a VM's directory under the root.
+	err = h.Update(func(db *DB) error {
+		db.root.child("pools").keyed("pool", "name", "disk2").setAttr("dir_path", h.path("vm-templates", "tpl"))
+		_, _, err := db.addVM("app", AppVM, VMOptions{Label: "red", Template: "tpl", Pool: "disk2"})
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "in the directory of VM tpl") {
+		t.Errorf("saved: %v", err)
+	}
+	if !bytes.Equal(readFile(t, h.path(DBFile)), orig) {
+		t.Error("pedos.xml changed")
 	}
 
 	// Removing: refused while a VM has a volume there or it is a default.

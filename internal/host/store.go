@@ -146,9 +146,13 @@ func (h *Host) Update(fn func(*DB) error) error {
 }
 
 // save validates db and writes it unless it equals old. The lock must be
-// held; any temp file left by a save that died is removed first.
+// held; any temp file left by a save that died is removed first. What
+// load would refuse is never written.
 func (h *Host) save(db *DB, old []byte) error {
 	if err := db.Validate(); err != nil {
+		return err
+	}
+	if err := db.checkHost(h.root); err != nil {
 		return err
 	}
 	data := db.Marshal()
