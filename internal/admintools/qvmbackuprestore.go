@@ -154,16 +154,11 @@ func (r *restoreRun) run() error {
 			return err
 		}
 	}
-	if intoHost {
-		// The pool is checked before the passphrase is asked for.
+	if intoHost && r.o.pool != "" {
+		// Checked before the passphrase is asked for.
 		db, err := h.Load()
-		if err != nil {
-			return err
-		}
-		if r.o.pool != "" {
+		if err == nil {
 			err = poolFlag(db, r.o.pool)
-		} else if _, err = db.FilePool(""); err != nil {
-			err = cli.WithHint(fmt.Errorf("the host's default pool cannot hold the restored VMs: %w", err), "choose a file pool with --pool (qvm-pool lists the pools)")
 		}
 		if err != nil {
 			return err
@@ -264,6 +259,9 @@ func (r *restoreRun) run() error {
 		}
 		if err != nil {
 			fmt.Fprintln(r.stderr, "Nothing was changed.")
+			if errors.Is(err, host.ErrPoolDriver) || errors.Is(err, host.ErrNoSuchPool) {
+				err = cli.WithHint(err, "choose a file pool with --pool (qvm-pool lists the pools)")
+			}
 			return err
 		}
 		if !r.o.quiet {

@@ -251,7 +251,7 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 	db, err := h.Load()
 	var pool host.Pool
 	if err == nil {
-		pool, err = restorePool(db, opts)
+		pool, err = restorePool(db, plan, opts)
 	}
 	if err != nil {
 		b.Close()

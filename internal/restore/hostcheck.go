@@ -31,7 +31,7 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 		return nil, err
 	}
 	hr := newHostRun(h, plan, opts)
-	if hr.pool, err = restorePool(db, opts); err != nil {
+	if hr.pool, err = restorePool(db, plan, opts); err != nil {
 		return nil, err
 	}
 	var warns []string
@@ -86,7 +86,10 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 		}
 	}
 	// The images go to the pool's file system; the rest (firewall, notes)
-	// is small.
+	// is small. (Only a dom0 home: the space is the home's, unchecked.)
+	if hr.pool.Name == "" {
+		return warns, nil
+	}
 	if dir, free, ok := freeSpace(hr.pool.DirPath); ok && free < need {
 		return warns, fmt.Errorf("not enough space in %s (pool %s): the restore needs up to %s, %s free",
 			dir, hr.pool.Name, progress.FormatSize(need), progress.FormatSize(free))
@@ -94,11 +97,25 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 	return warns, nil
 }
 
-// restorePool is the file pool the restored VMs go to.
-func restorePool(db *host.DB, opts Options) (host.Pool, error) {
+// restorePool is the file pool the restored VMs go to; none (no error)
+// when the plan restores no VM, only the dom0 home.
+func restorePool(db *host.DB, plan *Plan, opts Options) (host.Pool, error) {
+	vms := 0
+	for _, pv := range plan.Restored() {
+		if pv.VM.Class != host.AdminVM {
+			vms++
+		}
+	}
+	if vms == 0 {
+		return host.Pool{}, nil
+	}
 	p, err := db.FilePool(opts.Pool)
 	if err != nil {
-		return p, fmt.Errorf("the VMs cannot be restored into the pool: %w", err)
+		which := "the default pool"
+		if opts.Pool != "" {
+			which = "pool " + opts.Pool
+		}
+		return p, fmt.Errorf("the VMs cannot be restored into %s: %w", which, err)
 	}
 	return p, nil
 }
