@@ -75,7 +75,7 @@ func describe(w io.Writer, h *host.Host) error {
 	if err != nil {
 		return err
 	}
-	d0, err := h.Dom0()
+	d0, stored, err := h.Dom0Stored()
 	if err != nil {
 		return err
 	}
@@ -93,6 +93,9 @@ func describe(w io.Writer, h *host.Host) error {
 	t.Row("root", h.Root())
 	t.Row("dom0_user", d0.User)
 	t.Row("dom0_home", d0.Home)
+	if !stored {
+		t.Row("dom0_stored", "no (the host names no dom0 user: the running user's)")
+	}
 	t.Row("vms", fmt.Sprint(vms))
 	t.Row("running", fmt.Sprint(running))
 	_, err = t.WriteTo(w)

@@ -49,7 +49,9 @@ The archive is read once, as a stream. Each VM is added to the host only when al
 its data has been written and the archive has proved it complete (backups made by
 qvm-backup prove that at their end); a VM that fails, or that an error or Ctrl-C
 stops, is not added at all. The dom0 home goes to a new directory
-home-restore-YYYY-MM-DD-HHMMSS in your home, never over it.
+home-restore-YYYY-MM-DD-HHMMSS in your home, never over it. The VMs' volumes go to
+the host's default pool (the global default_pool, else its first file pool), or to
+the file pool --pool names (qvm-pool lists them); free space is checked there.
 
 --verify-only reads and checks everything (decryption, decompression, every file,
 completeness) and touches nothing. --extract-to DIR writes qubes.xml, each VM's
@@ -68,7 +70,7 @@ type restoreFlags struct {
 	globalDefaults                                                            bool
 	forceKDF, yes, quiet                                                      bool
 	exclude                                                                   []string
-	extractTo, filter, destVM, passFile, progress                             string
+	extractTo, filter, destVM, passFile, progress, pool                       string
 	maxMemory, maxChunk                                                       string
 }
 
@@ -91,6 +93,7 @@ func QvmBackupRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	f.BoolVar(&o.ignoreSizeLimit, "ignore-size-limit", false, "do not bound each VM's data by the size its backup declares")
 	f.BoolVar(&o.dom0DefaultDispVM, "restore-dom0-default-dispvm", false, "also set this host's dom0 default_dispvm to the backup's")
 	f.BoolVar(&o.globalDefaults, "restore-global-defaults", false, "also apply the backup's global VM settings (default_netvm, default_template, ...) that this host leaves unset")
+	f.StringVarP(&o.pool, "pool", "P", "", "put the restored VMs' volumes in the file pool `POOL` (default: the host's default pool)")
 	f.StringVarP(&o.filter, "compression-filter", "Z", "", "decompress with `PROG` -d instead of the filter the backup names")
 	f.StringVarP(&o.destVM, "dest-vm", "d", "", "the backup is in `VM` (a file or command there); the VM must be running")
 	f.StringVarP(&o.passFile, "passphrase-file", "p", "", "read the passphrase from the first line of `FILE` (- for standard input)")
@@ -142,7 +145,7 @@ func (r *restoreRun) checkFlags() error {
 		}
 		r.maxChunk = int(n)
 	}
-	for _, n := range []string{"skip-conflicting", "rename-conflicting", "ignore-username-mismatch", "restore-dom0-default-dispvm", "restore-global-defaults"} {
+	for _, n := range []string{"skip-conflicting", "rename-conflicting", "ignore-username-mismatch", "restore-dom0-default-dispvm", "restore-global-defaults", "pool"} {
 		if (o.verifyOnly || o.extractTo != "") && r.flags.Changed(n) {
 			return cli.Usagef("--%s applies to a restore into the host, not to --verify-only or --extract-to", n)
 		}
@@ -164,6 +167,16 @@ func (r *restoreRun) run() error {
 	if intoHost || r.o.destVM != "" && r.o.destVM != "dom0" {
 		var err error
 		if h, err = r.host(); err != nil {
+			return err
+		}
+	}
+	if intoHost && r.o.pool != "" {
+		// Checked before the passphrase is asked for.
+		db, err := h.Load()
+		if err == nil {
+			err = poolFlag(db, r.o.pool)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -263,10 +276,16 @@ func (r *restoreRun) run() error {
 		}
 		if err != nil {
 			fmt.Fprintln(r.stderr, "Nothing was changed.")
+			if errors.Is(err, host.ErrPoolDriver) || errors.Is(err, host.ErrNoSuchPool) {
+				err = cli.WithHint(err, "choose a file pool with --pool (qvm-pool lists the pools)")
+			}
 			return err
 		}
 		if !r.o.quiet {
 			fmt.Fprintln(r.stdout, "\nThe above VMs will be copied and added to your system. Existing VMs will NOT be removed.")
+			if r.o.pool != "" {
+				fmt.Fprintf(r.stdout, "Their volumes go to the pool %s.\n", r.o.pool)
+			}
 		}
 		if !r.o.yes {
 			ok, err := r.env.confirm(r.tty)
@@ -363,7 +382,7 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 }
 
 func (r *restoreRun) restoreOptions() restore.Options {
-	return restore.Options{Dom0DefaultDispVM: r.o.dom0DefaultDispVM, GlobalDefaults: r.o.globalDefaults}
+	return restore.Options{Dom0DefaultDispVM: r.o.dom0DefaultDispVM, GlobalDefaults: r.o.globalDefaults, Pool: r.o.pool}
 }
 
 // verdict is a VM's result cell.

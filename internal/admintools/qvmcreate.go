@@ -18,6 +18,7 @@ func QvmCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{tool: "qvm-create", stdin: stdin, stdout: stdout, stderr: stderr}
 	var (
 		class, template, label string
+		poolName               string
 		standalone, disp       bool
 		props                  []string
 	)
@@ -32,6 +33,7 @@ func QvmCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f.StringVarP(&template, "template", "t", "", "the `TEMPLATE` (for a StandaloneVM or TemplateVM: the VM whose root to copy)")
 	f.StringVarP(&label, "label", "l", "", "the colour `LABEL` (required): red, orange, yellow, green, gray, blue, purple, black")
 	f.StringArrayVarP(&props, "property", "p", nil, "set a property of the new VM (`NAME=VALUE`; repeatable)")
+	f.StringVarP(&poolName, "pool", "P", "", "put the new VM's volumes in the file pool `POOL` (default: the global default_pool);\nan AppVM's root stays a snapshot of its template's, in the template's pool")
 	c.Args = nargs(1, 1, "VMNAME")
 	c.RunE = func(cmd *cobra.Command, a []string) error {
 		name := a[0]
@@ -50,7 +52,7 @@ func QvmCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return cli.WithHint(fmt.Errorf("unknown VM class %q", class),
 				"the classes are AppVM, TemplateVM, StandaloneVM and DispVM")
 		}
-		opts := host.VMOptions{Label: label, Template: template, Props: map[string]string{}}
+		opts := host.VMOptions{Label: label, Template: template, Props: map[string]string{}, Pool: poolName}
 		for _, p := range props {
 			k, v, ok := strings.Cut(p, "=")
 			if !ok || k == "" {
@@ -84,6 +86,11 @@ func QvmCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		if template != "" {
 			if _, err := domain(db, template); err != nil {
+				return err
+			}
+		}
+		if poolName != "" {
+			if err := poolFlag(db, poolName); err != nil {
 				return err
 			}
 		}

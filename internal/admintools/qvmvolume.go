@@ -39,7 +39,8 @@ func volumeList(e *env) *cobra.Command {
 		Use:     "list [VMNAME...]",
 		Aliases: []string{"ls", "l"},
 		Short:   "List the volumes of the VMs",
-		Long:    "List the volumes of the given VMs, or of every VM; SIZE is the volume's size, USAGE the disk space it takes.",
+		Long: "List the volumes of the given VMs, or of every VM; SIZE is the volume's size, USAGE the disk space it takes\n" +
+			"(\"-\" for a volume in a pool PedOS keeps no images in).",
 		RunE: func(_ *cobra.Command, names []string) error {
 			h, db, err := loadHost(e)
 			if err != nil {
@@ -59,12 +60,19 @@ func volumeList(e *env) *cobra.Command {
 			slices.Sort(names)
 			t := cli.NewTable("POOL:VOLUME", "VMNAME", "VOLUME_NAME", "SIZE", "USAGE")
 			for _, n := range names {
-				vols, err := h.Volumes(n)
-				if err != nil {
-					return err
-				}
-				for _, v := range vols {
-					t.Row(v.Pool+":"+v.VID, n, v.Name, cli.FormatSize(volSize(v)), cli.FormatSize(v.Usage))
+				d, _ := db.Domain(n)
+				for _, v := range d.Volumes() {
+					info, err := h.VolumeInfo(n, v.Name)
+					usage := cli.FormatSize(info.Usage)
+					switch {
+					case errors.Is(err, host.ErrPoolDriver) || errors.Is(err, host.ErrNoSuchPool):
+						// A pool PedOS keeps no images in (a database
+						// written by Qubes): listed, its usage unknown.
+						usage = "-"
+					case err != nil:
+						return err
+					}
+					t.Row(v.Pool+":"+v.VID, n, v.Name, cli.FormatSize(volSize(info)), usage)
 				}
 			}
 			_, err = t.WriteTo(e.stdout)

@@ -56,6 +56,8 @@ func TestScripts(t *testing.T) {
 			"fill":      cmdFill,
 			"fifo":      cmdFifo,
 			"mklegacy":  cmdMklegacy,
+			"replace":   cmdReplace,
+			"expand":    cmdExpand,
 		},
 		// [need:TOOL,...]: external programs (or "tmpfs") a script needs.
 		Condition: func(cond string) (bool, error) {

@@ -29,6 +29,7 @@ var Tools = map[string]RunFunc{
 	"qvm-start":          QvmStart,
 	"qvm-shutdown":       QvmShutdown,
 	"qvm-volume":         QvmVolume,
+	"qvm-pool":           QvmPool,
 	"qvm-backup":         QvmBackup,
 	"qvm-backup-restore": QvmBackupRestore,
 }

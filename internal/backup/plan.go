@@ -64,6 +64,9 @@ type PlannedVM struct {
 	Files []PlannedFile
 	// Running: the backup holds the VM's state from before its start.
 	Running bool
+	// Note is a remark for the summary: for dom0, NoDom0UserNote when
+	// the home is the running user's.
+	Note string
 }
 
 // PlannedFile is one stored file.
@@ -84,6 +87,11 @@ type PlannedFile struct {
 
 // RunningWarning is the reference system's note on a running VM.
 const RunningWarning = "The VM is running, backup will contain its state from before its start!"
+
+// NoDom0UserNote is the note on the dom0 home of a host that names no
+// dom0 user (a database written by another system): the home backed up
+// is the running user's, named by the %s (user, home).
+const NoDom0UserNote = "This host names no dom0 user: the home of the running user %s, %s"
 
 // NewPlan resolves the selection and the destination, measures what will be
 // stored and checks that the backup can run. It reads the host but changes
@@ -157,7 +165,8 @@ type SummaryRow struct {
 	// VM, which updates its own system) or "VM".
 	Type string
 	Size int64
-	// Note is RunningWarning for a running VM, else "".
+	// Note is RunningWarning for a running VM, the PlannedVM's own Note
+	// (dom0), else "".
 	Note string
 }
 
@@ -174,6 +183,7 @@ func (p *Plan) Summary() Summary {
 		case host.StandaloneVM:
 			row.Type = "VM + Sys"
 		}
+		row.Note = v.Note
 		if v.Running {
 			row.Note = RunningWarning
 		}
@@ -370,9 +380,12 @@ func measureVM(m *measurer, db *host.DB, name string) (PlannedVM, []*item, *host
 	var items []*item
 	var dom0 *host.Dom0
 	if d.Class() == host.AdminVM {
-		u, err := m.h.Dom0()
+		u, stored, err := m.h.Dom0Stored()
 		if err != nil {
 			return v, nil, nil, err
+		}
+		if !stored {
+			v.Note = fmt.Sprintf(NoDom0UserNote, u.User, u.Home)
 		}
 		it, err := m.home(u)
 		if err != nil {

@@ -20,9 +20,6 @@ const (
 	DispVM       = "DispVM"
 )
 
-// PoolName is the file pool that holds every PedOS volume.
-const PoolName = "varlibpedos"
-
 // maxQid bounds qids as Qubes does (qubes.config.max_qid).
 const maxQid = 10000
 
@@ -40,12 +37,6 @@ var StandardLabels = []Label{
 	{7, "purple", "0x75507b"}, {8, "black", "0x000000"},
 }
 
-// Pool is a storage pool from <pools>.
-type Pool struct {
-	Name, Driver string
-	DirPath      string // dir_path, for file pools
-}
-
 // Property is a stored property: name and text as written in the file.
 type Property struct{ Name, Value string }
 
@@ -61,7 +52,9 @@ var (
 	domainOrder = []string{"properties", "features", "tags", "devices", "volume-config"}
 )
 
-// ParseDB reads a qubes.xml or pedos.xml. It checks the structure, not
+// ParseDB reads a qubes.xml or pedos.xml. It checks the structure and
+// that no entry is ambiguous (two VMs of one name, qid or uuid, two
+// AdminVMs, a label or pool declared twice, ...: see checkIdentity), not
 // the consistency (see Validate): a backup's qubes.xml may name VMs that
 // do not exist here.
 func ParseDB(data []byte) (*DB, error) {
@@ -72,7 +65,11 @@ func ParseDB(data []byte) (*DB, error) {
 	if root.Name.Space != "" || root.Name.Local != "qubes" {
 		return nil, errorf(ErrInvalid, "VM database root element is <%s>, want <qubes>", qname(root.Name))
 	}
-	return &DB{root: root}, nil
+	db := &DB{root: root}
+	if err := db.checkIdentity(); err != nil {
+		return nil, err
+	}
+	return db, nil
 }
 
 // newDB returns the database of a fresh host whose pool lives in dir.
@@ -85,7 +82,7 @@ func newDB(dir string) *DB {
 		labels.Kids = append(labels.Kids, n)
 	}
 	db.root.ensure("pools", topOrder).Kids = append(db.root.child("pools").Kids,
-		elem("pool", "name", PoolName, "driver", "file", "dir_path", dir, "revisions_to_keep", "1"))
+		elem("pool", "name", PoolName, "dir_path", dir, "driver", "file", "revisions_to_keep", "1"))
 	db.root.ensure("properties", topOrder)
 	dom0 := elem("domain", "id", "domain-0", "class", AdminVM)
 	d := &Domain{db: db, n: dom0}
@@ -123,17 +120,6 @@ func (db *DB) Label(nameOrID string) (Label, error) {
 		}
 	}
 	return Label{}, errorf(ErrInvalid, "no label %q", nameOrID)
-}
-
-// Pools returns the storage pools in file order.
-func (db *DB) Pools() []Pool {
-	var out []Pool
-	if ps := db.root.child("pools"); ps != nil {
-		for _, n := range ps.children("pool") {
-			out = append(out, Pool{Name: n.attr("name"), Driver: n.attr("driver"), DirPath: n.attr("dir_path")})
-		}
-	}
-	return out
 }
 
 func (db *DB) domainNodes() []*node {
@@ -275,15 +261,13 @@ func (db *DB) UsedBy(name string) []string {
 	return out
 }
 
-// Validate checks the whole database: unique valid names and qids, known
-// classes, resolvable labels, references to VMs that exist and have the
-// right class and flags, no network loops, well-formed values of the
-// properties this package knows. Host.Update refuses to save a database
-// that fails it.
+// Validate checks the whole database: no ambiguous entry (checkIdentity),
+// one AdminVM, valid names and qids, known classes, resolvable labels,
+// references to VMs that exist and have the right class and flags, no
+// network loops, well-formed values of the properties this package knows.
+// Host.Update refuses to save a database that fails it.
 func (db *DB) Validate() error {
-	var errs []error
-	names := map[string]bool{}
-	qids := map[int]string{}
+	errs := []error{db.checkIdentity()}
 	admins := 0
 	for _, d := range db.Domains() {
 		name, class := d.Name(), d.Class()
@@ -303,18 +287,10 @@ func (db *DB) Validate() error {
 		default:
 			errs = append(errs, errorf(ErrInvalid, "VM %s: unknown class %q", name, class))
 		}
-		if names[name] {
-			errs = append(errs, errorf(ErrExists, "two VMs called %s", name))
-		}
-		names[name] = true
-		if other, ok := qids[d.Qid()]; ok {
-			errs = append(errs, errorf(ErrExists, "VMs %s and %s share qid %d", other, name, d.Qid()))
-		}
-		qids[d.Qid()] = name
 		errs = append(errs, d.checkAll())
 	}
-	if admins != 1 {
-		errs = append(errs, errorf(ErrInvalid, "%d AdminVM entries, want 1", admins))
+	if admins == 0 {
+		errs = append(errs, errorf(ErrInvalid, "no AdminVM entry (dom0)"))
 	}
 	for _, name := range slices.Sorted(maps.Keys(globalProps)) {
 		errs = append(errs, db.checkGlobal(name))

@@ -107,7 +107,7 @@ func Demo(root string, opts InitOptions) (*Host, error) {
 				root.Size = DemoImageSize
 				d.setVolume(root)
 			}
-			if err := h.makeFiles(d, nil); err != nil {
+			if _, err := h.makeFiles(d, nil); err != nil {
 				return err
 			}
 		}

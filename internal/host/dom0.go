@@ -2,7 +2,9 @@ package host
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 // Dom0 is the dom0 user whose home a backup stores (as dom0-home/<base
 // name of Home>). It is kept in $ROOT/dom0.json, not in pedos.xml: the
 // database is backed up whole and restored elsewhere, the user is local.
+// A host without dom0.json uses the running user (see Dom0Stored).
 type Dom0 struct {
 	User string `json:"user"`
 	Home string `json:"home"`
@@ -60,17 +63,30 @@ func currentUser() (string, error) {
 	return u.Username, nil
 }
 
-// Dom0 returns the dom0 user and home directory.
+// Dom0 returns the dom0 user and home directory; see Dom0Stored.
 func (h *Host) Dom0() (Dom0, error) {
+	d, _, err := h.Dom0Stored()
+	return d, err
+}
+
+// Dom0Stored returns the dom0 user and home directory and whether the
+// host stores them. A host whose database was written by another system
+// (a Qubes qubes.xml made pedos.xml) has no dom0.json: then they are the
+// running user and $HOME, as pedos-host init would have chosen.
+func (h *Host) Dom0Stored() (Dom0, bool, error) {
 	var d Dom0
 	data, err := os.ReadFile(h.path(dom0File))
+	if errors.Is(err, fs.ErrNotExist) {
+		d, err := InitOptions{}.resolve()
+		return d, false, err
+	}
 	if err != nil {
-		return d, err
+		return d, true, err
 	}
 	if err := json.Unmarshal(data, &d); err != nil {
-		return d, fmt.Errorf("%s: %w", h.path(dom0File), err)
+		return d, true, fmt.Errorf("%s: %w", h.path(dom0File), err)
 	}
-	return d, d.check()
+	return d, true, d.check()
 }
 
 // SetDom0 changes the dom0 user and home directory.

@@ -366,7 +366,8 @@ func (d *Domain) setVolume(v Volume) {
 	}
 }
 
-// vidPrefix is where the VM's files live, relative to the host root.
+// vidPrefix is where the VM's files live, relative to the host root, and
+// its images, relative to a file pool's dir_path.
 func vidPrefix(class, name string) string {
 	if class == TemplateVM {
 		return "vm-templates/" + name
@@ -374,18 +375,41 @@ func vidPrefix(class, name string) string {
 	return "appvms/" + name
 }
 
+// placeVolume puts v in pool, with the revisions_to_keep the pool gives
+// it. The pool must exist.
+func (d *Domain) placeVolume(v *Volume, pool string) error {
+	p, err := d.db.Pool(pool)
+	if err != nil {
+		return fmt.Errorf("VM %s volume %s: %w", d.Name(), v.Name, err)
+	}
+	v.Pool = pool
+	v.RevisionsToKeep = p.revisions(v.SaveOnStop, p.RevisionsToKeep)
+	return nil
+}
+
+// customPool is where a further volume of d goes: with its private
+// volume, else in the default pool.
+func (d *Domain) customPool() string {
+	if v, err := d.Volume("private"); err == nil && !v.SnapOnStart && v.Pool != "" {
+		return v.Pool
+	}
+	return d.db.DefaultPool()
+}
+
 // defaultVolumes writes the volume-config of a new VM of its class, as
-// Qubes' file pool would. Sources and AppVM root sizes follow the
-// template (linkVolumes).
+// Qubes' file pool would, each volume in the global default pool for it
+// (default_pool_root, default_pool_private, default_pool_volatile).
+// Sources, pools and sizes of snap_on_start volumes follow the template
+// (linkVolumes).
 func (d *Domain) defaultVolumes() {
 	p := vidPrefix(d.Class(), d.Name()) + "/"
 	vol := func(name string, size int64, snap, save bool) Volume {
-		rev := 0
-		if save {
-			rev = 1
+		v := Volume{Name: name, VID: p + name, Size: size, RW: true, SnapOnStart: snap, SaveOnStop: save}
+		pool, _ := d.db.GlobalProp("default_pool_" + name)
+		if d.placeVolume(&v, pool) != nil {
+			v.Pool = pool // a pool the database lacks: an error when used
 		}
-		return Volume{Name: name, Pool: PoolName, VID: p + name, Size: size, RW: true,
-			SnapOnStart: snap, SaveOnStop: save, RevisionsToKeep: rev}
+		return v
 	}
 	switch d.Class() {
 	case TemplateVM, StandaloneVM:
@@ -403,20 +427,39 @@ func (d *Domain) defaultVolumes() {
 	}
 }
 
+// moveVolumes puts every volume of a new VM that is not a snapshot of its
+// template's in pool, which must be a file pool (qvm-create -P, a
+// restore's pool).
+func (d *Domain) moveVolumes(pool string) error {
+	if _, err := d.db.FilePool(pool); err != nil {
+		return err
+	}
+	for _, v := range d.Volumes() {
+		if v.SnapOnStart {
+			continue
+		}
+		if err := d.placeVolume(&v, pool); err != nil {
+			return err
+		}
+		d.setVolume(v)
+	}
+	return nil
+}
+
 // linkVolumes points snap_on_start volumes at the template's: an AppVM's
 // root at its template's root, a DispVM's root and private at its
-// disposable template's.
+// disposable template's. A snapshot lives in its origin's pool.
 func (d *Domain) linkVolumes() {
 	t, err := d.db.Domain(d.Template())
 	if err != nil {
 		return
 	}
 	for _, v := range d.Volumes() {
-		if !v.SnapOnStart || v.Pool != PoolName {
+		if !v.SnapOnStart {
 			continue
 		}
 		if tv, err := t.Volume(v.Name); err == nil {
-			v.Source, v.Size = tv.VID, tv.Size
+			v.Source, v.Size, v.Pool = tv.VID, tv.Size, tv.Pool
 			d.setVolume(v)
 		}
 	}

@@ -25,6 +25,10 @@ var (
 	ErrRunning = errors.New("VM is running")
 	// ErrNotRunning: the operation needs the VM running.
 	ErrNotRunning = errors.New("VM is not running")
+	// ErrNoSuchPool: no storage pool of that name.
+	ErrNoSuchPool = errors.New("no such storage pool")
+	// ErrPoolDriver: the pool's driver keeps no image files PedOS can use.
+	ErrPoolDriver = errors.New("unsupported storage pool driver")
 	// ErrShrink: a resize would cut data off the end of a volume.
 	ErrShrink = errors.New("shrinking a volume discards data")
 )

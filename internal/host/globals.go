@@ -29,16 +29,11 @@ func init() {
 		"default_shutdown_timeout": {kind: kPosInt, def: is("60")},
 		"stats_interval":           {kind: kPosInt, def: is("3")},
 		"check_updates_vm":         {kind: kBool, def: is("True")},
-		"default_pool": {kind: kPool, def: func(db *DB) string {
-			if ps := db.Pools(); len(ps) > 0 {
-				return ps[0].Name
-			}
-			return ""
-		}},
-		"default_pool_private":  {kind: kPool, def: pool},
-		"default_pool_root":     {kind: kPool, def: pool},
-		"default_pool_volatile": {kind: kPool, def: pool},
-		"default_pool_kernel":   {kind: kPool, def: pool},
+		"default_pool":             {kind: kPool, def: (*DB).defaultPool},
+		"default_pool_private":     {kind: kPool, def: pool},
+		"default_pool_root":        {kind: kPool, def: pool},
+		"default_pool_volatile":    {kind: kPool, def: pool},
+		"default_pool_kernel":      {kind: kPool, def: pool},
 	}
 }
 

@@ -144,11 +144,6 @@ func wantErr(t *testing.T, err, target error) {
 	}
 }
 
-func exists(path string) bool {
-	_, err := os.Lstat(path)
-	return err == nil
-}
-
 func tempGlob(t *testing.T, h *Host) []string {
 	t.Helper()
 	m, err := filepath.Glob(h.path(tmpName(DBFile) + "*"))

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -38,10 +39,13 @@ type VMSpec struct {
 	// Devices whose backend is missing are left out, with a warning.
 	Devices []Device
 	// Volumes is the backed-up volume-config. The VM gets the volumes of
-	// its class in this host's pool; a backed-up volume of the same name
-	// gives its size and revisions_to_keep, and a further save_on_stop
-	// volume is added.
+	// its class in Pool; a backed-up volume of the same name gives its
+	// size and revisions_to_keep (as far as the pool keeps revisions),
+	// and a further save_on_stop volume is added.
 	Volumes []Volume
+	// Pool is the file pool of the VM's volumes; "" is the default pool.
+	// StagedVM.Commit sets it to the pool the files were staged in.
+	Pool string
 }
 
 // ignoredProps are set otherwise or never restored (behaviour.md B.8).
@@ -61,7 +65,10 @@ func (db *DB) AddVM(spec VMSpec) (*Domain, []string, error) {
 		warn("%s: label %q does not exist here; using red", spec.Name, label)
 		label = "red"
 	}
-	opts := VMOptions{Label: label}
+	opts := VMOptions{Label: label, Pool: spec.Pool}
+	if opts.Pool == "" {
+		opts.Pool = db.DefaultPool()
+	}
 	if spec.Class == AppVM || spec.Class == DispVM {
 		if spec.Template == "" {
 			return nil, nil, errorf(ErrInvalid, "%s: a %s needs a template", spec.Name, spec.Class)
@@ -116,10 +123,17 @@ func (d *Domain) restoreVolumes(backed []Volume) {
 			if !v.SnapOnStart && b.Size > 0 {
 				v.Size = b.Size
 			}
-			v.RevisionsToKeep = b.RevisionsToKeep
+			if p, err := d.db.Pool(v.Pool); err == nil {
+				v.RevisionsToKeep = p.revisions(v.SaveOnStop, b.RevisionsToKeep)
+			}
 		case b.SaveOnStop && customVolRE.MatchString(b.Name):
-			v = Volume{Name: b.Name, Pool: PoolName, VID: prefix + b.Name, Size: b.Size, RW: b.RW,
-				SaveOnStop: true, RevisionsToKeep: b.RevisionsToKeep}
+			v = Volume{Name: b.Name, VID: prefix + b.Name, Size: b.Size, RW: b.RW, SaveOnStop: true}
+			if d.placeVolume(&v, d.customPool()) != nil {
+				continue
+			}
+			if p, err := d.db.Pool(v.Pool); err == nil {
+				v.RevisionsToKeep = p.revisions(true, b.RevisionsToKeep)
+			}
 		default:
 			continue // a kernel volume, another pool's volatile volume
 		}
@@ -144,14 +158,17 @@ func SavedVolumes(class string, backed []Volume) []string {
 	return out
 }
 
-// StagedVM is a VM being restored: its files go to a hidden directory
-// beside where they will live; Commit adds the VM and moves them in.
+// StagedVM is a VM being restored: its files go to a hidden directory in
+// its pool, beside where its images will live; Commit adds the VM and
+// moves them in.
 type StagedVM struct {
-	h     *Host
-	class string
-	dir   string
-	lock  *os.File // held while the directory is in use (see CleanStaging)
-	done  bool
+	h       *Host
+	class   string
+	pool    string // the file pool its volumes go to
+	poolDir string // that pool's dir_path when staging began
+	dir     string
+	lock    *os.File // held while the directory is in use (see CleanStaging)
+	done    bool
 }
 
 // Staging directories are .restoring-*; one is made as .new-restoring-*
@@ -162,9 +179,19 @@ const (
 	newPrefix     = ".new-restoring-"
 )
 
-// StageVM makes the staging directory of a VM of class.
-func (h *Host) StageVM(class string) (*StagedVM, error) {
-	parent := h.path(filepath.Dir(vidPrefix(class, "x")))
+// StageVM makes the staging directory of a VM of class whose volumes go
+// to the file pool pool ("" is the default pool). It is in that pool, so
+// that the images written there move into place by rename.
+func (h *Host) StageVM(class, pool string) (*StagedVM, error) {
+	db, err := h.Load()
+	if err != nil {
+		return nil, err
+	}
+	p, err := db.FilePool(pool)
+	if err != nil {
+		return nil, err
+	}
+	parent := filepath.Join(p.DirPath, filepath.Dir(vidPrefix(class, "x")))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, err
 	}
@@ -187,22 +214,41 @@ func (h *Host) StageVM(class string) (*StagedVM, error) {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	return &StagedVM{h: h, class: class, dir: dir, lock: lock}, nil
+	return &StagedVM{h: h, class: class, pool: p.Name, poolDir: p.DirPath, dir: dir, lock: lock}, nil
+}
+
+// stagingParents are the directories staging directories are made in:
+// appvms and vm-templates of the root and of every file pool.
+func (h *Host) stagingParents() []string {
+	tops := []string{h.root}
+	if db, err := h.Load(); err == nil {
+		for _, p := range db.Pools() {
+			if p.IsFile() && filepath.IsAbs(p.DirPath) && !slices.Contains(tops, p.DirPath) {
+				tops = append(tops, p.DirPath)
+			}
+		}
+	}
+	var out []string
+	for _, top := range tops {
+		out = append(out, filepath.Join(top, "appvms"), filepath.Join(top, "vm-templates"))
+	}
+	return out
 }
 
 // CleanStaging removes staging directories left by restores that died
 // (their lock is free), and directories a restore died making (over an
-// hour old). It returns how many it removed.
+// hour old), in the root and every file pool. It returns how many it
+// removed.
 func (h *Host) CleanStaging() int {
 	n := 0
-	for _, parent := range []string{"appvms", "vm-templates"} {
-		unlocked, _ := filepath.Glob(h.path(parent, newPrefix+"*"))
+	for _, parent := range h.stagingParents() {
+		unlocked, _ := filepath.Glob(filepath.Join(parent, newPrefix+"*"))
 		for _, dir := range unlocked {
 			if fi, err := os.Lstat(dir); err == nil && time.Since(fi.ModTime()) > time.Hour && os.RemoveAll(dir) == nil {
 				n++
 			}
 		}
-		dirs, _ := filepath.Glob(h.path(parent, stagingPrefix+"*"))
+		dirs, _ := filepath.Glob(filepath.Join(parent, stagingPrefix+"*"))
 		for _, dir := range dirs {
 			f, err := os.Open(filepath.Join(dir, ".lock"))
 			if err == nil {
@@ -278,13 +324,15 @@ func (s *StagedVM) SetNotes(text string) error {
 	return os.WriteFile(filepath.Join(s.dir, NotesFile), []byte(text), 0o664)
 }
 
-// Commit adds spec's VM with the staged files, under the host lock: its
-// images (a volume with no staged image gets an empty one of its
-// configured size; a staged image's length becomes its volume's size),
-// firewall and notes move into place, then pedos.xml is saved. also, if
-// not nil, makes further changes in the same update (the restore sets
-// references of VMs committed earlier to this one). On error nothing is
-// added and the staged files are kept for another try or Abort.
+// Commit adds spec's VM with the staged files, under the host lock, in
+// the pool the files were staged in: its images (a volume with no staged
+// image gets an empty one of its configured size; a staged image's
+// length becomes its volume's size) move into place, its firewall and
+// notes into its directory under the root, then pedos.xml is saved.
+// also, if not nil, makes further changes in the same update (the
+// restore sets references of VMs committed earlier to this one). On
+// error nothing is added and the staged files are kept for another try
+// or Abort.
 func (s *StagedVM) Commit(spec VMSpec, also func(*DB) error) (warnings []string, err error) {
 	if s.done {
 		return nil, errors.New("host: staged VM already finished")
@@ -292,18 +340,23 @@ func (s *StagedVM) Commit(spec VMSpec, also func(*DB) error) (warnings []string,
 	if spec.Class != s.class {
 		return nil, errorf(ErrInvalid, "%s: staged as %s, committed as %s", spec.Name, s.class, spec.Class)
 	}
+	spec.Pool = s.pool
 	h := s.h
 	err = h.locked(func() error {
 		db, old, err := h.load()
 		if err != nil {
 			return err
 		}
+		if p, err := db.FilePool(s.pool); err != nil || p.DirPath != s.poolDir {
+			return errorf(ErrInvalid, "%s: pool %s changed while the VM was restored into it", spec.Name, s.pool)
+		}
 		d, warns, err := db.AddVM(spec)
 		if err != nil {
 			return err
 		}
 		warnings = warns
-		if err := s.fitImages(d); err != nil {
+		imgDir := filepath.Join(s.poolDir, vidPrefix(spec.Class, spec.Name))
+		if err := s.fitImages(d, imgDir); err != nil {
 			return err
 		}
 		if also != nil {
@@ -314,25 +367,19 @@ func (s *StagedVM) Commit(spec VMSpec, also func(*DB) error) (warnings []string,
 		if err := db.Validate(); err != nil {
 			return err
 		}
-		target := h.path(vidPrefix(spec.Class, spec.Name))
-		if _, err := os.Lstat(target); err == nil {
-			return errorf(ErrExists, "%s already exists (left from an earlier VM? remove it first)", target)
-		}
-		if err := syncDir(s.dir); err != nil {
-			return err
-		}
-		if err := os.Rename(s.dir, target); err != nil {
+		undo, err := s.moveIn(h.path(vidPrefix(spec.Class, spec.Name)), imgDir)
+		if err != nil {
 			return err
 		}
 		if err := h.save(db, old); err != nil {
 			// A save can fail after pedos.xml was replaced (syncing its
 			// directory): then the VM is on the host and keeps its files.
 			if now, _, lerr := h.load(); lerr != nil || !hasDomain(now, spec.Name) {
-				os.Rename(target, s.dir)
+				undo()
 				return err
 			}
 		}
-		s.dir = target
+		s.dir = imgDir
 		return nil
 	})
 	if err != nil {
@@ -346,19 +393,87 @@ func (s *StagedVM) Commit(spec VMSpec, also func(*DB) error) (warnings []string,
 	return warnings, nil
 }
 
+// moveIn moves the staged files into place: the staging directory
+// becomes imgDir, the VM's directory in its pool; when that is not
+// vmDir, its directory under the root (a pool elsewhere), the firewall
+// and notes are copied there. Neither directory may exist. undo puts
+// everything back as it was.
+func (s *StagedVM) moveIn(vmDir, imgDir string) (undo func(), err error) {
+	for _, dir := range []string{vmDir, imgDir} {
+		if exists(dir) {
+			return nil, errorf(ErrExists, "%s already exists (left from an earlier VM? remove it first)", dir)
+		}
+	}
+	if err := syncDir(s.dir); err != nil {
+		return nil, err
+	}
+	var own []string // the staged files that belong under the root
+	if vmDir != imgDir {
+		for _, f := range []string{FirewallFile, NotesFile} {
+			if exists(filepath.Join(s.dir, f)) {
+				own = append(own, f)
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(vmDir), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(vmDir, 0o755); err != nil {
+			return nil, err
+		}
+		for _, f := range own {
+			src, dst := filepath.Join(s.dir, f), filepath.Join(vmDir, f)
+			fi, err := os.Stat(src)
+			if err == nil {
+				err = copyFile(dst, src)
+			}
+			if err == nil {
+				err = os.Chmod(dst, fi.Mode().Perm())
+			}
+			if err != nil {
+				os.RemoveAll(vmDir)
+				return nil, err
+			}
+		}
+		if err := syncDir(vmDir); err != nil {
+			os.RemoveAll(vmDir)
+			return nil, err
+		}
+	}
+	if err := os.Rename(s.dir, imgDir); err != nil {
+		if vmDir != imgDir {
+			os.RemoveAll(vmDir)
+		}
+		return nil, err
+	}
+	for _, f := range own {
+		os.Remove(filepath.Join(imgDir, f))
+	}
+	return func() {
+		if vmDir != imgDir {
+			os.RemoveAll(vmDir)
+		}
+		os.Rename(imgDir, s.dir)
+	}, nil
+}
+
 func hasDomain(db *DB, name string) bool {
 	_, err := db.Domain(name)
 	return err == nil
 }
 
 // fitImages makes the staged images match d's volumes: every save_on_stop
-// volume has an image (fsynced), each image's length is its volume's
-// size, and no other image is staged.
-func (s *StagedVM) fitImages(d *Domain) error {
+// volume has an image (fsynced) that will be in imgDir, each image's
+// length is its volume's size, and no other image is staged.
+func (s *StagedVM) fitImages(d *Domain, imgDir string) error {
 	want := map[string]bool{}
 	for _, v := range d.Volumes() {
 		if !v.SaveOnStop {
 			continue
+		}
+		if img, err := d.imagePath(v); err != nil {
+			return err
+		} else if img != filepath.Join(imgDir, v.Name+".img") {
+			return errorf(ErrInvalid, "%s: volume %s would not be in the directory its image is staged for", d.Name(), v.Name)
 		}
 		want[v.Name+".img"] = true
 		img := filepath.Join(s.dir, v.Name+".img")

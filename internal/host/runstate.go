@@ -55,7 +55,7 @@ func (h *Host) Start(name string) error {
 			if !v.SaveOnStop {
 				continue
 			}
-			img, err := h.imagePath(name, v)
+			img, err := d.imagePath(v)
 			if err != nil {
 				return fail(err)
 			}
@@ -91,7 +91,7 @@ func (h *Host) Shutdown(name string) error {
 			if !v.SaveOnStop {
 				continue
 			}
-			img, err := h.imagePath(name, v)
+			img, err := d.imagePath(v)
 			if err != nil {
 				return err
 			}

@@ -102,6 +102,8 @@ func (h *Host) path(elem ...string) string {
 
 // Load reads a snapshot of pedos.xml. It needs no lock: saves replace the
 // file by rename, so a reader sees the old or the new file, never a mix.
+// A database with ambiguous entries (see ParseDB), without dom0, or
+// whose VMs share an image file is refused, so no tool acts on it.
 func (h *Host) Load() (*DB, error) {
 	db, _, err := h.load()
 	return db, err
@@ -116,6 +118,9 @@ func (h *Host) load() (*DB, []byte, error) {
 		return nil, nil, err
 	}
 	db, err := ParseDB(data)
+	if err == nil {
+		err = db.checkHost(h.root)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", h.path(DBFile), err)
 	}
@@ -141,9 +146,13 @@ func (h *Host) Update(fn func(*DB) error) error {
 }
 
 // save validates db and writes it unless it equals old. The lock must be
-// held; any temp file left by a save that died is removed first.
+// held; any temp file left by a save that died is removed first. What
+// load would refuse is never written.
 func (h *Host) save(db *DB, old []byte) error {
 	if err := db.Validate(); err != nil {
+		return err
+	}
+	if err := db.checkHost(h.root); err != nil {
 		return err
 	}
 	data := db.Marshal()
@@ -155,6 +164,13 @@ func (h *Host) save(db *DB, old []byte) error {
 		os.Remove(f)
 	}
 	return writeFileAtomic(h.path(DBFile), data, 0o660)
+}
+
+// exists reports whether there is anything at path (a dangling symlink
+// too).
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 func tmpName(name string) string { return "." + name + ".tmp-" }

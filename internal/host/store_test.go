@@ -98,7 +98,7 @@ func TestInitRoundTrip(t *testing.T) {
 	if got := db.Labels(); len(got) != 8 || got[5] != (Label{6, "blue", "0x3465a4"}) || got[7] != (Label{8, "black", "0x000000"}) {
 		t.Errorf("labels %v", got)
 	}
-	if p := db.Pools(); len(p) != 1 || p[0] != (Pool{PoolName, "file", h.Root()}) {
+	if p := db.Pools(); len(p) != 1 || p[0].Name != PoolName || p[0].Driver != "file" || p[0].DirPath != h.Root() || p[0].RevisionsToKeep != 1 {
 		t.Errorf("pools %v", p)
 	}
 	if v, def := db.GlobalProp("default_pool"); v != PoolName || def {

@@ -21,11 +21,15 @@ type VMOptions struct {
 	Template string
 	// Props are further properties, set in name order.
 	Props map[string]string
+	// Pool is the file pool of every volume that is not a snapshot of the
+	// template's (those stay in the template's pool); empty means each
+	// volume's global default (default_pool_private, ...).
+	Pool string
 }
 
 // CreateVM adds a halted VM with its empty sparse images (or a copy of
-// opts.Template's root), its directory and its vm-fs directory. On any
-// error nothing is left behind.
+// opts.Template's root) in its pools, its directory and its vm-fs
+// directory. On any error nothing is left behind.
 func (h *Host) CreateVM(name, class string, opts VMOptions) error {
 	return h.locked(func() error {
 		db, old, err := h.load()
@@ -39,16 +43,13 @@ func (h *Host) CreateVM(name, class string, opts VMOptions) error {
 		if err := db.Validate(); err != nil {
 			return err
 		}
-		dir := h.path(vidPrefix(class, name))
-		if _, err := os.Lstat(dir); err == nil {
-			return errorf(ErrExists, "%s already exists (left from an earlier VM? remove it first)", dir)
-		}
-		if err := h.makeFiles(d, clone); err != nil {
-			os.RemoveAll(dir)
+		undo, err := h.makeFiles(d, clone)
+		if err != nil {
+			undo()
 			return err
 		}
 		if err := h.save(db, old); err != nil {
-			os.RemoveAll(dir)
+			undo()
 			return err
 		}
 		return nil
@@ -98,6 +99,18 @@ func (db *DB) addVM(name, class string, opts VMOptions) (_, clone *Domain, err e
 			}
 		}
 	}
+	if opts.Pool != "" {
+		if err := d.moveVolumes(opts.Pool); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, v := range d.Volumes() {
+		if v.SaveOnStop {
+			if _, err := d.imagePath(v); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
 	names := make([]string, 0, len(opts.Props))
 	for k := range opts.Props {
 		names = append(names, k)
@@ -111,46 +124,79 @@ func (db *DB) addVM(name, class string, opts VMOptions) (_, clone *Domain, err e
 	return d, clone, nil
 }
 
-// makeFiles makes a new VM's directory, images and vm-fs directory.
-func (h *Host) makeFiles(d, clone *Domain) error {
-	if err := os.MkdirAll(h.path(vidPrefix(d.Class(), d.Name())), 0o755); err != nil {
-		return err
+// makeFiles makes a new VM's files: its directory under the root, its
+// directory in each pool that holds one of its images, the images, and
+// its vm-fs directory. None of these directories may exist yet (but
+// vm-fs). undo removes what it made.
+func (h *Host) makeFiles(d, clone *Domain) (undo func(), err error) {
+	var made []string
+	undo = func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			os.RemoveAll(made[i])
+		}
+	}
+	mkdir := func(dir string) error {
+		if slices.Contains(made, dir) {
+			return nil
+		}
+		if _, err := os.Lstat(dir); err == nil {
+			return errorf(ErrExists, "%s already exists (left from an earlier VM? remove it first)", dir)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		made = append(made, dir)
+		return nil
+	}
+	if err := mkdir(h.path(vidPrefix(d.Class(), d.Name()))); err != nil {
+		return undo, err
 	}
 	for _, v := range d.Volumes() {
 		if !v.SaveOnStop {
 			continue
 		}
-		img, err := h.imagePath(d.Name(), v)
+		img, err := d.imagePath(v)
 		if err != nil {
-			return err
+			return undo, err
+		}
+		if err := mkdir(filepath.Dir(img)); err != nil {
+			return undo, err
 		}
 		if v.Name != "root" || clone == nil {
 			if err := createSparse(img, v.Size); err != nil {
-				return err
+				return undo, err
 			}
 			continue
 		}
 		cv, _ := clone.Volume("root")
-		src, err := h.imagePath(clone.Name(), cv)
+		src, err := clone.imagePath(cv)
 		if err != nil {
-			return err
+			return undo, err
 		}
 		if err := copyFile(img, src); err != nil {
-			return err
+			return undo, err
 		}
 		fi, err := os.Stat(img)
 		if err != nil {
-			return err
+			return undo, err
 		}
 		v.Size = fi.Size()
 		d.setVolume(v)
 	}
-	return os.MkdirAll(h.path(vmFSDir, d.Name()), 0o755)
+	if fsDir := h.path(vmFSDir, d.Name()); !exists(fsDir) {
+		if err := os.MkdirAll(fsDir, 0o755); err != nil {
+			return undo, err
+		}
+		made = append(made, fsDir)
+	}
+	return undo, nil
 }
 
 // RemoveVM removes a halted VM that nothing refers to (ErrInUse names the
-// users), then its files: its directory with images, firewall and notes,
-// and its vm-fs directory.
+// users), then its files: its directory with firewall and notes, its
+// images in every pool (and their directories there, once empty), and
+// its vm-fs directory. A VM with an image PedOS cannot locate (in a pool
+// of another driver) is not removed.
 func (h *Host) RemoveVM(name string) error {
 	return h.locked(func() error {
 		db, old, err := h.load()
@@ -164,14 +210,38 @@ func (h *Host) RemoveVM(name string) error {
 		if d.Class() != AdminVM && h.IsRunning(name) {
 			return errorf(ErrRunning, "VM %s is running (shut it down first)", name)
 		}
+		var imgs []string
+		for _, v := range d.Volumes() {
+			if v.SaveOnStop {
+				img, err := d.imagePath(v)
+				if err != nil {
+					return fmt.Errorf("cannot remove %s: %w", name, err)
+				}
+				imgs = append(imgs, img)
+			}
+		}
 		if err := db.RemoveDomain(name); err != nil {
 			return err
 		}
 		if err := h.save(db, old); err != nil {
 			return err
 		}
-		err = errors.Join(os.RemoveAll(h.path(vidPrefix(d.Class(), name))),
-			os.RemoveAll(h.path(vmFSDir, name)))
+		dir := h.path(vidPrefix(d.Class(), name))
+		err = errors.Join(os.RemoveAll(dir), os.RemoveAll(h.path(vmFSDir, name)))
+		var dirs []string
+		for _, img := range imgs {
+			for _, f := range []string{img, dirtyPath(img)} {
+				if rerr := os.Remove(f); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+					err = errors.Join(err, rerr)
+				}
+			}
+			if d := filepath.Dir(img); d != dir && !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
+		}
+		for _, d := range dirs {
+			os.Remove(d) // only if empty: what else is there is not the VM's
+		}
 		if rerr := os.Remove(h.path(runDir, name)); !errors.Is(rerr, fs.ErrNotExist) {
 			err = errors.Join(err, rerr)
 		}

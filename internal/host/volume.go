@@ -13,8 +13,9 @@ import (
 	"pedos.dev/backup/internal/sparsetar"
 )
 
-// Volumes live in the file pool as sparse images $ROOT/<vid>.img, for
-// example appvms/work/private.img. Only save_on_stop volumes have an image
+// Volumes live in file pools as sparse images <dir_path>/<vid>.img (see
+// pool.go), for example appvms/work/private.img under the host root in
+// the pool varlibpedos. Only save_on_stop volumes have an image
 // of their own; an AppVM's root is its template's root (snap_on_start) and
 // volatile volumes keep nothing.
 //
@@ -41,17 +42,6 @@ type VolumeInfo struct {
 }
 
 var customVolRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
-
-// imagePath is where volume v keeps its committed image.
-func (h *Host) imagePath(vm string, v Volume) (string, error) {
-	if v.Pool != PoolName {
-		return "", errorf(ErrInvalid, "VM %s volume %s is in pool %q; only %s is supported", vm, v.Name, v.Pool, PoolName)
-	}
-	if !filepath.IsLocal(v.VID) {
-		return "", errorf(ErrInvalid, "VM %s volume %s has an unsafe vid %q", vm, v.Name, v.VID)
-	}
-	return h.path(v.VID + ".img"), nil
-}
 
 func dirtyPath(img string) string { return strings.TrimSuffix(img, ".img") + "-dirty.img" }
 
@@ -103,7 +93,7 @@ func (h *Host) volumeInfo(d *Domain, v Volume) (VolumeInfo, error) {
 	if !v.SaveOnStop {
 		return info, nil
 	}
-	p, err := h.imagePath(d.Name(), v)
+	p, err := d.imagePath(v)
 	if err != nil {
 		return info, err
 	}
@@ -198,7 +188,7 @@ func (h *Host) ResizeVolume(vm, vol string, size int64, force bool) error {
 		running := h.IsRunning(vm)
 		cur, undo := v.Size, func() {}
 		if v.SaveOnStop {
-			img, err := h.imagePath(vm, v)
+			img, err := d.imagePath(v)
 			if err != nil {
 				return err
 			}
@@ -246,7 +236,8 @@ func (h *Host) ResizeVolume(vm, vol string, size int64, force bool) error {
 }
 
 // AddVolume adds a custom persistent volume (save_on_stop, so backed up as
-// <name>.img) with an empty sparse image of size bytes.
+// <name>.img) with an empty sparse image of size bytes, in the pool of
+// the VM's private volume.
 func (h *Host) AddVolume(vm, name string, size int64) error {
 	if !customVolRE.MatchString(name) || name == "root" || name == "private" || name == "volatile" || name == "kernel" {
 		return errorf(ErrInvalid, "invalid volume name %q (lower-case letters, digits, '_', '-'; not a standard volume)", name)
@@ -271,13 +262,18 @@ func (h *Host) AddVolume(vm, name string, size int64) error {
 		case h.IsRunning(vm):
 			return errorf(ErrRunning, "VM %s is running", vm)
 		}
-		v := Volume{Name: name, Pool: PoolName, VID: vidPrefix(d.Class(), vm) + "/" + name, Size: size,
-			RW: true, SaveOnStop: true, RevisionsToKeep: 1}
-		d.setVolume(v)
-		img, err := h.imagePath(vm, v)
+		v := Volume{Name: name, VID: vidPrefix(d.Class(), vm) + "/" + name, Size: size, RW: true, SaveOnStop: true}
+		if err := d.placeVolume(&v, d.customPool()); err != nil {
+			return err
+		}
+		img, err := d.imagePath(v)
 		if err != nil {
 			return err
 		}
+		if exists(img) {
+			return errorf(ErrExists, "%s already exists (left from an earlier volume? remove it first)", img)
+		}
+		d.setVolume(v)
 		if err := createSparse(img, size); err != nil {
 			return err
 		}
@@ -309,11 +305,19 @@ func (h *Host) RemoveVolume(vm, name string) error {
 		case h.IsRunning(vm):
 			return errorf(ErrRunning, "VM %s is running", vm)
 		}
+		img := ""
+		if v.SaveOnStop {
+			// An image that cannot be found cannot be removed: the
+			// volume stays rather than leave its data behind unseen.
+			if img, err = d.imagePath(v); err != nil {
+				return err
+			}
+		}
 		d.n.child("volume-config").remove(d.volumeNode(name))
 		if err := h.save(db, old); err != nil {
 			return err
 		}
-		if img, err := h.imagePath(vm, v); err == nil && v.SaveOnStop {
+		if img != "" {
 			os.Remove(dirtyPath(img))
 			if err := os.Remove(img); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
@@ -407,7 +411,7 @@ func (im *VolumeImport) Commit() error {
 		if err != nil {
 			return err
 		}
-		img, err := h.imagePath(im.vm, v)
+		img, err := d.imagePath(v)
 		switch {
 		case err != nil:
 			return err

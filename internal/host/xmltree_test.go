@@ -28,8 +28,8 @@ func TestParseDBErrors(t *testing.T) {
 // error naming the problem, and nothing is written.
 func TestValidateHandEdited(t *testing.T) {
 	for _, c := range []struct{ find, replace, want string }{
-		{`<property name="qid">5</property>`, `<property name="qid">4</property>`, "share qid 4"},
-		{`<property name="name">vault</property>`, `<property name="name">work</property>`, "two VMs called work"},
+		{`<property name="qid">5</property>`, `<property name="qid">4</property>`, "two VMs with qid 4"},
+		{`<property name="name">vault</property>`, `<property name="name">work</property>`, "two VMs named work"},
 		{`class="StandaloneVM"`, `class="HVM"`, `unknown class "HVM"`},
 		{`<property name="label">label-8</property>
         <property name="netvm"></property>`, `<property name="netvm"></property>`, "vault: label: VM has no label"},

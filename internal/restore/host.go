@@ -43,6 +43,9 @@ type Options struct {
 	GlobalDefaults bool
 	// Now names the dom0 home directory; nil means time.Now.
 	Now func() time.Time
+	// Pool is the file pool the restored VMs' volumes go to; "" is the
+	// host's default pool (global default_pool, else its first file pool).
+	Pool string
 }
 
 // Outcome is what happened to one VM.
@@ -83,6 +86,7 @@ type hostRun struct {
 	h       *host.Host
 	plan    *Plan
 	opts    Options
+	pool    host.Pool             // where the VMs' volumes go (opts.Pool resolved)
 	byOrig  map[string]*PlannedVM // restored VMs by original name
 	targets map[string]*PlannedVM // restored VMs by target name
 	added   map[string]bool       // target names added so far
@@ -131,7 +135,7 @@ func (hr *hostRun) pending(target string) bool {
 // not added yet are returned to set later.
 func (hr *hostRun) spec(pv *PlannedVM) (host.VMSpec, []refSetting) {
 	v := pv.VM
-	s := host.VMSpec{Name: pv.Target, Class: v.Class, Label: v.Label, Template: pv.Template,
+	s := host.VMSpec{Name: pv.Target, Class: v.Class, Label: v.Label, Template: pv.Template, Pool: hr.pool.Name,
 		Features: append(slices.Clone(v.Features), hr.extra[pv]...), Tags: v.Tags, Volumes: v.Volumes}
 	var later []refSetting
 	ref := func(prop, target string) {
@@ -244,12 +248,22 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		return nil, err
 	}
 	h.CleanStaging()
+	db, err := h.Load()
+	var pool host.Pool
+	if err == nil {
+		pool, err = restorePool(db, plan, opts)
+	}
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
 	ps, err := newPass(b, plan, r, progress.Reading)
 	if err != nil {
 		b.Close()
 		return nil, err
 	}
 	hr := newHostRun(h, plan, opts)
+	hr.pool = pool
 	for _, pv := range ps.vms {
 		hr.results[pv] = &VMResult{VMReport: VMReport{Name: pv.VM.Name, Path: pv.VM.Path}, Target: pv.Target}
 	}

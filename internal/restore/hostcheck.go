@@ -3,6 +3,7 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -30,6 +31,9 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 		return nil, err
 	}
 	hr := newHostRun(h, plan, opts)
+	if hr.pool, err = restorePool(db, plan, opts); err != nil {
+		return nil, err
+	}
 	var warns []string
 	var need int64
 	for _, pv := range plan.Restored() {
@@ -81,13 +85,56 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 			}
 		}
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(h.Root(), &st); err == nil {
-		if free := int64(st.Bavail) * int64(st.Bsize); free < need {
-			return warns, fmt.Errorf("not enough space in %s: the restore needs up to %s, %s free", h.Root(), progress.FormatSize(need), progress.FormatSize(free))
-		}
+	// The images go to the pool's file system; the rest (firewall, notes)
+	// is small. (Only a dom0 home: the space is the home's, unchecked.)
+	if hr.pool.Name == "" {
+		return warns, nil
+	}
+	if dir, free, ok := freeSpace(hr.pool.DirPath); ok && free < need {
+		return warns, fmt.Errorf("not enough space in %s (pool %s): the restore needs up to %s, %s free",
+			dir, hr.pool.Name, progress.FormatSize(need), progress.FormatSize(free))
 	}
 	return warns, nil
+}
+
+// restorePool is the file pool the restored VMs go to; none (no error)
+// when the plan restores no VM, only the dom0 home.
+func restorePool(db *host.DB, plan *Plan, opts Options) (host.Pool, error) {
+	vms := 0
+	for _, pv := range plan.Restored() {
+		if pv.VM.Class != host.AdminVM {
+			vms++
+		}
+	}
+	if vms == 0 {
+		return host.Pool{}, nil
+	}
+	p, err := db.FilePool(opts.Pool)
+	if err != nil {
+		which := "the default pool"
+		if opts.Pool != "" {
+			which = "pool " + opts.Pool
+		}
+		return p, fmt.Errorf("the VMs cannot be restored into %s: %w", which, err)
+	}
+	return p, nil
+}
+
+// freeSpace measures the space free to unprivileged users on the file
+// system of dir, or of its nearest existing parent (a pool directory not
+// made yet).
+func freeSpace(dir string) (at string, free int64, ok bool) {
+	for {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err == nil {
+			return dir, int64(st.Bavail) * int64(st.Bsize), true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", 0, false
+		}
+		dir = parent
+	}
 }
 
 // unsetGlobals lists the backup's global VM settings that db leaves unset.

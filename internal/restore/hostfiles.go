@@ -27,7 +27,7 @@ func (hr *hostRun) file(pv *PlannedVM, f io.Reader, name string, limit int64) er
 	stage := hr.staged[pv]
 	if stage == nil {
 		var err error
-		if stage, err = hr.h.StageVM(v.Class); err != nil {
+		if stage, err = hr.h.StageVM(v.Class, hr.pool.Name); err != nil {
 			return err
 		}
 		hr.staged[pv] = stage

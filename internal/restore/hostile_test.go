@@ -35,6 +35,13 @@ type craftedFile struct {
 // authentic, and hostile only inside.
 func craft(t *testing.T, edit func(db *host.DB), files ...craftedFile) []byte {
 	t.Helper()
+	return craftXML(t, edit, nil, files...)
+}
+
+// craftXML is craft with qubes.xml further edited as text by editXML (not
+// nil): what no DB edit can make.
+func craftXML(t *testing.T, edit func(db *host.DB), editXML func([]byte) []byte, files ...craftedFile) []byte {
+	t.Helper()
 	h, err := host.Init(filepath.Join(t.TempDir(), "root"), host.InitOptions{User: "user", Home: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +73,11 @@ func craft(t *testing.T, edit func(db *host.DB), files ...craftedFile) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.AddBytes(archive.QubesXMLName, db.Marshal()); err != nil {
+	xml := db.Marshal()
+	if editXML != nil {
+		xml = editXML(xml)
+	}
+	if err := w.AddBytes(archive.QubesXMLName, xml); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range files {
@@ -239,6 +250,28 @@ func TestRestoreHostileMetadata(t *testing.T) {
 	}
 	if w := res.VMs[0].Warnings; len(w) != 1 || !strings.Contains(w[0], "netx") {
 		t.Errorf("warnings %q", w)
+	}
+}
+
+// A qubes.xml in which two VMs have one name (or one qid) is refused as
+// it is read: the restore could pick either.
+func TestRestoreAmbiguousMetadata(t *testing.T) {
+	for _, c := range []struct{ find, replace, want string }{
+		{`<property name="name">box</property>`, `<property name="name">box</property></properties></domain>` +
+			`<domain id="domain-7" class="AppVM"><properties><property name="name">box</property><property name="qid">7</property>`,
+			"two VMs named box: <domain> #2 (box, qid 1) and <domain> #3 (box, qid 7)"},
+		{`<property name="name">box</property>`, `<property name="name">box</property></properties></domain>` +
+			`<domain id="domain-7" class="AppVM"><properties><property name="name">other</property><property name="qid">1</property>`,
+			"two VMs with qid 1"},
+	} {
+		data := craftXML(t, nil, func(x []byte) []byte {
+			y := bytes.Replace(x, []byte(c.find), []byte(c.replace), 1)
+			if bytes.Equal(x, y) {
+				t.Fatalf("no %s", c.find)
+			}
+			return y
+		}, goodRoot, goodPrivate, goodHome)
+		restoreFails(t, data, ErrBadMetadata, c.want)
 	}
 }
 
