@@ -11,7 +11,7 @@ import (
 )
 
 // The conversion of a core2 qubes.xml into the R4 schema follows the
-// reference client's (qubesadmin/backup/core2.py, spec §6.3), so that a
+// reference client's (qubesadmin/backup/core2.py), so that a
 // restore creates the VMs Qubes R4 would. The result also carries the
 // backup bookkeeping of format 4 (features backup-content, backup-path
 // with the trailing slash of a directory, backup-size), so the restore

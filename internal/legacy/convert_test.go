@@ -10,7 +10,7 @@ import (
 	"pedos.dev/backup/internal/host"
 )
 
-// An R3.2 qubes.xml written by hand after spec §6.3 and the reference
+// An R3.2 qubes.xml written by hand after the R3.2 schema and the reference
 // client's fixtures turns into a valid R4 database that the restore
 // engine reads like a format 4 backup's.
 func TestConvertR32(t *testing.T) {

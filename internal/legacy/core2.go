@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// core2 is the qubes.xml of Qubes R1 to R3.2 (spec §6.3): a root
+// core2 is the qubes.xml of Qubes R1 to R3.2: a root
 // <QubesVmCollection> whose attributes hold the global settings (VMs by
 // qid), and one empty element per VM named after its class, with every
 // property as an attribute.

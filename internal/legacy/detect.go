@@ -17,7 +17,7 @@ const (
 	qubesXMLChunk  = "qubes.xml.000"
 )
 
-// Detect tells the format of the backup stream that br starts (spec §4.4):
+// Detect tells the format of the backup stream that br starts:
 // 4 or 3 as its backup-header says, 2 for a header without a version or for
 // no header at all (the first member is qubes.xml.000). Nothing is
 // authenticated yet: the reader for that version does it. Detect only

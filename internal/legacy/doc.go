@@ -1,5 +1,5 @@
-// Package legacy reads the Qubes OS backup formats that came before format 4
-// (spec §0, §4.4, §5): format 3 (R2 to R3.2: one OpenSSL stream per file,
+// Package legacy reads the Qubes OS backup formats that came before format
+// 4: format 3 (R2 to R3.2: one OpenSSL stream per file,
 // cut into 100 MiB chunks, each with an HMAC text file), format 2 (R2
 // betas: a GNU multi-volume tar whose volumes are encrypted or gzipped one
 // by one) and format 1 (a plain directory). It decrypts with Go's own AES

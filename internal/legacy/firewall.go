@@ -12,7 +12,7 @@ import (
 )
 
 // Formats 1 to 3 hold a VM's firewall.xml in the format of Qubes R1 to
-// R3.2 (spec §2.2): <QubesFirewallRules policy="allow|deny" dns= icmp=
+// R3.2: <QubesFirewallRules policy="allow|deny" dns= icmp=
 // yumProxy=> with <rule address= netmask= proto= port= toport= expire=/>
 // children, which are the exceptions to the policy. ConvertFirewall turns
 // it into the R4 rules the reference client makes of it (qubesadmin's

@@ -17,7 +17,7 @@ import (
 )
 
 // The archives these tests read are made as the reference writers made
-// them (spec §5.1, §5.2), with the same programs (testutil.LegacyWriter,
+// them, with the same programs (testutil.LegacyWriter,
 // legacy-backup.sh): GNU tar with --sparse, gzip, `openssl enc` with MD5
 // key derivation (OpenSSL 1.0's default), split, the HMAC of `openssl
 // dgst -hmac`, and `tar -cO --posix` per outer member.

@@ -1,7 +1,7 @@
 package legacy
 
 // The outer container is many small tar archives, one per member, one
-// after the other (spec §1.1), as in format 4: package archive's
+// after the other, as in format 4: package archive's
 // OuterReader reads it.
 
 const blockSize = 512

@@ -36,7 +36,7 @@ type Header struct {
 	HMACAlgorithm   string // as OpenSSL names it, lower case: "sha512"
 	CryptoAlgorithm string // "aes-256-cbc"; "" when not encrypted
 	// NoHeader: an R2-beta3 archive without backup-header, whose other
-	// fields were inferred from qubes.xml.000 (spec §4.4).
+	// fields were inferred from qubes.xml.000.
 	NoHeader bool
 }
 
@@ -233,7 +233,7 @@ func (r *Reader) readQubesXML() error {
 	return err
 }
 
-// inferFormat settles what an archive without a header does (spec §4.4):
+// inferFormat settles what an archive without a header does:
 // the HMAC algorithm is the one that authenticates qubes.xml.000 (so a
 // wrong passphrase shows here), a chunk starting with "Salted__" is
 // encrypted, gzip's magic means gzip, and zlib data inside the encryption

@@ -14,7 +14,7 @@ import (
 	"pedos.dev/backup/internal/sparsetar"
 )
 
-// Format 1 (R1 to R2-beta2, spec §5.3) is a directory: qubes.xml and a copy
+// Format 1 (R1 to R2-beta2) is a directory: qubes.xml and a copy
 // (cp -rp, so sparse files and symlinks survive) of /var/lib/qubes's
 // appvms/<name>/, servicevms/<name>/, vm-templates/<name>/, plus
 // dom0-home/<user>/. A VM is in the backup when its directory is. There is

@@ -10,7 +10,7 @@ import (
 	"pedos.dev/backup/internal/archive"
 )
 
-// Format 2 stores each file as a GNU multi-volume tar (spec §5.2): every
+// Format 2 stores each file as a GNU multi-volume tar: every
 // chunk is one volume, encrypted by its own `openssl enc` run (its own
 // salt), or gzipped, or, briefly, both with `openssl enc -z` (zlib inside
 // the encryption). Volumes after the first start with a GNU 'M'
