@@ -303,6 +303,9 @@ func VerifyOnly(ctx context.Context, b *Backup, plan *Plan, r progress.Reporter)
 	}
 	err = ps.run(ctx, ps.checkFile)
 	if err == nil {
+		err = ps.checkImages()
+	}
+	if err == nil {
 		ps.finish()
 	}
 	rep := &VerifyReport{}
@@ -354,7 +357,17 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 			if err := os.Remove(vmDir); err != nil {
 				return err
 			}
-			return sparsetar.ExtractDotTree(f, name, vmDir, limit)
+			if err := sparsetar.ExtractDotTree(f, name, vmDir, limit); err != nil {
+				return err
+			}
+			var files []string
+			entries, _ := os.ReadDir(vmDir)
+			for _, e := range entries {
+				if e.Type().IsRegular() {
+					files = append(files, e.Name())
+				}
+			}
+			return ps.treeImages(v, files)
 		case role == roleImage:
 			seen := ps.images[v]
 			if err := noteImage(&seen, vol); err != nil {
@@ -388,6 +401,9 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 			return err
 		})
 	})
+	if err == nil {
+		err = ps.checkImages()
+	}
 	if err == nil {
 		ps.finish()
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
 )
@@ -334,12 +333,9 @@ func (hr *hostRun) complete(pv *PlannedVM) {
 	}
 	// Every volume the backup says has data must have come; a VM without
 	// a volume-config gets empty volumes.
-	saved := host.SavedVolumes(pv.VM.Class, pv.VM.Volumes)
-	for _, vol := range pv.VM.Volumes {
-		if vol.SaveOnStop && slices.Contains(saved, vol.Name) && !slices.Contains(hr.images[pv], vol.Name) {
-			hr.fail(pv, fmt.Errorf("%w: VM %s: the archive has no image of its volume %s", archive.ErrIncomplete, pv.VM.Name, vol.Name))
-			return
-		}
+	if err := missingImage(pv.VM, hr.images[pv]); err != nil {
+		hr.fail(pv, err)
+		return
 	}
 	hr.queue(pv, func(q *PlannedVM) error { hr.commit(q); return nil })
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -114,6 +115,37 @@ var goodHome = craftedFile{"dom0-home/user", func(tw *tar.Writer) {
 	regular(tw, "dom0-home/user/notes", []byte("hi\n"))
 }}
 
+// verifyAndExtractFail checks that VerifyOnly and ExtractTo refuse data
+// (with target, unless nil), and that the extraction leaves nothing.
+func verifyAndExtractFail(t *testing.T, data []byte, target error) {
+	t.Helper()
+	run := func(what string, pass func(b *Backup, p *Plan) error) {
+		b, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass})
+		if err == nil {
+			defer b.Close()
+			var p *Plan
+			if p, err = NewPlan(nil, b, PlanOptions{}); err == nil {
+				err = pass(b, p)
+			}
+		}
+		if err == nil {
+			t.Fatalf("%s: no error for what restore refuses", what)
+		}
+		if target != nil && !errors.Is(err, target) {
+			t.Errorf("%s: %v, want %v", what, err, target)
+		}
+	}
+	run("verify", func(b *Backup, p *Plan) error {
+		_, err := VerifyOnly(t.Context(), b, p, nil)
+		return err
+	})
+	out := filepath.Join(t.TempDir(), "out")
+	run("extract", func(b *Backup, p *Plan) error { return ExtractTo(t.Context(), b, p, out, nil) })
+	if _, err := os.Lstat(out); err == nil {
+		t.Errorf("extract left %s", out)
+	}
+}
+
 // restoreFails restores data into a fresh host and checks that it fails
 // (with target, unless nil) and that the host is unchanged.
 func restoreFails(t *testing.T, data []byte, target error, words ...string) {
@@ -185,6 +217,29 @@ func TestRestoreHostileInner(t *testing.T) {
 		{"a bad firewall", []craftedFile{goodRoot, goodPrivate, {"vm1/firewall.xml", func(tw *tar.Writer) {
 			regular(tw, "vm1/firewall.xml", []byte("<firewall><rules><rule><properties><property name=\"action\">maybe</property></properties></rule></rules></firewall>"))
 		}}, goodHome}, host.ErrInvalid, []string{"firewall"}},
+		{"a volume image that is a directory", []craftedFile{goodRoot, {"vm1/private.img", func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Name: "vm1/private.img/", Typeflag: tar.TypeDir, Mode: 0o755})
+		}}, goodHome}, sparsetar.ErrUnexpectedMember, nil},
+		{"a home with a member twice", []craftedFile{goodRoot, goodPrivate, {"dom0-home/user", func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Name: "dom0-home/user/", Typeflag: tar.TypeDir, Mode: 0o755})
+			regular(tw, "dom0-home/user/a", []byte("1"))
+			regular(tw, "dom0-home/user/a", []byte("2"))
+		}}}, sparsetar.ErrUnexpectedMember, nil},
+		{"a home hard link to /etc/passwd", []craftedFile{goodRoot, goodPrivate, {"dom0-home/user", func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Name: "dom0-home/user/", Typeflag: tar.TypeDir, Mode: 0o755})
+			tw.WriteHeader(&tar.Header{Name: "dom0-home/user/pw", Typeflag: tar.TypeLink, Linkname: "/etc/passwd"})
+		}}}, sparsetar.ErrUnsafeName, nil},
+		{"a home that is a file", []craftedFile{goodRoot, goodPrivate, {"dom0-home/user", func(tw *tar.Writer) {
+			regular(tw, "dom0-home/user", []byte("x"))
+		}}}, sparsetar.ErrUnexpectedMember, nil},
+		{"a home member of unknown type", []craftedFile{goodRoot, goodPrivate, {"dom0-home/user", func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Name: "dom0-home/user/", Typeflag: tar.TypeDir, Mode: 0o755})
+			tw.WriteHeader(&tar.Header{Name: "dom0-home/user/d", Typeflag: 'D', Mode: 0o755})
+		}}}, sparsetar.ErrUnexpectedMember, nil},
+		{"a home name of 300 bytes", []craftedFile{goodRoot, goodPrivate, {"dom0-home/user", func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Name: "dom0-home/user/", Typeflag: tar.TypeDir, Mode: 0o755})
+			regular(tw, "dom0-home/user/"+strings.Repeat("n", 300), []byte("x"))
+		}}}, nil, nil},
 		// (With no home in the backup: the home, complete, would be kept.)
 		{"a missing volume image", []craftedFile{goodRoot, {"vm1/notes.txt", func(tw *tar.Writer) {
 			regular(tw, "vm1/notes.txt", []byte("x"))
@@ -198,7 +253,11 @@ func TestRestoreHostileInner(t *testing.T) {
 					d.DeleteFeature("backup-content")
 				}
 			}
-			restoreFails(t, craft(t, noHome, c.files...), c.target, c.words...)
+			data := craft(t, noHome, c.files...)
+			restoreFails(t, data, c.target, c.words...)
+			// Verify promises what restore does: it refuses too, and so
+			// does an extraction, which leaves nothing.
+			verifyAndExtractFail(t, data, c.target)
 			if entries, _ := os.ReadDir(outside); len(entries) > 0 {
 				t.Errorf("written through a symlink: %v", entries)
 			}
@@ -343,4 +402,41 @@ func TestRestoreExcessiveScrypt(t *testing.T) {
 	sum := sha256.Sum256(head[:48])
 	copy(head[48:64], sum[:16]) // a consistent header, as a forger would make it
 	restoreFails(t, bad, scryptenc.ErrTooExpensive)
+}
+
+// A qubes.xml no restore can add from is refused when the backup is
+// opened, so verify and extract refuse it as restore does.
+func TestRestoreImpossibleMetadata(t *testing.T) {
+	for _, c := range []struct{ name, find, replace, want string }{
+		{"unknown class", `class="StandaloneVM"`, `class="FancyVM"`, "unknown class"},
+		{"a VM named dom0", `<property name="name">box</property>`, `<property name="name">dom0</property>`, "dom0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data := craftXML(t, nil, func(x []byte) []byte {
+				y := bytes.Replace(x, []byte(c.find), []byte(c.replace), 1)
+				if bytes.Equal(x, y) {
+					t.Fatalf("no %s", c.find)
+				}
+				return y
+			}, goodRoot, goodPrivate, goodHome)
+			restoreFails(t, data, ErrBadMetadata, c.want)
+			verifyAndExtractFail(t, data, ErrBadMetadata)
+		})
+	}
+}
+
+func TestCheckVMsTemplateCycle(t *testing.T) {
+	b := &Backup{VMs: []*VM{
+		{Name: "a", Class: host.TemplateVM, Template: "b"},
+		{Name: "b", Class: host.TemplateVM, Template: "a"},
+		{Name: "c", Class: host.AppVM, Template: "a"},
+	}}
+	if err := b.checkVMs(); !errors.Is(err, ErrBadMetadata) || !strings.Contains(err.Error(), "circle") {
+		t.Errorf("a template cycle: %v", err)
+	}
+	b.VMs = b.VMs[1:]
+	b.VMs[0].Template = ""
+	if err := b.checkVMs(); err != nil {
+		t.Errorf("no cycle: %v", err)
+	}
 }

@@ -55,6 +55,48 @@ func noteImage(seen *[]string, vol string) error {
 	return nil
 }
 
+// missingImage says which volume of v that the backup says has data got
+// no image from the archive (images lists those that did), if any.
+func missingImage(v *VM, images []string) error {
+	saved := host.SavedVolumes(v.Class, v.Volumes)
+	for _, vol := range v.Volumes {
+		if vol.SaveOnStop && slices.Contains(saved, vol.Name) && !slices.Contains(images, vol.Name) {
+			return fmt.Errorf("%w: VM %s: the archive has no image of its volume %s", archive.ErrIncomplete, v.Name, vol.Name)
+		}
+	}
+	return nil
+}
+
+// checkImages is missingImage for every VM the pass read (verify and
+// extract; a restore checks each VM as it completes).
+func (ps *pass) checkImages() error {
+	for _, pv := range ps.vms {
+		if pv.VM.Class == host.AdminVM || ps.reports[pv.VM].Files == 0 {
+			continue
+		}
+		if err := missingImage(pv.VM, ps.images[pv.VM]); err != nil {
+			ps.reports[pv.VM].Err = err
+			return err
+		}
+	}
+	return nil
+}
+
+// treeImages notes the images a template stored whole holds: its
+// top-level files named after volumes with data.
+func (ps *pass) treeImages(v *VM, files []string) error {
+	seen := ps.images[v]
+	for _, vol := range host.SavedVolumes(v.Class, v.Volumes) {
+		if slices.Contains(files, vol+".img") {
+			if err := noteImage(&seen, vol); err != nil {
+				return err
+			}
+		}
+	}
+	ps.images[v] = seen
+	return nil
+}
+
 // readSmall reads a small file whole and checks it as a restore would keep
 // it. content is as stored; kept is what a restore keeps (an old format's
 // firewall converted to today's rules).
@@ -96,6 +138,12 @@ func (ps *pass) checkFile(pv *PlannedVM, f io.Reader, name string, limit int64) 
 	case roleSmall:
 		_, _, err := readSmall(f, name, limit, ps.b.Header.Version)
 		return err
+	case roleTree:
+		_, files, err := sparsetar.ReadDotTree(f, name, limit)
+		if err != nil {
+			return err
+		}
+		return ps.treeImages(pv.VM, files)
 	}
 	return checkStored(f, name, limit)
 }

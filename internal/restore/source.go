@@ -115,7 +115,7 @@ func peekIsDir(br *bufio.Reader) bool {
 // holds: one file, a tree, a whole template directory.
 func checkStored(f io.Reader, name string, limit int64) error {
 	if isDotTree(name) {
-		_, err := sparsetar.ReadDotTree(f, name, limit)
+		_, _, err := sparsetar.ReadDotTree(f, name, limit)
 		return err
 	}
 	br := bufio.NewReaderSize(f, 64<<10)

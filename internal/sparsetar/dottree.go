@@ -3,6 +3,7 @@ package sparsetar
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -22,12 +23,24 @@ func ExtractDotTree(r io.Reader, prefix, dir string, maxSize int64) error {
 	return extractTree(r, &treeExtractor{prefix: prefix, dot: true, left: maxSize}, dir)
 }
 
-// ReadDotTree is ReadTree for such an archive.
-func ReadDotTree(r io.Reader, prefix string, maxSize int64) (int64, error) {
+// ReadDotTree is ReadTree for such an archive. It also lists the regular
+// files at the top of the tree (a template's images are there).
+func ReadDotTree(r io.Reader, prefix string, maxSize int64) (int64, []string, error) {
 	if err := checkDotPrefix(prefix); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return readTree(r, &treeExtractor{prefix: prefix, dot: true}, maxSize)
+	x := &treeExtractor{prefix: prefix, dot: true}
+	n, err := readTree(r, x, maxSize)
+	var top []string
+	if m, ok := x.dst.(modelDst); ok && err == nil {
+		for rel, k := range m {
+			if k == 0 && !strings.Contains(rel, "/") {
+				top = append(top, rel)
+			}
+		}
+		slices.Sort(top)
+	}
+	return n, top, err
 }
 
 func checkDotPrefix(prefix string) error {
