@@ -126,6 +126,12 @@ func create(args []string) error {
 	if err != nil {
 		return err
 	}
+	names := []string{archive.QubesXMLName}
+	for _, spec := range fs.Args() {
+		name, _, _ := strings.Cut(spec, "=")
+		names = append(names, name)
+	}
+	w.Expect(names...)
 	if err := w.AddBytes(archive.QubesXMLName, db); err != nil {
 		return err
 	}

@@ -106,7 +106,7 @@ func TestReaderMemoryBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	compareDigests(t, got, want)
-	if peak > 2*kdfMiB {
+	if peak > two-memoryReserve-chunk {
 		t.Errorf("budget for two derivations: %d MiB held at once", peak>>20)
 	}
 

@@ -136,13 +136,9 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 	r := &Reader{
 		opts:  opts,
 		outer: NewOuterReader(in),
-		jobs:  make(chan *chunkJob, opts.Workers+1),
-		free:  make(chan []byte, opts.Workers+3),
-		// Workers derivations at once: with AVX2 they pair up (see
-		// scryptenc.Lanes) and leave cores to decompression; more would
-		// only touch more fresh memory, which the kernel must zero
-		// (measured: slower).
-		kdf: make(chan struct{}, opts.Workers),
+		jobs:  make(chan *chunkJob, readDerivations(opts.Workers)+1),
+		free:  make(chan []byte, readDerivations(opts.Workers)+3),
+		kdf:   make(chan struct{}, readDerivations(opts.Workers)),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.abort = r.ctx.Done()
@@ -152,6 +148,12 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 	}
 	return r, nil
 }
+
+// readDerivations is how many chunk keys the reader derives at once:
+// Lanes per worker, so that with AVX2 every core runs a pair (kdf2), as
+// the writer does. Archives of many small files are bound by their key
+// derivations alone.
+func readDerivations(workers int) int { return workers * scryptenc.Lanes }
 
 // planMemory splits the budget between chunk buffers and derivations at
 // the cost the header's .hmac shows (the writer's chunks have the same),
@@ -167,7 +169,8 @@ func (r *Reader) planMemory(mac []byte) error {
 	}
 	chunk := int64(ChunkSize + scryptenc.Overhead)
 	kdf := kdfMemory(p)
-	plan, err := planMemory("reading this backup", r.opts.MaxMemory, chunk, kdf, r.opts.Workers+3, r.opts.Workers, p)
+	kdfs := readDerivations(r.opts.Workers)
+	plan, err := planMemory("reading this backup", r.opts.MaxMemory, chunk, kdf, kdfs+3, kdfs, p)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,6 +51,7 @@ type Writer struct {
 	header   Header
 	codec    compress.Codec // nil: uncompressed
 	kdfSlots chan struct{}
+	pairMu   sync.Mutex // taken while a pair takes its two slots
 	queue    chan *pending
 	buffers  chan []byte
 	spare    int // buffers that may still be allocated
@@ -57,6 +59,10 @@ type Writer struct {
 	abort    chan struct{}
 	// headerKey authenticates backup-header, and through a subkey the manifest.
 	headerKey *keyFuture
+	// upcoming are the files Expect announced and not yet added, in
+	// order; ahead the keys of their first chunks being derived.
+	upcoming []string
+	ahead    map[string]*keyFuture
 
 	mu       sync.Mutex
 	err      error
@@ -142,6 +148,7 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 		done:     make(chan struct{}),
 		abort:    make(chan struct{}),
 		files:    map[string]bool{},
+		ahead:    map[string]*keyFuture{},
 		manifest: Manifest{Format: manifestFormat, Version: 1, BackupID: opts.BackupID},
 	}
 	if opts.Compression != "" && opts.Compression != "none" {
@@ -162,6 +169,56 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 
 // Header returns the archive's header.
 func (w *Writer) Header() Header { return w.header }
+
+// Expect announces the files that will be added, in order, so that the
+// keys of their first chunks are derived ahead, two at a time: an archive
+// of many small files costs a derivation per file, and derivations that
+// start together run as a pair (scryptenc.Lanes). A file added that was
+// not announced, or out of order, simply derives its key then.
+func (w *Writer) Expect(names ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.upcoming = append(w.upcoming, names...)
+	w.prefetchLocked()
+}
+
+// prefetchLocked starts the derivations of the next announced files'
+// first-chunk keys, in pairs, keeping as many ahead as derivations may run
+// at once: more would only delay the keys of the file being written.
+func (w *Writer) prefetchLocked() {
+	var next []string
+	for _, name := range w.upcoming {
+		if len(w.ahead)+len(next) >= cap(w.kdfSlots) {
+			break
+		}
+		if _, ok := w.ahead[name]; !ok && !w.files[name] {
+			next = append(next, name)
+		}
+	}
+	key := func(name string) []byte { return ChunkKey(w.opts.BackupID, ChunkName(name, 0), w.opts.Passphrase) }
+	for len(next) >= 2 {
+		w.ahead[next[0]], w.ahead[next[1]] = w.derivePair(key(next[0]), key(next[1]))
+		next = next[2:]
+	}
+	// A last odd one waits for a partner, unless it is the last file.
+	if len(next) == 1 && (len(w.ahead) == 0 || w.upcoming[len(w.upcoming)-1] == next[0]) {
+		w.ahead[next[0]] = w.deriveKey(key(next[0]))
+	}
+}
+
+// takeAhead returns the key derived ahead for file's first chunk, if any,
+// and starts the next.
+func (w *Writer) takeAhead(file string) *keyFuture {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if i := slices.Index(w.upcoming, file); i >= 0 {
+		w.upcoming = slices.Delete(w.upcoming, i, i+1)
+	}
+	f := w.ahead[file]
+	delete(w.ahead, file)
+	w.prefetchLocked()
+	return f
+}
 
 // CheckWriterMemory reports a *memlimit.BudgetError when a writer with
 // opts (Params, Workers, ChunkSize, MaxMemory; zero values as NewWriter
@@ -394,16 +451,61 @@ func (w *Writer) deriveKey(keyString []byte) *keyFuture {
 	f := &keyFuture{done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
-		select {
-		case w.kdfSlots <- struct{}{}:
-		case <-w.abort:
+		if !w.takeSlots(1) {
 			f.err = errAborted
 			return
 		}
-		defer func() { <-w.kdfSlots }()
+		defer w.releaseSlots(1)
 		f.key, f.err = scryptenc.NewKey(keyString, w.opts.Params)
 	}()
 	return f
+}
+
+// derivePair starts two key derivations that run as one pair
+// (scryptenc.NewKeyPair), or as two when the budget allows only one
+// derivation at a time or the cores cannot pair.
+func (w *Writer) derivePair(a, b []byte) (*keyFuture, *keyFuture) {
+	if cap(w.kdfSlots) < 2 || scryptenc.Lanes < 2 {
+		return w.deriveKey(a), w.deriveKey(b)
+	}
+	fa, fb := &keyFuture{done: make(chan struct{})}, &keyFuture{done: make(chan struct{})}
+	go func() {
+		defer close(fa.done)
+		defer close(fb.done)
+		if !w.takeSlots(2) {
+			fa.err, fb.err = errAborted, errAborted
+			return
+		}
+		defer w.releaseSlots(2)
+		fa.key, fb.key, fa.err = scryptenc.NewKeyPair(a, b, w.opts.Params)
+		fb.err = fa.err
+	}()
+	return fa, fb
+}
+
+// takeSlots takes n derivation slots, or fails when the writer aborts.
+// Pairs take theirs one goroutine at a time, so that two pairs never hold
+// one slot each while waiting for a second.
+func (w *Writer) takeSlots(n int) bool {
+	if n > 1 {
+		w.pairMu.Lock()
+		defer w.pairMu.Unlock()
+	}
+	for i := range n {
+		select {
+		case w.kdfSlots <- struct{}{}:
+		case <-w.abort:
+			w.releaseSlots(i)
+			return false
+		}
+	}
+	return true
+}
+
+func (w *Writer) releaseSlots(n int) {
+	for range n {
+		<-w.kdfSlots
+	}
 }
 
 // writeHeader writes backup-header and its .hmac, the header encrypted
@@ -485,9 +587,15 @@ func (c *chunker) begin() error {
 		c.key, c.next = c.next, nil
 		return nil
 	}
-	c.key = c.w.deriveKey(c.keyString(c.index))
-	if c.index > 0 && scryptenc.Lanes > 1 {
-		c.next = c.w.deriveKey(c.keyString(c.index + 1))
+	if c.index == 0 {
+		c.key = c.w.takeAhead(c.file)
+	}
+	switch {
+	case c.key != nil:
+	case c.index > 0 && scryptenc.Lanes > 1:
+		c.key, c.next = c.w.derivePair(c.keyString(c.index), c.keyString(c.index+1))
+	default:
+		c.key = c.w.deriveKey(c.keyString(c.index))
 	}
 	return nil
 }

@@ -192,6 +192,13 @@ func dom0Last(a, b string) int {
 
 // writeAll stores qubes.xml and every file.
 func writeAll(ctx context.Context, aw *archive.Writer, xml []byte, vms []PlannedVM, items [][]*item, m *meter, now time.Time) error {
+	names := []string{archive.QubesXMLName}
+	for _, its := range items {
+		for _, it := range its {
+			names = append(names, it.Name)
+		}
+	}
+	aw.Expect(names...)
 	if err := aw.AddBytes(archive.QubesXMLName, xml); err != nil {
 		return err
 	}
@@ -227,7 +234,7 @@ func writeAll(ctx context.Context, aw *archive.Writer, xml []byte, vms []Planned
 }
 
 // setTimestamps records the backup's time on each backed-up VM, dom0
-// included (spec format.md §8.4). A VM removed meanwhile is skipped.
+// included. A VM removed meanwhile is skipped.
 func setTimestamps(h *host.Host, vms []string, t time.Time) error {
 	ts := strconv.FormatInt(t.Unix(), 10)
 	return h.Update(func(db *host.DB) error {

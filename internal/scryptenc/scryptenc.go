@@ -152,8 +152,8 @@ type Key struct {
 }
 
 func derive(pass []byte, salt []byte, p Params) (enc, mac [32]byte, err error) {
-	if uint64(p.R)*uint64(p.P) >= 1<<30 || p.LogN > 40 {
-		return enc, mac, fmt.Errorf("%w: parameters %v cannot be derived", ErrTooExpensive, p)
+	if err := derivable(p); err != nil {
+		return enc, mac, err
 	}
 	dk := pairedKDF(pass, salt, p)
 	copy(enc[:], dk[:32])
@@ -162,9 +162,52 @@ func derive(pass []byte, salt []byte, p Params) (enc, mac [32]byte, err error) {
 	return enc, mac, nil
 }
 
+// derivable refuses parameters no derivation here can run.
+func derivable(p Params) error {
+	if uint64(p.R)*uint64(p.P) >= 1<<30 || p.LogN > 40 {
+		return fmt.Errorf("%w: parameters %v cannot be derived", ErrTooExpensive, p)
+	}
+	return nil
+}
+
 // NewKey derives a fresh key with a random salt for encrypting one file.
 // This is the expensive step; callers run it ahead of the data.
 func NewKey(pass []byte, p Params) (*Key, error) {
+	k, err := newKeyHeader(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := derivable(p); err != nil {
+		return nil, err
+	}
+	k.finish(pairedKDF(pass, k.header[16:48], p))
+	return k, nil
+}
+
+// NewKeyPair derives two fresh keys of the same parameters at once: with
+// AVX2 in the two lanes of one core (kdf2), in about 1.3 times the time of
+// one, where two NewKey calls pair only if they happen to meet.
+func NewKeyPair(passA, passB []byte, p Params) (*Key, *Key, error) {
+	a, err := newKeyHeader(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := newKeyHeader(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := derivable(p); err != nil {
+		return nil, nil, err
+	}
+	dkA, dkB := kdf2(passA, a.header[16:48], passB, b.header[16:48], p.LogN, int(p.R), int(p.P))
+	a.finish(dkA)
+	b.finish(dkB)
+	return a, b, nil
+}
+
+// newKeyHeader makes a key's 96-byte header with a random salt, all but
+// its HMAC.
+func newKeyHeader(p Params) (*Key, error) {
 	if err := p.sane(); err != nil {
 		return nil, err
 	}
@@ -179,14 +222,17 @@ func NewKey(pass []byte, p Params) (*Key, error) {
 	}
 	sum := sha256.Sum256(h[:48])
 	copy(h[48:64], sum[:16])
-	var err error
-	if k.enc, k.mac, err = derive(pass, h[16:48], p); err != nil {
-		return nil, err
-	}
-	m := hmac.New(sha256.New, k.mac[:])
-	m.Write(h[:64])
-	copy(h[64:96], m.Sum(nil))
 	return k, nil
+}
+
+// finish takes the derived 64 bytes as the key and signs the header.
+func (k *Key) finish(dk []byte) {
+	copy(k.enc[:], dk[:32])
+	copy(k.mac[:], dk[32:])
+	clear(dk)
+	m := hmac.New(sha256.New, k.mac[:])
+	m.Write(k.header[:64])
+	copy(k.header[64:96], m.Sum(nil))
 }
 
 // DeriveKey derives the key for an existing header and proves the

@@ -342,3 +342,37 @@ func TestSubkey(t *testing.T) {
 		t.Fatal("subkeys of different files are equal")
 	}
 }
+
+// Keys derived as a pair are two ordinary keys: each opens with its own
+// passphrase (also with the scrypt tool's rules: Open checks the header
+// HMAC and the trailer), not with the other's, and their salts differ.
+func TestNewKeyPair(t *testing.T) {
+	passA, passB := []byte("id!vm1/private.img.000!secret"), []byte("id!vm2/private.img.000!secret")
+	a, b, err := NewKeyPair(passA, passB, cheap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(a.Header()[16:48], b.Header()[16:48]) {
+		t.Error("the pair shares a salt")
+	}
+	for _, c := range []struct {
+		k          *Key
+		pass, fake []byte
+	}{{a, passA, passB}, {b, passB, passA}} {
+		var out bytes.Buffer
+		w, err := NewWriter(&out, c.k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("chunk data"))
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Open(bytes.Clone(out.Bytes()), c.pass, DefaultLimits); err != nil || string(got) != "chunk data" {
+			t.Errorf("Open: %q, %v", got, err)
+		}
+		if _, err := Open(bytes.Clone(out.Bytes()), c.fake, DefaultLimits); !errors.Is(err, ErrBadPassphrase) {
+			t.Errorf("the other key's passphrase: %v", err)
+		}
+	}
+}
