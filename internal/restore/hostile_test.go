@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -298,16 +299,22 @@ func otherArchive(t *testing.T) []byte {
 	return data
 }
 
-// scrypt parameters beyond the limits (here 2^30·8·128 bytes of memory in
-// the header's key file) are refused before any derivation starts.
+// scrypt parameters beyond the limits in the header's key file are refused
+// before any derivation starts: 2^30·8·128 bytes of memory, and costs
+// whose 64-bit products wrap to 0 (which once passed the check and
+// panicked in make).
 func TestRestoreExcessiveScrypt(t *testing.T) {
 	data, _ := goodArchive(t)
 	ms := splitArchive(t, data)
-	bad := bytes.Clone(data)
-	hmacStart := len(ms[0].data) + 512 // backup-header.hmac's content
-	head := bad[hmacStart : hmacStart+scryptenc.HeaderSize]
-	head[7] = 30 // logN
-	sum := sha256.Sum256(head[:48])
-	copy(head[48:64], sum[:16]) // a consistent header, as a forger would make it
-	restoreFails(t, bad, scryptenc.ErrTooExpensive)
+	for _, p := range []scryptenc.Params{{LogN: 30, R: 8, P: 1}, {LogN: 40, R: 1 << 17, P: 1 << 7}, {LogN: 36, R: 1 << 21, P: 1 << 7}} {
+		bad := bytes.Clone(data)
+		hmacStart := len(ms[0].data) + 512 // backup-header.hmac's content
+		head := bad[hmacStart : hmacStart+scryptenc.HeaderSize]
+		head[7] = p.LogN
+		binary.BigEndian.PutUint32(head[8:12], p.R)
+		binary.BigEndian.PutUint32(head[12:16], p.P)
+		sum := sha256.Sum256(head[:48])
+		copy(head[48:64], sum[:16]) // a consistent header, as a forger would make it
+		restoreFails(t, bad, scryptenc.ErrTooExpensive)
+	}
 }
