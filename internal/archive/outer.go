@@ -315,7 +315,9 @@ func parsePax(b []byte) (path string, size int64, err error) {
 		case "path":
 			path = value
 		case "size":
-			if size, err = strconv.ParseInt(value, 10, 64); err != nil || size < 0 {
+			// Above 2^62, rounding the size up to whole blocks would wrap
+			// negative; no archive member comes near it.
+			if size, err = strconv.ParseInt(value, 10, 64); err != nil || size < 0 || size > 1<<62 {
 				return "", 0, fmt.Errorf("%w: bad pax size %q", ErrCorrupt, value)
 			}
 		}

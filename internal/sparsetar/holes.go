@@ -138,8 +138,10 @@ func parseSparseMap(b []byte) (regions []region, mapLen int64, ok bool) {
 		pos += i + 1
 		return n, err == nil && n >= 0
 	}
+	// Each region takes at least four bytes ("0\n0\n"), so a count above
+	// len(b)/4 is a lie; checked before it sizes the slice.
 	count, ok := number()
-	if !ok || count > int64(len(b)) {
+	if !ok || count > int64(len(b)/4) {
 		return nil, 0, false
 	}
 	regions = make([]region, 0, count)
