@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
 	"syscall"
 
@@ -60,7 +59,7 @@ exit status:
   1    something failed: the summary or the result says what
   2    the command line is wrong
   3    the answer to "Do you want to proceed?" was no; nothing was changed
-  130  interrupted (Ctrl-C, SIGTERM); VMs not yet complete were not added`
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP); VMs not yet complete were not added`
 
 type restoreFlags struct {
 	verifyOnly, skipBroken, ignoreMissing, skipConflicting, renameConflicting bool
@@ -100,6 +99,8 @@ func QvmBackupRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 
 	return executeWithStatus(e, c, args, func(cmd *cobra.Command, pos []string) (int, error) {
 		r := &restoreRun{env: e, o: &o, flags: cmd.Flags(), args: pos}
+		r.sig = e.watchSignals("nothing was changed")
+		defer r.sig.Stop()
 		err := r.run()
 		return r.exit, err
 	})
@@ -112,6 +113,7 @@ type restoreRun struct {
 	args  []string
 	exit  int
 	tty   *os.File // questions, when stdin carries the archive
+	sig   *cli.Signals
 }
 
 func (r *restoreRun) checkFlags() error {
@@ -180,9 +182,10 @@ func (r *restoreRun) run() error {
 			return openError(err)
 		}
 	} else {
-		// Until the data pass, Ctrl-C simply ends the program: nothing has
-		// been changed, and a source command dies with it. Closing the
-		// source stops it too.
+		// Until the data pass, a signal simply ends the program (see
+		// watchSignals): nothing has been changed, and a source command
+		// dies with it, or of the pipe we leave. Closing the source stops
+		// it too.
 		if src, err = r.openSource(context.Background(), h); err != nil {
 			return err
 		}
@@ -267,11 +270,10 @@ func (r *restoreRun) run() error {
 	if err != nil {
 		return err
 	}
-	// From here on Ctrl-C and SIGTERM stop the pass, which then removes
-	// what it staged (installed only now: ReadPassphrase and the question
-	// rely on the default action before).
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// From here on a signal stops the pass, which then removes what it
+	// staged, instead of ending the program.
+	defer r.sig.Busy()()
+	ctx := r.sig.Context()
 	err = r.pass(ctx, h, b, plan, rep)
 	if bar, ok := rep.(*cli.ProgressBar); ok && err != nil {
 		bar.Clear()
@@ -284,8 +286,14 @@ func (r *restoreRun) run() error {
 	if cerr := src.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("the backup source failed: %w", cerr)
 	}
-	if err != nil && ctx.Err() != nil {
+	if err != nil && r.sig.Interrupted() {
 		r.exit = ExitInterrupted
+		switch {
+		case r.o.verifyOnly:
+			return errors.New("interrupted; the verification did not finish")
+		case r.o.extractTo != "":
+			return fmt.Errorf("interrupted; what was extracted was removed from %s", r.o.extractTo)
+		}
 		return errors.New("interrupted; VMs that were not complete were not added")
 	}
 	return err
@@ -428,7 +436,15 @@ func (r *restoreRun) openSource(ctx context.Context, h *host.Host) (io.ReadClose
 	if fi, err := os.Stat(loc); isDom0Path(loc) || err == nil && !fi.IsDir() {
 		return os.Open(loc)
 	}
-	return startCommand(ctx, loc, r.stderr)
+	src, err := startCommand(ctx, loc, r.stderr)
+	if err != nil {
+		return nil, err
+	}
+	// A command that waits (a network, a prompt) would outlive the exit
+	// a signal causes before the data pass: one that writes dies of the
+	// closed pipe, one that waits must be stopped.
+	src.unwatch = r.sig.AtSignal(func() { src.cmd.Process.Kill() })
+	return src, nil
 }
 
 // isDir reports whether backup_location is a directory in dom0: a format
@@ -445,15 +461,16 @@ func (r *restoreRun) isDir() bool {
 // how the command ended, after stopping it if its output was not read to
 // the end (the restore failed or was declined).
 type commandSource struct {
-	out  io.ReadCloser
-	cmd  *exec.Cmd
-	line string
-	eof  bool
-	done bool
-	err  error
+	out     io.ReadCloser
+	cmd     *exec.Cmd
+	line    string
+	eof     bool
+	done    bool
+	err     error
+	unwatch func()
 }
 
-func startCommand(ctx context.Context, line string, stderr io.Writer) (io.ReadCloser, error) {
+func startCommand(ctx context.Context, line string, stderr io.Writer) (*commandSource, error) {
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
@@ -479,6 +496,9 @@ func (c *commandSource) Close() error {
 		return c.err
 	}
 	c.done = true
+	if c.unwatch != nil {
+		c.unwatch()
+	}
 	if !c.eof {
 		c.cmd.Process.Kill()
 	}

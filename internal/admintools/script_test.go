@@ -56,6 +56,9 @@ func TestScripts(t *testing.T) {
 			"fill":      cmdFill,
 			"fifo":      cmdFifo,
 			"mklegacy":  cmdMklegacy,
+			"stdoutto":  cmdStdoutto,
+			"pipehead":  cmdPipehead,
+			"dead":      cmdDead,
 		},
 		// [need:TOOL,...]: external programs (or "tmpfs") a script needs.
 		Condition: func(cond string) (bool, error) {

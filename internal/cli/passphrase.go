@@ -39,7 +39,9 @@ var ErrPassphraseMismatch = errors.New("the passphrases do not match")
 // Ctrl-C while it waits restores the terminal's echo before the signal
 // takes its course, so call it before installing a SIGINT handler of your
 // own: with one, the signal no longer ends the program and the read goes
-// on with echo back on. Ctrl-D is ignored (x/term reads on through it).
+// on with echo back on. A WatchSignals outside a Busy section is the
+// exception: it ends the program, after the echo is back. Ctrl-D is
+// ignored (x/term reads on through it).
 func ReadPassphrase(prompt string, confirm bool) ([]byte, error) {
 	tty, err := os.OpenFile(ttyPath, os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -87,6 +89,14 @@ func readHidden(tty *os.File, prompt string) ([]byte, error) {
 	}
 	// term.ReadPassword leaves signals on, so Ctrl-C would kill us with
 	// echo off and leave the user's shell typing blind.
+	if s := activeSignals(); s != nil {
+		// The tool's Signals ends the program; echo must be back first.
+		defer s.AtSignal(func() {
+			term.Restore(fd, state)
+			io.WriteString(tty, "\n")
+		})()
+		return readPrompted(tty, fd, prompt)
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -112,6 +122,11 @@ func readHidden(tty *os.File, prompt string) ([]byte, error) {
 		<-stopped
 	}()
 
+	return readPrompted(tty, fd, prompt)
+}
+
+// readPrompted prints prompt on tty and reads a line from it with echo off.
+func readPrompted(tty *os.File, fd int, prompt string) ([]byte, error) {
 	if _, err := io.WriteString(tty, prompt); err != nil {
 		return nil, fmt.Errorf("writing the prompt: %w", err)
 	}

@@ -274,6 +274,9 @@ func TestHelperProcess(t *testing.T) {
 	if mode == "" {
 		t.Skip("only run as a child process")
 	}
+	if mode == "watched" {
+		WatchSignals(func(sig os.Signal) { fmt.Printf("interrupted (%v)\n", sig) })
+	}
 	pass, err := ReadPassphrase("Passphrase: ", false)
 	rest, _ := io.ReadAll(os.Stdin)
 	fmt.Printf("pass=%q err=%v stdin=%q\n", pass, err, rest)
@@ -309,6 +312,27 @@ func TestReadPassphraseInterrupt(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
 		t.Fatalf("child: %v, want death by SIGINT; output %q", err, out)
+	}
+	if !term.echo() {
+		t.Error("echo left off after Ctrl-C")
+	}
+}
+
+// Under a tool's WatchSignals, Ctrl-C at the prompt ends the program with
+// ExitInterrupted and its sentence, after echo is back on.
+func TestReadPassphraseInterruptWatched(t *testing.T) {
+	term := newTerminal(t)
+	cmd, out := startChild(t, term, "watched", "")
+	term.expect("Passphrase: ")
+	term.waitNoEcho()
+	term.typ("half\x03")
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != ExitInterrupted {
+		t.Fatalf("child: %v, want exit status %d; output %q", err, ExitInterrupted, out)
+	}
+	if out.String() != "interrupted (interrupt)\n" {
+		t.Errorf("child said %q", out)
 	}
 	if !term.echo() {
 		t.Error("echo left off after Ctrl-C")

@@ -112,6 +112,9 @@ func (ps *pass) emit(stage progress.Stage, vm, file string) {
 // the archive proved complete and that every restored VM had files.
 func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader, name string, limit int64) error) error {
 	defer ps.b.Close()
+	// Cancelling must also end a wait for the source (a stalled pipe, a
+	// network) or for a key derivation, not only a pass whose data flows.
+	defer context.AfterFunc(ctx, func() { ps.b.Close() })()
 	ps.ctx = ctx
 	ps.emit(progress.Preparing, "", "")
 	byVM := map[*VM]*PlannedVM{}
