@@ -325,7 +325,10 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 		return nil
 	case r.o.extractTo != "":
 		if err := restore.ExtractTo(ctx, b, plan, r.o.extractTo, rep); err != nil {
-			return fmt.Errorf("extraction failed (nothing was left in %s): %w", r.o.extractTo, err)
+			if errors.Is(err, restore.ErrExtractDir) {
+				return cli.WithHint(err, "--extract-to takes a new or empty directory")
+			}
+			return fmt.Errorf("extraction failed; what it had written to %s was removed: %w", r.o.extractTo, err)
 		}
 		fmt.Fprintf(r.stdout, "Extracted to %s\n", r.o.extractTo)
 		return nil

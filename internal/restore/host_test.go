@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -334,4 +335,83 @@ func TestCheckHostRefusesBeforeTouching(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 	unchanged(t, h, xml, dirs)
+}
+
+// A panic during a restore or an extraction unwinds through the same
+// cleanup as an error: nothing staged (.restoring-*, the dom0 home's
+// .home-restore-*.partial) or extracted stays.
+func TestPanicLeavesNothing(t *testing.T) {
+	data, _ := goodArchive(t)
+	panics := func(t *testing.T, run func()) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Fatal("no panic")
+			}
+		}()
+		run()
+	}
+
+	h := emptyHost(t, "bob")
+	xml, _ := os.ReadFile(filepath.Join(h.Root(), host.DBFile))
+	dirs := listDirs(t, h)
+	d0, _ := h.Dom0()
+	staged := false
+	panics(t, func() {
+		restoreInto(t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{}, progress.Func(func(e progress.Event) {
+			partial, _ := filepath.Glob(filepath.Join(d0.Home, ".home-restore-*.partial"))
+			restoring, _ := filepath.Glob(filepath.Join(h.Root(), "appvms", ".restoring-*"))
+			if len(partial) > 0 && len(restoring) > 0 {
+				staged = true
+				panic("a bug")
+			}
+		}))
+	})
+	if !staged {
+		t.Fatal("the reporter never saw the home and a VM staged")
+	}
+	unchanged(t, h, xml, dirs)
+
+	parent := t.TempDir()
+	out := filepath.Join(parent, "out")
+	b := openBackup(t, data)
+	p, _ := NewPlan(nil, b, PlanOptions{})
+	panics(t, func() {
+		ExtractTo(t.Context(), b, p, out, progress.Func(func(e progress.Event) {
+			if _, err := os.Stat(filepath.Join(out, "vault")); err == nil {
+				panic("a bug")
+			}
+		}))
+	})
+	if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+		t.Errorf("extraction left %v", entries)
+	}
+}
+
+// A directory that a killed extraction left is refused with that reason,
+// and one that another extraction is filling is refused as busy; nothing
+// in either is touched.
+func TestExtractToLeftovers(t *testing.T) {
+	data, _ := goodArchive(t)
+	dir := t.TempDir()
+	marker, err := os.Create(filepath.Join(dir, extractMarker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "qubes.xml"), []byte("half"), 0o600)
+	b := openBackup(t, data)
+	p, _ := NewPlan(nil, b, PlanOptions{})
+	err = ExtractTo(t.Context(), b, p, dir, nil)
+	wantErr(t, err, ErrExtractDir, "is not empty: it holds what an extraction that was killed left")
+
+	if err := syscall.Flock(int(marker.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	b = openBackup(t, data)
+	p, _ = NewPlan(nil, b, PlanOptions{})
+	err = ExtractTo(t.Context(), b, p, dir, nil)
+	wantErr(t, err, ErrExtractDir, "another extraction into it is running")
+	if got, _ := os.ReadFile(filepath.Join(dir, "qubes.xml")); string(got) != "half" {
+		t.Error("the leftovers were touched")
+	}
 }
