@@ -56,7 +56,7 @@ func TestScripts(t *testing.T) {
 			"fill":      cmdFill,
 			"fifo":      cmdFifo,
 			"mklegacy":  cmdMklegacy,
-			"stdoutto":  cmdStdoutto,
+			"fdrun":     cmdFdrun,
 			"pipehead":  cmdPipehead,
 			"dead":      cmdDead,
 		},

@@ -1,8 +1,9 @@
 package admintools_test
 
 // Script commands for how the tools end when their streams or their
-// children are taken away: standard output closed, /dev/null or a
-// terminal; a pipe that closes early; a child that must not outlive them.
+// children are taken away: standard input or output closed, /dev/null or
+// a terminal; a pipe that closes early; a child that must not outlive
+// them.
 
 import (
 	"bytes"
@@ -18,24 +19,48 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// stdoutto closed|null|tty CODE PROG [ARG...] runs PROG with its standard
-// output closed (`>&-`), on /dev/null, or on a terminal, and checks its
-// exit status. Its standard error becomes stderr.
-func cmdStdoutto(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 3 {
-		ts.Fatalf("usage: stdoutto closed|null|tty CODE PROG [ARG...]")
+// fdrun [in=closed|null] [out=closed|null|tty] CODE PROG [ARG...] runs
+// PROG with its standard input or output closed (`<&-`, `>&-`), on
+// /dev/null, or (output) on a terminal, and checks its exit status. Its
+// standard error becomes stderr. Unnamed, standard input is /dev/null
+// and standard output a pipe whose content becomes stdout.
+func cmdFdrun(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("usage: fdrun [in=closed|null] [out=closed|null|tty] CODE PROG [ARG...]")
 	}
-	want, err := strconv.Atoi(args[1])
+	opt := map[string]string{"in": "null", "out": "pipe"}
+	for len(args) > 0 && strings.Contains(args[0], "=") {
+		k, v, _ := strings.Cut(args[0], "=")
+		opt[k], args = v, args[1:]
+	}
+	if len(args) < 2 {
+		ts.Fatalf("usage: fdrun [in=closed|null] [out=closed|null|tty] CODE PROG [ARG...]")
+	}
+	want, err := strconv.Atoi(args[0])
 	ts.Check(err)
-	prog, err := exec.LookPath(args[2])
+	prog, err := exec.LookPath(args[1])
 	ts.Check(err)
-	var out *os.File // nil: closed when the process starts
-	switch args[0] {
-	case "closed":
-	case "null":
-		out, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	open := func(which string) *os.File { // nil: closed when the process starts
+		switch v := opt[which]; v {
+		case "closed":
+			return nil
+		case "null":
+			f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			ts.Check(err)
+			ts.Defer(func() { f.Close() })
+			return f
+		default:
+			ts.Fatalf("fdrun: %s=%s is not possible", which, v)
+		}
+		return nil
+	}
+	in := open("in")
+	var out *os.File
+	var outR *os.File
+	switch opt["out"] {
+	case "pipe":
+		outR, out, err = os.Pipe()
 		ts.Check(err)
-		defer out.Close()
 	case "tty":
 		ptmx, tty, err := pty.Open()
 		ts.Check(err)
@@ -44,28 +69,39 @@ func cmdStdoutto(ts *testscript.TestScript, neg bool, args []string) {
 		go io.Copy(io.Discard, ptmx)
 		out = tty
 	default:
-		ts.Fatalf("stdoutto: unknown output %q", args[0])
+		out = open("out")
 	}
 	errR, errW, err := os.Pipe()
 	ts.Check(err)
-	in, err := os.Open(os.DevNull)
-	ts.Check(err)
-	defer in.Close()
-	p, err := os.StartProcess(prog, append([]string{args[2]}, args[3:]...), &os.ProcAttr{
+	p, err := os.StartProcess(prog, append([]string{args[1]}, args[2:]...), &os.ProcAttr{
 		Dir:   ts.MkAbs("."),
 		Env:   scriptEnv(ts),
 		Files: []*os.File{in, out, errW},
 		Sys:   &syscall.SysProcAttr{Setsid: true}, // no controlling terminal
 	})
 	errW.Close()
+	if outR != nil {
+		out.Close()
+	}
 	ts.Check(err)
+	var stdout []byte
+	done := make(chan struct{})
+	go func() {
+		if outR != nil {
+			stdout, _ = io.ReadAll(outR)
+			outR.Close()
+		}
+		close(done)
+	}()
 	stderr, _ := io.ReadAll(errR)
 	errR.Close()
+	<-done
 	st, err := p.Wait()
 	ts.Check(err)
+	ts.Stdout().Write(stdout)
 	ts.Stderr().Write(stderr)
 	if st.ExitCode() != want {
-		ts.Fatalf("%s exited with status %d (%v), want %d", args[2], st.ExitCode(), st, want)
+		ts.Fatalf("%s exited with status %d (%v), want %d", args[1], st.ExitCode(), st, want)
 	}
 }
 

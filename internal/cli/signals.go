@@ -168,13 +168,11 @@ func CheckDataOutput(f *os.File) error {
 	if err != nil {
 		return fmt.Errorf("it is closed (%v)", err)
 	}
-	if fi.Mode()&os.ModeCharDevice != 0 {
-		if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(fi, null) {
-			return errors.New("it is /dev/null, or was closed: the backup would be lost")
-		}
-		if term.IsTerminal(int(f.Fd())) {
-			return errors.New("it is a terminal")
-		}
+	switch {
+	case isDevNull(f):
+		return errors.New("it is /dev/null, or was closed: the backup would be lost")
+	case fi.Mode()&os.ModeCharDevice != 0 && term.IsTerminal(int(f.Fd())):
+		return errors.New("it is a terminal")
 	}
 	return nil
 }
