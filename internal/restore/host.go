@@ -278,6 +278,7 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 	hr.discard()
 	res := &Result{Warnings: hr.globalWarnings}
 	var failed []string
+	interrupted := err != nil && ctx.Err() != nil
 	for _, pv := range ps.vms {
 		vr := hr.results[pv]
 		ownErr := vr.Err
@@ -288,6 +289,13 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		switch {
 		case vr.Outcome == OutcomeRestored:
 			vr.Err = nil
+		case interrupted && ownErr == nil:
+			// Whatever the pass was doing failed because it was stopped
+			// ("context canceled", "archive reader is closed"): the cause
+			// is the interruption.
+			vr.Outcome = OutcomeNotDone
+			vr.Err = &stoppedError{base: ErrNotDone, cause: context.Cause(ctx)}
+			failed = append(failed, pv.VM.Name)
 		case vr.Err != nil && !errors.Is(vr.Err, ErrNotReached):
 			vr.Outcome = OutcomeFailed
 			failed = append(failed, pv.VM.Name)
@@ -295,6 +303,12 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 			vr.Outcome = OutcomeNotDone
 			if vr.Err == nil {
 				vr.Err = ErrNotProven
+			}
+			// The run failed outside this VM (another VM's data, the
+			// dom0 home, the archive's end): say where, or every VM
+			// would read as if the archive had merely ended early.
+			if err != nil {
+				vr.Err = &stoppedError{base: vr.Err, cause: err}
 			}
 			failed = append(failed, pv.VM.Name)
 		}
@@ -420,3 +434,15 @@ func (hr *hostRun) err() error {
 	}
 	return nil
 }
+
+// ErrNotDone: the run was stopped (cancelled) before the VM was added.
+var ErrNotDone = errors.New("not restored: the restore was stopped before the VM was added")
+
+// stoppedError is a VM's base outcome (ErrNotProven, ErrNotReached,
+// ErrNotDone) with the failure of the run that caused it.
+type stoppedError struct{ base, cause error }
+
+func (e *stoppedError) Error() string {
+	return e.base.Error() + "; what stopped it: " + e.cause.Error()
+}
+func (e *stoppedError) Unwrap() []error { return []error{e.base, e.cause} }

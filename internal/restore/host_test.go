@@ -415,3 +415,82 @@ func TestExtractToLeftovers(t *testing.T) {
 		t.Error("the leftovers were touched")
 	}
 }
+
+// Two restores of the dom0 home in the same second both succeed, each in
+// a directory of its own (the second once failed with "home-restore-<time>
+// already exists"); an existing directory, even an empty one, is never
+// taken over.
+func TestRestoreHomeSameSecond(t *testing.T) {
+	data, a := goodArchive(t)
+	h := emptyHost(t, "bob")
+	d0, _ := h.Dom0()
+	base := filepath.Join(d0.Home, "home-restore-"+testTime.Format("2006-01-02-150405"))
+	if err := os.MkdirAll(base+"-2", 0o700); err != nil { // empty: rename(2) would replace it
+		t.Fatal(err)
+	}
+	da0, _ := a.Dom0()
+	for _, want := range []string{base, base + "-3", base + "-4"} {
+		res, err := restoreInto(t, h, data, PlanOptions{VMs: []string{"dom0"}, IgnoreUsernameMismatch: true},
+			Options{Now: func() time.Time { return testTime }}, nil)
+		if err != nil {
+			t.Fatalf("%v\n%+v", err, res)
+		}
+		if got := res.VMs[0].Target; got != want {
+			t.Errorf("home restored to %s, want %s", got, want)
+		}
+		sameTree(t, da0.Home, want)
+	}
+	if entries, _ := os.ReadDir(base + "-2"); len(entries) != 0 {
+		t.Errorf("the empty directory got %v", entries)
+	}
+}
+
+// When a restore fails for a reason outside a VM (here the dom0 home
+// cannot be written; or the run is cancelled), the VMs it did not add say
+// what stopped it rather than only that the archive did not prove them
+// complete.
+func TestRestoreResultsNameTheCause(t *testing.T) {
+	data, _ := goodArchive(t)
+	h := emptyHost(t, "bob")
+	d0, _ := h.Dom0()
+	if err := os.RemoveAll(d0.Home); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d0.Home, nil, 0o600); err != nil { // the home is a file: nothing can go in it
+		t.Fatal(err)
+	}
+	res, err := restoreInto(t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{}, nil)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, r := range res.VMs {
+		switch {
+		case r.Name == "dom0":
+			if r.Outcome != OutcomeFailed || !strings.Contains(r.Err.Error(), "not a directory") {
+				t.Errorf("dom0: %v %v", r.Outcome, r.Err)
+			}
+		case r.Outcome != OutcomeNotDone || !errors.Is(r.Err, ErrNotProven) ||
+			!strings.Contains(r.Err.Error(), "; what stopped it: VM dom0: dom0-home/user: ") ||
+			!strings.Contains(r.Err.Error(), "not a directory"):
+			t.Errorf("%s: %v %v", r.Name, r.Outcome, r.Err)
+		}
+	}
+
+	h = emptyHost(t, "bob")
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	res, err = restoreCtx(ctx, t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{},
+		progress.Func(func(e progress.Event) {
+			if e.VM == "personal" {
+				cancel(errors.New("interrupted (hangup)"))
+			}
+		}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, r := range res.VMs {
+		if r.Outcome != OutcomeNotDone || r.Err == nil || !strings.HasSuffix(r.Err.Error(), "; what stopped it: interrupted (hangup)") {
+			t.Errorf("%s: %v %v", r.Name, r.Outcome, r.Err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,9 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/legacy"
+	"pedos.dev/backup/internal/publish"
 	"pedos.dev/backup/internal/sparsetar"
 )
 
@@ -146,10 +150,9 @@ func (hr *hostRun) stageHome(pv *PlannedVM, f io.Reader, name string, limit int6
 		now = hr.opts.Now
 	}
 	dirName := "home-restore-" + now().Format("2006-01-02-150405")
+	// The final name is chosen when the home is complete (finishDom0):
+	// another restore in the same second may take this one meanwhile.
 	hs := &homeStage{pv: pv, dir: filepath.Join(d0.Home, dirName)}
-	if _, err := os.Lstat(hs.dir); err == nil {
-		return fmt.Errorf("%s already exists", hs.dir)
-	}
 	if err := os.MkdirAll(d0.Home, 0o700); err != nil {
 		return err
 	}
@@ -165,16 +168,43 @@ func (hr *hostRun) stageHome(pv *PlannedVM, f io.Reader, name string, limit int6
 	return nil
 }
 
-// finishDom0 moves a complete dom0 home into place.
+// finishDom0 moves a complete dom0 home into place, under the first free
+// name of home-restore-<time>, home-restore-<time>-2, ... (as a backup
+// names its file): two restores in the same second both succeed.
 func (hr *hostRun) finishDom0() {
 	hs := hr.home
 	if hs == nil || hs.done {
 		return
 	}
-	if err := os.Rename(hs.tmp, hs.dir); err != nil {
+	dir, err := renameFree(hs.tmp, hs.dir)
+	if err != nil {
 		hr.fail(hs.pv, fmt.Errorf("moving the dom0 home into place: %w", err))
 		return
 	}
-	hs.done = true
+	hs.dir, hs.done = dir, true
+	hr.results[hs.pv].Target = dir
 	hr.results[hs.pv].Outcome = OutcomeRestored
+}
+
+// renameFree renames the directory tmp to the first of base, base-2,
+// base-3, ... that does not exist, never replacing one (rename(2) would
+// replace an empty directory), and returns the name it took.
+func renameFree(tmp, base string) (string, error) {
+	for i := 1; i <= 1000; i++ {
+		dir := publish.Suffixed(base, i)
+		err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+			// A file system without RENAME_NOREPLACE: check, then rename;
+			// only a race can defeat it.
+			if _, lerr := os.Lstat(dir); lerr == nil {
+				continue
+			}
+			err = os.Rename(tmp, dir)
+		}
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+			continue
+		}
+		return dir, err
+	}
+	return "", fmt.Errorf("no free name for %s", base)
 }
