@@ -181,6 +181,9 @@ func cmdInterrupt(ts *testscript.TestScript, neg bool, args []string) {
 	var stdout bytes.Buffer
 	var stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// A child PROG started keeps the output pipes open if PROG is killed
+	// (SIGKILL leaves it no chance to stop it): stop waiting for them.
+	cmd.WaitDelay = time.Second
 	ts.Check(cmd.Start())
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -515,6 +515,14 @@ func (r *backupRun) backup(p *backup.Plan) error {
 	if err != nil {
 		return err
 	}
+	// A backup killed here before (SIGKILL, a crash) left its hidden
+	// temporary file, up to the size of a backup.
+	// (An unreadable destination fails the backup itself, with its own
+	// message.)
+	removed, _ := p.RemoveStale()
+	for _, f := range removed {
+		fmt.Fprintf(r.stderr, "%s: removed %s, left by a backup that did not finish\n", r.tool, f)
+	}
 	ctx := r.sig.Context()
 	var out io.Writer = r.stdout
 	if r.out != nil {

@@ -335,6 +335,9 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 	}
 	res, err := restore.Restore(ctx, h, b, plan, r.restoreOptions(), rep)
 	if res != nil {
+		for _, f := range res.Removed {
+			fmt.Fprintf(r.stderr, "%s: removed %s, left by a restore that did not finish\n", r.tool, f)
+		}
 		t := cli.NewTable("VM", "RESTORED AS", "RESULT")
 		for _, v := range res.VMs {
 			t.Row(v.Name, v.Target, verdict(v.VMReport, string(v.Outcome)))

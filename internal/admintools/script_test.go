@@ -59,6 +59,7 @@ func TestScripts(t *testing.T) {
 			"fdrun":     cmdFdrun,
 			"pipehead":  cmdPipehead,
 			"dead":      cmdDead,
+			"waitfor":   cmdWaitfor,
 		},
 		// [need:TOOL,...]: external programs (or "tmpfs") a script needs.
 		Condition: func(cond string) (bool, error) {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -161,4 +162,25 @@ func cmdDead(ts *testscript.TestScript, neg bool, args []string) {
 func zombie(stat []byte) bool {
 	i := bytes.LastIndexByte(stat, ')')
 	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+}
+
+// waitfor GLOB waits until a file matching GLOB holds data (a directory:
+// exists).
+func cmdWaitfor(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfor GLOB")
+	}
+	deadline := time.Now().Add(scriptTimeout)
+	for {
+		m, _ := filepath.Glob(ts.MkAbs(args[0]))
+		for _, p := range m {
+			if fi, err := os.Stat(p); err == nil && (fi.IsDir() || fi.Size() > 0) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("no %s within %v", args[0], scriptTimeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

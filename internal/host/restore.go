@@ -192,14 +192,14 @@ func (h *Host) StageVM(class string) (*StagedVM, error) {
 
 // CleanStaging removes staging directories left by restores that died
 // (their lock is free), and directories a restore died making (over an
-// hour old). It returns how many it removed.
-func (h *Host) CleanStaging() int {
-	n := 0
+// hour old). It returns the paths it removed.
+func (h *Host) CleanStaging() []string {
+	var removed []string
 	for _, parent := range []string{"appvms", "vm-templates"} {
 		unlocked, _ := filepath.Glob(h.path(parent, newPrefix+"*"))
 		for _, dir := range unlocked {
 			if fi, err := os.Lstat(dir); err == nil && time.Since(fi.ModTime()) > time.Hour && os.RemoveAll(dir) == nil {
-				n++
+				removed = append(removed, dir)
 			}
 		}
 		dirs, _ := filepath.Glob(h.path(parent, stagingPrefix+"*"))
@@ -210,7 +210,7 @@ func (h *Host) CleanStaging() int {
 			}
 			if err == nil || errors.Is(err, fs.ErrNotExist) {
 				if os.RemoveAll(dir) == nil {
-					n++
+					removed = append(removed, dir)
 				}
 			}
 			if f != nil {
@@ -218,7 +218,7 @@ func (h *Host) CleanStaging() int {
 			}
 		}
 	}
-	return n
+	return removed
 }
 
 // CreateImage starts the image of volume vol. Zero blocks written to it

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -68,6 +67,9 @@ type Result struct {
 	VMs []VMResult
 	// Warnings about the host's own settings (GlobalDefaults).
 	Warnings []string
+	// Removed lists what restores that died had left and this one
+	// removed: staging directories, partial dom0 homes.
+	Removed []string
 }
 
 // refSetting is a reference of a restored VM to a VM restored in the same
@@ -243,7 +245,12 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		b.Close()
 		return nil, err
 	}
-	h.CleanStaging()
+	// What restores that died (SIGKILL, a crash) left: their staging
+	// directories and partial dom0 homes, whose locks are free.
+	removed := h.CleanStaging()
+	if d0, err := h.Dom0(); err == nil {
+		removed = append(removed, removeStaleHomes(d0.Home)...)
+	}
 	ps, err := newPass(b, plan, r, progress.Reading)
 	if err != nil {
 		b.Close()
@@ -276,7 +283,7 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		}
 	}
 	hr.discard()
-	res := &Result{Warnings: hr.globalWarnings}
+	res := &Result{Warnings: hr.globalWarnings, Removed: removed}
 	var failed []string
 	interrupted := err != nil && ctx.Err() != nil
 	for _, pv := range ps.vms {
@@ -418,9 +425,8 @@ func (hr *hostRun) discard() {
 		}
 	}
 	hr.deferred = map[string][]refSetting{}
-	if hr.home != nil && !hr.home.done {
-		os.RemoveAll(hr.home.tmp)
-		hr.home.done = true
+	if hr.home != nil {
+		hr.home.release()
 	}
 }
 

@@ -494,3 +494,41 @@ func TestRestoreResultsNameTheCause(t *testing.T) {
 		}
 	}
 }
+
+// A restore removes the partial dom0 homes and staging directories of
+// restores that died (their lock is free) and reports them; a live
+// restore's are locked and stay.
+func TestRestoreRemovesWhatDeadRestoresLeft(t *testing.T) {
+	data, _ := goodArchive(t)
+	h := emptyHost(t, "bob")
+	d0, _ := h.Dom0()
+	os.MkdirAll(d0.Home, 0o700)
+	dead, deadLock, err := stageHomeDir(d0.Home, "home-restore-2026-01-01-000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dead, "half"), []byte("x"), 0o600)
+	deadLock.Close() // its process died
+	live, liveLock, err := stageHomeDir(d0.Home, "home-restore-2026-01-01-000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer liveLock.Close()
+	// A staging directory as a dead restore leaves it: its lock file free.
+	deadDir := []string{filepath.Join(h.Root(), "appvms", ".restoring-123")}
+	os.MkdirAll(deadDir[0], 0o755)
+	os.WriteFile(filepath.Join(deadDir[0], ".lock"), nil, 0o600)
+
+	res, err := restoreInto(t, h, data, PlanOptions{VMs: []string{"work", "debian-12", "sys-firewall", "sys-net"}},
+		Options{}, nil)
+	if err != nil {
+		t.Fatalf("%v\n%+v", err, res)
+	}
+	want := append(deadDir, dead)
+	if !slices.Equal(res.Removed, want) {
+		t.Errorf("removed %q, want %q", res.Removed, want)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a live restore's home was removed: %v", err)
+	}
+}

@@ -134,7 +134,83 @@ func (hr *hostRun) warn(pv *PlannedVM, w string) {
 type homeStage struct {
 	pv       *PlannedVM
 	tmp, dir string
+	lock     *os.File // tmp, opened and flock'ed while we use it
 	done     bool
+}
+
+// A dom0 home being restored is a hidden directory in the user's home,
+// locked (flock on the directory) by the restoring process: made as
+// .home-restore-<time>-<random>.new and renamed to .partial once locked,
+// so that a .partial directory without a lock is one whose restore died
+// (SIGKILL, a crash), which the next restore removes.
+const (
+	homeNewSuffix     = ".new"
+	homePartialSuffix = ".partial"
+)
+
+// stageHomeDir makes and locks the directory a home is restored into.
+func stageHomeDir(home, dirName string) (dir string, lock *os.File, err error) {
+	fresh, err := os.MkdirTemp(home, "."+dirName+"-*"+homeNewSuffix)
+	if err != nil {
+		return "", nil, err
+	}
+	lock, err = os.Open(fresh)
+	if err == nil {
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	dir = strings.TrimSuffix(fresh, homeNewSuffix) + homePartialSuffix
+	if err == nil {
+		err = os.Rename(fresh, dir)
+	}
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		os.RemoveAll(fresh)
+		return "", nil, err
+	}
+	return dir, lock, nil
+}
+
+// removeStaleHomes removes from home the partial dom0 homes of restores
+// that died: .partial directories whose lock is free, and .new ones an
+// hour old. A live restore's is locked and never touched. It returns the
+// paths it removed.
+func removeStaleHomes(home string) []string {
+	var removed []string
+	partial, _ := filepath.Glob(filepath.Join(home, ".home-restore-*"+homePartialSuffix))
+	for _, dir := range partial {
+		f, err := os.Open(dir)
+		if err != nil {
+			continue
+		}
+		if fi, err := f.Stat(); err == nil && fi.IsDir() && unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			if os.RemoveAll(dir) == nil {
+				removed = append(removed, dir)
+			}
+		}
+		f.Close()
+	}
+	fresh, _ := filepath.Glob(filepath.Join(home, ".home-restore-*"+homeNewSuffix))
+	for _, dir := range fresh {
+		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > time.Hour && os.RemoveAll(dir) == nil {
+			removed = append(removed, dir)
+		}
+	}
+	return removed
+}
+
+// release removes the staged home unless it was moved into place, and
+// drops its lock.
+func (hs *homeStage) release() {
+	if !hs.done {
+		os.RemoveAll(hs.tmp)
+		hs.done = true
+	}
+	if hs.lock != nil {
+		hs.lock.Close()
+		hs.lock = nil
+	}
 }
 
 func (hr *hostRun) stageHome(pv *PlannedVM, f io.Reader, name string, limit int64) error {
@@ -157,7 +233,7 @@ func (hr *hostRun) stageHome(pv *PlannedVM, f io.Reader, name string, limit int6
 		return err
 	}
 	// A directory of its own, even for two restores in the same second.
-	if hs.tmp, err = os.MkdirTemp(d0.Home, "."+dirName+"-*.partial"); err != nil {
+	if hs.tmp, hs.lock, err = stageHomeDir(d0.Home, dirName); err != nil {
 		return err
 	}
 	hr.home = hs
@@ -182,6 +258,7 @@ func (hr *hostRun) finishDom0() {
 		return
 	}
 	hs.dir, hs.done = dir, true
+	hs.release()
 	hr.results[hs.pv].Target = dir
 	hr.results[hs.pv].Outcome = OutcomeRestored
 }
