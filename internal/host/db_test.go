@@ -451,3 +451,31 @@ func TestParseDBHostileShapes(t *testing.T) {
 		t.Errorf("text joined wrongly: %d bytes", len(v))
 	}
 }
+
+// A second AdminVM is reported as such, first, not as its consequences
+// ("dom0 has qid 3, want 0", "two VMs called dom0").
+func TestValidateTwoAdminVMs(t *testing.T) {
+	h := demoHost(t)
+	xml := readFile(t, h.path(DBFile))
+	start := bytes.Index(xml, []byte(`<domain id="domain-0"`))
+	end := start + bytes.Index(xml[start:], []byte("</domain>")) + len("</domain>")
+	second := bytes.Replace(xml[start:end], []byte(`id="domain-0"`), []byte(`id="domain-3"`), 1)
+	twice := bytes.Replace(xml, []byte("</domains>"), append(second, "</domains>"...), 1)
+	db, err := ParseDB(twice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Validate()
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("%v", err)
+	}
+	msg := err.Error()
+	if first, _, _ := strings.Cut(msg, "\n"); first != "2 AdminVM entries (qids 0, 3), want one: there is one dom0" {
+		t.Errorf("first line %q of:\n%s", first, msg)
+	}
+	for _, consequence := range []string{"dom0 has qid 3", "two VMs called dom0"} {
+		if strings.Contains(msg, consequence) {
+			t.Errorf("%q in:\n%s", consequence, msg)
+		}
+	}
+}

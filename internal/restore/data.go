@@ -166,7 +166,7 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 			// The failure concerns the VM whose file it hit, if known; the
 			// VM before it then had all its files.
 			in := ps.b.reader.FailedIn()
-			if in != "" && currentPV != nil && ps.b.owner(in) != currentPV.VM {
+			if in != "" && currentPV != nil && ps.b.owner(in) != currentPV.VM || ps.b.reader.FailedAfterFiles() {
 				finish()
 			}
 			current = nil

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 
+	"pedos.dev/backup/internal/clip"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
 )
@@ -71,7 +72,7 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 			switch {
 			case isDefault:
 			case !opts.Dom0DefaultDispVM:
-				warns = append(warns, fmt.Sprintf("the backup's dom0 default_dispvm %q is not applied (use --restore-dom0-default-dispvm)", v))
+				warns = append(warns, fmt.Sprintf("the backup's dom0 default_dispvm %s is not applied (use --restore-dom0-default-dispvm)", clip.Quote(v)))
 			default:
 				// Tried on the copy, where every restored VM now exists.
 				here, _ := db.Domain("dom0")

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -61,13 +62,19 @@ func craft(t *testing.T, edit func(db *host.DB), files ...craftedFile) []byte {
 	if edit != nil {
 		edit(db)
 	}
+	return craftXML(t, db.Marshal(), files...)
+}
+
+// craftXML is craft with the given qubes.xml, for shapes a DB cannot take.
+func craftXML(t *testing.T, xml []byte, files ...craftedFile) []byte {
+	t.Helper()
 	var out bytes.Buffer
 	w, err := archive.NewWriter(&out, archive.WriterOptions{Passphrase: testPass, Compression: "gzip",
 		Params: scryptenc.Params{LogN: 10, R: 8, P: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.AddBytes(archive.QubesXMLName, db.Marshal()); err != nil {
+	if err := w.AddBytes(archive.QubesXMLName, xml); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range files {
@@ -316,5 +323,60 @@ func TestRestoreExcessiveScrypt(t *testing.T) {
 		sum := sha256.Sum256(head[:48])
 		copy(head[48:64], sum[:16]) // a consistent header, as a forger would make it
 		restoreFails(t, bad, scryptenc.ErrTooExpensive)
+	}
+}
+
+// Text from the archive is shortened in messages: a 100 KB VM name or
+// netvm name is not echoed whole, neither in an error nor in the summary.
+func TestHostileTextIsShortened(t *testing.T) {
+	var xml []byte
+	craft(t, func(db *host.DB) { xml = db.Marshal() })
+	long := strings.Repeat("a", 100000)
+	shown := `"` + strings.Repeat("a", 64) + `"… (100000 bytes)`
+	x := bytes.Replace(xml, []byte(`<property name="name">box</property>`), []byte(`<property name="name">`+long+`</property>`), 1)
+	_, err := Open(bytes.NewReader(craftXML(t, x, goodRoot, goodPrivate, goodHome)), OpenOptions{Passphrase: testPass})
+	if err == nil || !strings.Contains(err.Error(), "invalid VM name "+shown) || len(err.Error()) > 300 {
+		t.Errorf("name: %.400v", err)
+	}
+
+	x = bytes.Replace(xml, []byte(`<property name="label">label-1</property>`),
+		[]byte(`<property name="label">label-1</property><property name="netvm">`+long+`</property>`), 1)
+	b := openBackup(t, craftXML(t, x, goodRoot, goodPrivate, goodHome))
+	p, err := NewPlan(emptyHost(t, "user"), b, PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perr := p.Err()
+	if perr == nil || !strings.Contains(perr.Error(), "its netvm "+strings.Repeat("a", 64)+"… is neither") || len(perr.Error()) > 300 {
+		t.Errorf("plan: %.400v", perr)
+	}
+	if r := rowOf(p, "box"); r.NetVM != strings.Repeat("a", 64)+"…" {
+		t.Errorf("summary row netvm %.100q", r.NetVM)
+	}
+}
+
+// Junk after the manifest is no VM's fault: the VMs' files all ended
+// before it. They are not added (the archive did not end cleanly), and
+// each says what stopped the restore, rather than blaming the last VM.
+func TestJunkAfterManifest(t *testing.T) {
+	data, _ := goodArchive(t)
+	var junk bytes.Buffer
+	tw := tar.NewWriter(&junk)
+	tw.WriteHeader(&tar.Header{Name: "junk", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3, Format: tar.FormatUSTAR})
+	tw.Write([]byte("xyz"))
+	tw.Close()
+	h := emptyHost(t, "bob")
+	xml, _ := os.ReadFile(filepath.Join(h.Root(), host.DBFile))
+	dirs := listDirs(t, h)
+	res, err := restoreInto(t, h, append(bytes.Clone(data), junk.Bytes()...), PlanOptions{IgnoreUsernameMismatch: true}, Options{}, nil)
+	wantErr(t, err, archive.ErrUnexpectedMember, `"junk" after the manifest`)
+	if strings.Contains(err.Error(), "VM dom0") {
+		t.Errorf("blamed on dom0: %v", err)
+	}
+	unchanged(t, h, xml, dirs)
+	for _, r := range res.VMs {
+		if r.Outcome != OutcomeNotDone || !errors.Is(r.Err, ErrNotProven) || !strings.Contains(r.Err.Error(), `what stopped it: unexpected member in backup archive: "junk" after the manifest`) {
+			t.Errorf("%s: %v %v", r.Name, r.Outcome, r.Err)
+		}
 	}
 }

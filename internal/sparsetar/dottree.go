@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"pedos.dev/backup/internal/clip"
 )
 
 // Formats 2 and 3 of the reference system stored a template's whole
@@ -33,7 +35,7 @@ func ReadDotTree(r io.Reader, prefix string, maxSize int64) (int64, error) {
 func checkDotPrefix(prefix string) error {
 	dir, ok := strings.CutSuffix(prefix, "/.")
 	if !ok {
-		return fmt.Errorf("%w: %q does not end in \"/.\"", ErrUnsafeName, prefix)
+		return fmt.Errorf("%w: %s does not end in \"/.\"", ErrUnsafeName, clip.Quote(prefix))
 	}
 	return checkName(dir)
 }
@@ -45,7 +47,7 @@ func (x *treeExtractor) dotRel(name string) (string, error) {
 	}
 	rest, ok := strings.CutPrefix(name, x.prefix+"/")
 	if !ok {
-		return "", fmt.Errorf("%w: %q is outside %q", ErrUnsafeName, name, x.prefix)
+		return "", fmt.Errorf("%w: %s is outside %q", ErrUnsafeName, clip.Quote(name), x.prefix)
 	}
 	if err := checkName(rest); err != nil {
 		return "", err
