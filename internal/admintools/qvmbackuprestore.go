@@ -114,6 +114,21 @@ type restoreRun struct {
 	exit  int
 	tty   *os.File // questions, when stdin carries the archive
 	sig   *cli.Signals
+	// warned: the warnings printed so far. CheckHost's trial shows a VM's
+	// warnings before the question, and the VM's result has them again.
+	warned map[string]bool
+}
+
+// warn prints a warning once.
+func (r *restoreRun) warn(w string) {
+	if r.warned[w] {
+		return
+	}
+	if r.warned == nil {
+		r.warned = map[string]bool{}
+	}
+	r.warned[w] = true
+	cli.Warn(r.stderr, r.tool, "%s", w)
 }
 
 func (r *restoreRun) checkFlags() error {
@@ -192,7 +207,11 @@ func (r *restoreRun) run() error {
 		limits := scryptenc.DefaultLimits
 		limits.Force = r.o.forceKDF
 		if b, err = restore.Open(src, restore.OpenOptions{Passphrase: pass, Limits: limits, ForceFilter: r.o.filter}); err != nil {
-			src.Close()
+			// A source that failed by itself (a command's exit status, a
+			// VM service's error) is the cause of whatever reading found.
+			if cerr := src.Close(); cerr != nil {
+				return fmt.Errorf("the backup source failed: %w (%v)", cerr, openError(err))
+			}
 			return openError(err)
 		}
 	}
@@ -221,7 +240,7 @@ func (r *restoreRun) run() error {
 	}
 	r.printSummary(plan, intoHost)
 	for _, w := range plan.Warnings {
-		cli.Warn(r.stderr, r.tool, "%s", w)
+		r.warn(w)
 	}
 	if perr := plan.Err(); perr != nil {
 		var pe *restore.ProblemsError
@@ -240,12 +259,15 @@ func (r *restoreRun) run() error {
 		return nil
 	}
 	if len(plan.Restored()) == 0 {
+		if len(b.VMs) == 0 && b.Dom0 == nil {
+			return errors.New("nothing to restore: the backup's qubes.xml lists no VM whose data the backup holds")
+		}
 		return errors.New("nothing to restore: every VM of the backup is left out")
 	}
 	if intoHost {
 		warns, err := restore.CheckHost(h, plan, r.restoreOptions())
 		for _, w := range warns {
-			cli.Warn(r.stderr, r.tool, "%s", w)
+			r.warn(w)
 		}
 		if err != nil {
 			fmt.Fprintln(r.stderr, "Nothing was changed.")
@@ -342,12 +364,12 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 		for _, v := range res.VMs {
 			t.Row(v.Name, v.Target, verdict(v.VMReport, string(v.Outcome)))
 			for _, w := range v.Warnings {
-				cli.Warn(r.stderr, r.tool, "%s", w)
+				r.warn(w)
 			}
 		}
 		t.WriteTo(r.stdout)
 		for _, w := range res.Warnings {
-			cli.Warn(r.stderr, r.tool, "%s", w)
+			r.warn(w)
 		}
 	}
 	if err != nil {

@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	"pedos.dev/backup/internal/clip"
 	"pedos.dev/backup/internal/compress"
+	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/scryptenc"
 	"pedos.dev/backup/internal/sparsetar"
 )
@@ -226,7 +226,7 @@ func (r *Reader) readSmall(want string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if name != want {
-		return nil, fmt.Errorf("%w: found %s where %s belongs", ErrUnexpectedMember, clip.Quote(name), want)
+		return nil, fmt.Errorf("%w: found %s where %s belongs", ErrUnexpectedMember, elide.Quote(name), want)
 	}
 	if size > limit {
 		return nil, fmt.Errorf("%w: %s is %d bytes (limit %d)", ErrTooLarge, want, size, limit)
@@ -250,9 +250,9 @@ func (r *Reader) readHeaderMembers() (header, mac []byte, err error) {
 	}
 	if name != HeaderName {
 		if _, _, cerr := parseChunkMember(name + ".enc"); cerr == nil || bytes.HasSuffix([]byte(name), []byte(".hmac")) {
-			return nil, nil, fmt.Errorf("%w: no backup-header (first member %s): a format 2 backup", ErrUnsupportedVersion, clip.Quote(name))
+			return nil, nil, fmt.Errorf("%w: no backup-header (first member %s): a format 2 backup", ErrUnsupportedVersion, elide.Quote(name))
 		}
-		return nil, nil, fmt.Errorf("%w: first member is %s, not backup-header", ErrNotBackup, clip.Quote(name))
+		return nil, nil, fmt.Errorf("%w: first member is %s, not backup-header", ErrNotBackup, elide.Quote(name))
 	}
 	if size > MaxHeaderSize {
 		return nil, nil, fmt.Errorf("%w: backup-header is %d bytes (limit %d)", ErrTooLarge, size, MaxHeaderSize)
@@ -425,7 +425,7 @@ func (r *Reader) produceAll() error {
 			return err
 		}
 		if manifest != nil {
-			return fmt.Errorf("%w: %s after the manifest", ErrUnexpectedMember, clip.Quote(member))
+			return fmt.Errorf("%w: %s after the manifest", ErrUnexpectedMember, elide.Quote(member))
 		}
 		if member == ManifestName {
 			if !r.claimed.Manifest {

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"pedos.dev/backup/internal/clip"
+	"pedos.dev/backup/internal/elide"
 )
 
 // VM classes, as in the class attribute of <domain>.
@@ -172,7 +172,7 @@ var nameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.-]*$`)
 // letters, digits, "_", "." or "-"; at most 31 characters; not "none",
 // "default", "Domain-0" and not ending in "-dm" (the name of a stub domain).
 func ValidateName(name string) error {
-	bad := func(why string) error { return errorf(ErrInvalid, "invalid VM name %s: %s", clip.Quote(name), why) }
+	bad := func(why string) error { return errorf(ErrInvalid, "invalid VM name %s: %s", elide.Quote(name), why) }
 	switch {
 	case name == "":
 		return bad("empty")

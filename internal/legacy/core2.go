@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"pedos.dev/backup/internal/clip"
+	"pedos.dev/backup/internal/elide"
 )
 
 // core2 is the qubes.xml of Qubes R1 to R3.2 (spec §6.3): a root
@@ -82,7 +82,7 @@ func parseCore2(data []byte) (*core2DB, error) {
 					return nil, bad("<%s> has no valid qid and name", t.Name.Local)
 				}
 				if qids[vm.qid] || names[vm.name] {
-					return nil, bad("two VMs with qid %d or name %s", vm.qid, clip.Quote(vm.name))
+					return nil, bad("two VMs with qid %d or name %s", vm.qid, elide.Quote(vm.name))
 				}
 				qids[vm.qid], names[vm.name] = true, true
 				db.vms = append(db.vms, vm)

@@ -9,7 +9,7 @@ import (
 	"io"
 	"strings"
 
-	"pedos.dev/backup/internal/clip"
+	"pedos.dev/backup/internal/elide"
 )
 
 // `openssl enc -e -aes-256-cbc -pass pass:P` as formats 2 and 3 ran it
@@ -32,7 +32,7 @@ func cipherKeyLen(name string) (int, error) {
 	case "aes-256-cbc":
 		return 32, nil
 	}
-	return 0, fmt.Errorf("%w: cipher %s", ErrUnsupported, clip.Quote(name))
+	return 0, fmt.Errorf("%w: cipher %s", ErrUnsupported, elide.Quote(name))
 }
 
 // bytesToKey is OpenSSL's EVP_BytesToKey with MD5 and one iteration:

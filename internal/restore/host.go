@@ -199,7 +199,17 @@ func (hr *hostRun) add(db *host.DB, pv *PlannedVM, stage *host.StagedVM) ([]stri
 				err = d.SetProp(r.prop, r.target)
 			}
 			if err != nil {
-				lateWarns[r.vm] = append(lateWarns[r.vm], err.Error())
+				// Say what was left, not only why ("sys-net: network
+				// loop ..." told neither).
+				what := r.prop + " left at its default"
+				switch r.prop {
+				case "":
+					what = r.dev.Class + " device " + r.dev.Port + " not assigned"
+				case "netvm":
+					what = "netvm left at none"
+				}
+				why := strings.TrimPrefix(err.Error(), r.vm+": ")
+				lateWarns[r.vm] = append(lateWarns[r.vm], fmt.Sprintf("%s: %s: %s", r.vm, what, why))
 			}
 		}
 		return nil

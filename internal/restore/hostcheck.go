@@ -6,7 +6,7 @@ import (
 	"strings"
 	"syscall"
 
-	"pedos.dev/backup/internal/clip"
+	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
 )
@@ -72,7 +72,7 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 			switch {
 			case isDefault:
 			case !opts.Dom0DefaultDispVM:
-				warns = append(warns, fmt.Sprintf("the backup's dom0 default_dispvm %s is not applied (use --restore-dom0-default-dispvm)", clip.Quote(v)))
+				warns = append(warns, fmt.Sprintf("the backup's dom0 default_dispvm %s is not applied (use --restore-dom0-default-dispvm)", elide.Quote(v)))
 			default:
 				// Tried on the copy, where every restored VM now exists.
 				here, _ := db.Domain("dom0")
@@ -85,7 +85,8 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(h.Root(), &st); err == nil {
 		if free := int64(st.Bavail) * int64(st.Bsize); free < need {
-			return warns, fmt.Errorf("not enough space in %s: the restore needs up to %s, %s free", h.Root(), progress.FormatSize(need), progress.FormatSize(free))
+			n, f := progress.FormatSizes(need, free)
+			return warns, fmt.Errorf("not enough space in %s: the restore needs up to %s, %s free", h.Root(), n, f)
 		}
 	}
 	return warns, nil

@@ -5,7 +5,7 @@ import (
 	"io"
 	"strings"
 
-	"pedos.dev/backup/internal/clip"
+	"pedos.dev/backup/internal/elide"
 )
 
 // Formats 2 and 3 of the reference system stored a template's whole
@@ -35,7 +35,7 @@ func ReadDotTree(r io.Reader, prefix string, maxSize int64) (int64, error) {
 func checkDotPrefix(prefix string) error {
 	dir, ok := strings.CutSuffix(prefix, "/.")
 	if !ok {
-		return fmt.Errorf("%w: %s does not end in \"/.\"", ErrUnsafeName, clip.Quote(prefix))
+		return fmt.Errorf("%w: %s does not end in \"/.\"", ErrUnsafeName, elide.Quote(prefix))
 	}
 	return checkName(dir)
 }
@@ -47,7 +47,7 @@ func (x *treeExtractor) dotRel(name string) (string, error) {
 	}
 	rest, ok := strings.CutPrefix(name, x.prefix+"/")
 	if !ok {
-		return "", fmt.Errorf("%w: %s is outside %q", ErrUnsafeName, clip.Quote(name), x.prefix)
+		return "", fmt.Errorf("%w: %s is outside %q", ErrUnsafeName, elide.Quote(name), x.prefix)
 	}
 	if err := checkName(rest); err != nil {
 		return "", err

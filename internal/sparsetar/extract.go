@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"pedos.dev/backup/internal/clip"
+	"pedos.dev/backup/internal/elide"
 )
 
 // endReader gives every read archive/tar makes io.ReadFull semantics, so
@@ -141,7 +141,7 @@ func ExtractFile(r io.Reader, want string, dst io.Writer, maxSize int64) (int64,
 		return 0, err
 	}
 	if name != want || !isRegular(hdr.Typeflag) {
-		return 0, fmt.Errorf("%w: %s of type %q, want regular file %q", ErrUnexpectedMember, clip.Quote(hdr.Name), hdr.Typeflag, want)
+		return 0, fmt.Errorf("%w: %s of type %q, want regular file %q", ErrUnexpectedMember, elide.Quote(hdr.Name), hdr.Typeflag, want)
 	}
 	// archive/tar yields exactly hdr.Size bytes (the logical size for
 	// sparse members), so checking it first means nothing is written.
@@ -162,7 +162,7 @@ func ExtractFile(r io.Reader, want string, dst io.Writer, maxSize int64) (int64,
 	n := hdr.Size
 	switch hdr, err := next(tr, er); {
 	case err == nil:
-		return n, fmt.Errorf("%w: %s after %q", ErrUnexpectedMember, clip.Quote(hdr.Name), want)
+		return n, fmt.Errorf("%w: %s after %q", ErrUnexpectedMember, elide.Quote(hdr.Name), want)
 	case err != io.EOF:
 		return n, err
 	}
@@ -253,12 +253,12 @@ func readTree(r io.Reader, x *treeExtractor, maxSize int64) (int64, error) {
 			return total, err
 		}
 		if hdr.Size > maxSize-total {
-			return total, fmt.Errorf("%w: %s makes the tree larger than %d bytes", ErrTooLarge, clip.Quote(hdr.Name), maxSize)
+			return total, fmt.Errorf("%w: %s makes the tree larger than %d bytes", ErrTooLarge, elide.Quote(hdr.Name), maxSize)
 		}
 		n, err := io.Copy(io.Discard, tr)
 		total += n
 		if err != nil {
-			return total, fmt.Errorf("sparsetar: reading %s: %w", clip.Quote(hdr.Name), err)
+			return total, fmt.Errorf("sparsetar: reading %s: %w", elide.Quote(hdr.Name), err)
 		}
 	}
 }
@@ -310,7 +310,7 @@ func (x *treeExtractor) rel(name string) (string, error) {
 	}
 	rel, ok := strings.CutPrefix(name, x.prefix+"/")
 	if !ok {
-		return "", fmt.Errorf("%w: %s is outside %q", ErrUnsafeName, clip.Quote(name), x.prefix)
+		return "", fmt.Errorf("%w: %s is outside %q", ErrUnsafeName, elide.Quote(name), x.prefix)
 	}
 	return rel, nil
 }
@@ -344,7 +344,7 @@ func (x *treeExtractor) extract(hdr *tar.Header, tr *tar.Reader) error {
 		x.dirs = append(x.dirs, dirMeta{rel, mode, hdr.ModTime})
 		return nil
 	case rel == ".":
-		return fmt.Errorf("%w: %s must be a directory", ErrUnexpectedMember, clip.Quote(hdr.Name))
+		return fmt.Errorf("%w: %s must be a directory", ErrUnexpectedMember, elide.Quote(hdr.Name))
 	case isRegular(hdr.Typeflag):
 		return x.file(rel, hdr, tr, mode)
 	case hdr.Typeflag == tar.TypeSymlink:
@@ -357,12 +357,12 @@ func (x *treeExtractor) extract(hdr *tar.Header, tr *tar.Reader) error {
 	case hdr.Typeflag == tar.TypeLink:
 		return x.link(rel, hdr)
 	}
-	return fmt.Errorf("%w: %s has unsupported type %q", ErrUnexpectedMember, clip.Quote(hdr.Name), hdr.Typeflag)
+	return fmt.Errorf("%w: %s has unsupported type %q", ErrUnexpectedMember, elide.Quote(hdr.Name), hdr.Typeflag)
 }
 
 func (x *treeExtractor) file(rel string, hdr *tar.Header, tr *tar.Reader, mode fs.FileMode) error {
 	if hdr.Size > x.left {
-		return fmt.Errorf("%w: %s needs %d bytes, %d left", ErrTooLarge, clip.Quote(hdr.Name), hdr.Size, x.left)
+		return fmt.Errorf("%w: %s needs %d bytes, %d left", ErrTooLarge, elide.Quote(hdr.Name), hdr.Size, x.left)
 	}
 	x.left -= hdr.Size
 	if err := x.makeParents(rel); err != nil {
@@ -376,7 +376,7 @@ func (x *treeExtractor) file(rel string, hdr *tar.Header, tr *tar.Reader, mode f
 	defer f.Close()
 	sw := NewSparseWriter(f)
 	if _, err := io.Copy(sw, tr); err != nil {
-		return fmt.Errorf("sparsetar: copying %s: %w", clip.Quote(hdr.Name), err)
+		return fmt.Errorf("sparsetar: copying %s: %w", elide.Quote(hdr.Name), err)
 	}
 	if err := sw.Close(); err != nil {
 		return err
@@ -402,7 +402,7 @@ func (x *treeExtractor) link(rel string, hdr *tar.Header) error {
 	}
 	fi, err := x.root.Lstat(target)
 	if err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: hard link %s to %s, which is not an extracted regular file", ErrUnexpectedMember, clip.Quote(hdr.Name), clip.Quote(hdr.Linkname))
+		return fmt.Errorf("%w: hard link %s to %s, which is not an extracted regular file", ErrUnexpectedMember, elide.Quote(hdr.Name), elide.Quote(hdr.Linkname))
 	}
 	if err := x.makeParents(rel); err != nil {
 		return err
@@ -425,9 +425,9 @@ func (x *treeExtractor) checkPath(rel string) error {
 		case err != nil:
 			return err
 		case fi.Mode()&fs.ModeSymlink != 0:
-			return fmt.Errorf("%w: %s passes through symlink %s", ErrUnsafeName, clip.Quote(rel), clip.Quote(dir))
+			return fmt.Errorf("%w: %s passes through symlink %s", ErrUnsafeName, elide.Quote(rel), elide.Quote(dir))
 		case !fi.IsDir():
-			return fmt.Errorf("%w: %s is below non-directory %s", ErrUnexpectedMember, clip.Quote(rel), clip.Quote(dir))
+			return fmt.Errorf("%w: %s is below non-directory %s", ErrUnexpectedMember, elide.Quote(rel), elide.Quote(dir))
 		}
 	}
 	return nil
@@ -451,7 +451,7 @@ func (x *treeExtractor) makeParents(rel string) error {
 // repeat a name, but replacing what was extracted is never needed here.
 func dup(err error, name string) error {
 	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%w: %s duplicates another member", ErrUnexpectedMember, clip.Quote(name))
+		return fmt.Errorf("%w: %s duplicates another member", ErrUnexpectedMember, elide.Quote(name))
 	}
 	return err
 }

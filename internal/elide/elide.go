@@ -1,7 +1,7 @@
-// Package clip shortens text that came from outside (an archive's names,
+// Package elide shortens text that came from outside (an archive's names,
 // labels, paths) before it goes into a message: a 100 KB VM name must not
 // fill the terminal, nor hide the message around it.
-package clip
+package elide
 
 import (
 	"strconv"

@@ -1,11 +1,11 @@
-package clip
+package elide
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestClip(t *testing.T) {
+func TestElide(t *testing.T) {
 	a64 := strings.Repeat("a", 64)
 	for in, want := range map[string]string{
 		"work":                      `"work"`,
