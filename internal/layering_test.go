@@ -10,6 +10,7 @@ import (
 // one way, and the format packages know nothing of hosts or user interfaces.
 func TestLayering(t *testing.T) {
 	forbidden := map[string][]string{
+		"elide":     {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "publish", "progress", "cli", "admintools", "gui", "legacy"},
 		"scryptenc": {"sparsetar", "compress", "archive", "host", "backup", "restore", "cli", "admintools", "gui", "legacy"},
 		"sparsetar": {"scryptenc", "compress", "archive", "host", "backup", "restore", "cli", "admintools", "gui", "legacy"},
 		"compress":  {"scryptenc", "sparsetar", "archive", "host", "backup", "restore", "cli", "admintools", "gui", "legacy"},

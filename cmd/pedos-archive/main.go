@@ -78,17 +78,26 @@ func readPassphrase(path string) ([]byte, error) {
 	if path == "" {
 		return nil, errors.New("a passphrase file is required (-p FILE, or -p - for standard input)")
 	}
-	var data []byte
-	var err error
-	if path == "-" {
-		data, err = io.ReadAll(io.LimitReader(os.Stdin, 4096))
-	} else {
-		data, err = os.ReadFile(path)
+	in := io.Reader(os.Stdin)
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		in = f
 	}
+	// Bounded: a file with no line end (/dev/zero) must not be read into
+	// memory without end.
+	const limit = 64 << 10
+	data, err := io.ReadAll(io.LimitReader(in, limit))
 	if err != nil {
 		return nil, err
 	}
-	line, _, _ := strings.Cut(string(data), "\n")
+	line, _, found := strings.Cut(string(data), "\n")
+	if !found && len(data) == limit {
+		return nil, fmt.Errorf("passphrase file %s: no line end in its first 64 KiB", path)
+	}
 	return []byte(line), nil
 }
 

@@ -74,3 +74,11 @@ func TestCreateVerifyExtract(t *testing.T) {
 		t.Fatalf("temporary files left behind: %v", entries)
 	}
 }
+
+// A passphrase file without a line end (/dev/zero is endless) is refused
+// after 64 KiB instead of read until memory runs out.
+func TestReadPassphraseBounded(t *testing.T) {
+	if _, err := readPassphrase("/dev/zero"); err == nil || err.Error() != "passphrase file /dev/zero: no line end in its first 64 KiB" {
+		t.Fatalf("/dev/zero: %v", err)
+	}
+}

@@ -155,53 +155,66 @@ func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// interrupt [-TERM] CODE GLOB PROG [ARG...] runs PROG like exec, presses
-// Ctrl-C (sends it SIGINT; with -TERM, SIGTERM) as soon as a file matching
-// GLOB holds data, and checks that it then exits with status CODE. PROG's
-// output becomes stdout and stderr.
+// interrupt [-TERM|-HUP|-KILL] CODE WHEN PROG [ARG...] runs PROG like
+// exec, presses Ctrl-C (sends it SIGINT; or SIGTERM, SIGHUP, SIGKILL) as
+// soon as WHEN holds, and checks that it then exits with status CODE (-1:
+// killed by the signal). WHEN is a GLOB, true once a file matching it
+// holds data, or stderr:TEXT, true once PROG has written TEXT to its
+// standard error. PROG's output becomes stdout and stderr.
 func cmdInterrupt(ts *testscript.TestScript, neg bool, args []string) {
 	sig := os.Signal(os.Interrupt)
-	if len(args) > 0 && args[0] == "-TERM" {
-		sig, args = syscall.SIGTERM, args[1:]
+	if len(args) > 0 {
+		if s, ok := map[string]os.Signal{"-TERM": syscall.SIGTERM, "-HUP": syscall.SIGHUP, "-KILL": syscall.SIGKILL}[args[0]]; ok {
+			sig, args = s, args[1:]
+		}
 	}
 	if neg || len(args) < 3 {
-		ts.Fatalf("usage: interrupt [-TERM] CODE GLOB PROG [ARG...]")
+		ts.Fatalf("usage: interrupt [-TERM|-HUP|-KILL] CODE GLOB|stderr:TEXT PROG [ARG...]")
 	}
 	want, err := strconv.Atoi(args[0])
 	ts.Check(err)
-	glob := ts.MkAbs(args[1])
 	prog, err := exec.LookPath(args[2])
 	ts.Check(err)
 	cmd := exec.Command(prog, args[3:]...)
 	cmd.Dir = ts.MkAbs(".")
 	cmd.Env = scriptEnv(ts)
-	var stdout, stderr bytes.Buffer
+	var stdout bytes.Buffer
+	var stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// A child PROG started keeps the output pipes open if PROG is killed
+	// (SIGKILL leaves it no chance to stop it): stop waiting for them.
+	cmd.WaitDelay = time.Second
 	ts.Check(cmd.Start())
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	ready := func() bool {
+		if text, ok := strings.CutPrefix(args[1], "stderr:"); ok {
+			return strings.Contains(stderr.String(), text)
+		}
+		if m, _ := filepath.Glob(ts.MkAbs(args[1])); len(m) > 0 {
+			if fi, err := os.Stat(m[0]); err == nil && fi.Size() > 0 {
+				ts.Logf("%s holds %d bytes", m[0], fi.Size())
+				return true
+			}
+		}
+		return false
+	}
 	var err2 error
 	deadline := time.Now().Add(scriptTimeout)
-wait:
-	for {
+	for !ready() {
 		select {
 		case err2 = <-done:
 			ts.Logf("[stderr]\n%s", stderr.String())
-			ts.Fatalf("%s ended (%v) before %s held data", args[2], err2, args[1])
+			ts.Fatalf("%s ended (%v) before %s", args[2], err2, args[1])
 		case <-time.After(2 * time.Millisecond):
-		}
-		if m, _ := filepath.Glob(glob); len(m) > 0 {
-			if fi, err := os.Stat(m[0]); err == nil && fi.Size() > 0 {
-				ts.Logf("%s holds %d bytes: sending %v", m[0], fi.Size(), sig)
-				break wait
-			}
 		}
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			<-done
-			ts.Fatalf("%s held no data within %v", args[1], scriptTimeout)
+			ts.Fatalf("%s: no %s within %v", args[2], args[1], scriptTimeout)
 		}
 	}
+	ts.Logf("sending %v", sig)
 	ts.Check(cmd.Process.Signal(sig))
 	select {
 	case err2 = <-done:
@@ -211,17 +224,42 @@ wait:
 		ts.Fatalf("%s did not end within %v of %v", args[2], scriptTimeout, sig)
 	}
 	ts.Stdout().Write(stdout.Bytes())
-	ts.Stderr().Write(stderr.Bytes())
+	ts.Stderr().Write([]byte(stderr.String()))
+	checkExit(ts, args[2], err2, want)
+}
+
+// checkExit checks that err, what Wait returned for prog, is exit status
+// want (-1: death by a signal).
+func checkExit(ts *testscript.TestScript, prog string, err error, want int) {
 	got := 0
 	var ee *exec.ExitError
-	if errors.As(err2, &ee) {
+	if errors.As(err, &ee) {
 		got = ee.ExitCode() // -1 when a signal ended it
-	} else if err2 != nil {
-		ts.Fatalf("%s: %v", args[2], err2)
+	} else if err != nil {
+		ts.Fatalf("%s: %v", prog, err)
 	}
 	if got != want {
-		ts.Fatalf("%s exited with status %d (%v), want %d", args[2], got, err2, want)
+		ts.Fatalf("%s exited with status %d (%v), want %d", prog, got, err, want)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that one goroutine may write while
+// another reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // scriptEnv is the script's environment for a program started by a

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/term"
 
 	"pedos.dev/backup/internal/backup"
 	"pedos.dev/backup/internal/cli"
@@ -29,9 +27,9 @@ const (
 	// ExitDeclined: the user answered no at the "proceed?" question
 	// (the reference exits 0 then: behaviour.md E.18).
 	ExitDeclined = 3
-	// ExitInterrupted: SIGINT or SIGTERM stopped the backup, as a shell
-	// reports a program ended by Ctrl-C (128+2).
-	ExitInterrupted = 130
+	// ExitInterrupted: SIGINT, SIGTERM or SIGHUP stopped the run, as a
+	// shell reports a program ended by Ctrl-C (128+2).
+	ExitInterrupted = cli.ExitInterrupted
 )
 
 // Prompts, as the reference words them.
@@ -74,8 +72,8 @@ exit status:
        writing, a passphrase mismatch, a bad profile)
   2    the command line is wrong
   3    the answer to "Do you want to proceed?" was no; nothing was written
-  130  interrupted (Ctrl-C, SIGTERM); what was written was removed (except on
-       standard output)`
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP); what was written was removed
+       (except on standard output)`
 
 // backupFlags are qvm-backup's options.
 type backupFlags struct {
@@ -123,6 +121,8 @@ func QvmBackup(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	return executeWithStatus(e, c, args, func(cmd *cobra.Command, pos []string) (int, error) {
 		r := &backupRun{env: e, o: &o, flags: cmd.Flags(), args: pos}
+		r.sig = e.watchSignals("nothing was written")
+		defer r.sig.Stop()
 		err := r.run()
 		return r.exit, memoryHint(err)
 	})
@@ -142,6 +142,9 @@ type backupRun struct {
 	info io.Writer
 	// tty asks the question when the archive goes to stdout.
 	tty *os.File
+	sig *cli.Signals
+	// out is stdout, counted, when the archive goes there.
+	out *countingWriter
 }
 
 func (r *backupRun) run() error {
@@ -170,10 +173,13 @@ func (r *backupRun) run() error {
 	r.info = r.stdout
 	if toStdout {
 		r.info = r.stderr
-		if f, ok := r.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return cli.WithHint(cli.Usagef("refusing to write the backup to a terminal"),
-				"redirect standard output to a file or a pipe: qvm-backup ... - > FILE")
+		if f, ok := r.stdout.(*os.File); ok {
+			if err := cli.CheckDataOutput(f); err != nil {
+				return cli.WithHint(cli.Usagef("refusing to write the backup to standard output: %v", err),
+					"redirect standard output to a file or a pipe: qvm-backup ... - > FILE")
+			}
 		}
+		r.out = &countingWriter{w: r.stdout}
 		if !r.o.yes {
 			// The archive takes stdout, and stdin may carry the
 			// passphrase: the question goes to the terminal.
@@ -231,12 +237,19 @@ func (r *backupRun) run() error {
 	if err := p.SetPassphrase(pass); err != nil {
 		return err
 	}
+	// From here on a signal must not end the program at once: the profile
+	// and the backup are written with temporary files to remove.
+	defer r.sig.Busy()()
 	if save != nil {
 		if r.o.savePassphrase {
 			save.Passphrase = pass
 		}
 		if err := r.saveProfile(h, *save); err != nil {
 			return err
+		}
+		if r.sig.Interrupted() {
+			r.exit = ExitInterrupted
+			return errors.New("interrupted; the profile was saved, the backup not started")
 		}
 	}
 	return r.backup(p)
@@ -508,11 +521,20 @@ func (r *backupRun) backup(p *backup.Plan) error {
 	if err != nil {
 		return err
 	}
-	// Installed only now: ReadPassphrase restores the terminal on Ctrl-C
-	// only while no handler of ours is installed.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := backup.Run(ctx, p, r.stdout, rep)
+	// A backup killed here before (SIGKILL, a crash) left its hidden
+	// temporary file, up to the size of a backup.
+	// (An unreadable destination fails the backup itself, with its own
+	// message.)
+	removed, _ := p.RemoveStale()
+	for _, f := range removed {
+		fmt.Fprintf(r.stderr, "%s: removed %s, left by a backup that did not finish\n", r.tool, f)
+	}
+	ctx := r.sig.Context()
+	var out io.Writer = r.stdout
+	if r.out != nil {
+		out = r.out
+	}
+	res, err := backup.Run(ctx, p, out, rep)
 	if bar, ok := rep.(*cli.ProgressBar); ok && err != nil {
 		bar.Clear()
 	}
@@ -524,6 +546,10 @@ func (r *backupRun) backup(p *backup.Plan) error {
 				err = cli.WithHint(err, "what was written to standard output is an incomplete backup; discard it")
 			}
 			return err
+		}
+		if r.out != nil && errors.Is(err, syscall.EPIPE) {
+			return cli.WithHint(fmt.Errorf("the destination closed the stream after %d bytes: the backup is incomplete", r.out.n),
+				"what was written to standard output is not a usable backup; discard it")
 		}
 		if errors.Is(err, syscall.ENOSPC) {
 			err = cli.WithHint(err, "free some space or choose another destination; the partial backup was removed")
@@ -554,6 +580,10 @@ func (r *backupRun) verify(ctx context.Context, p *backup.Plan, res *backup.Resu
 		return err
 	}
 	checks, err := backup.Verify(ctx, p, res, rep)
+	if err != nil && r.sig.Interrupted() {
+		r.exit = ExitInterrupted
+		return fmt.Errorf("interrupted: the backup was written to %s, but not verified", res.Location)
+	}
 	if err != nil {
 		return cli.WithHint(fmt.Errorf("verification failed: %w", err), "the backup file is damaged or incomplete: do not rely on it")
 	}
@@ -600,4 +630,17 @@ func backupProgress(mode string, w io.Writer) (progress.Reporter, error) {
 		return progress.Discard, nil
 	}
 	return nil, cli.Usagef("unknown progress mode %q (valid: %s)", mode, strings.Join(cli.ProgressModes, ", "))
+}
+
+// countingWriter counts the bytes written through it: what a closed pipe
+// received before it closed.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
 	"syscall"
 
@@ -62,7 +61,7 @@ exit status:
   1    something failed: the summary or the result says what
   2    the command line is wrong
   3    the answer to "Do you want to proceed?" was no; nothing was changed
-  130  interrupted (Ctrl-C, SIGTERM); VMs not yet complete were not added`
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP); VMs not yet complete were not added`
 
 type restoreFlags struct {
 	verifyOnly, skipBroken, ignoreMissing, skipConflicting, renameConflicting bool
@@ -106,6 +105,8 @@ func QvmBackupRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 
 	return executeWithStatus(e, c, args, func(cmd *cobra.Command, pos []string) (int, error) {
 		r := &restoreRun{env: e, o: &o, flags: cmd.Flags(), args: pos}
+		r.sig = e.watchSignals("nothing was changed")
+		defer r.sig.Stop()
 		err := r.run()
 		return r.exit, memoryHint(err)
 	})
@@ -120,6 +121,22 @@ type restoreRun struct {
 	args      []string
 	exit      int
 	tty       *os.File // questions, when stdin carries the archive
+	sig       *cli.Signals
+	// warned: the warnings printed so far. CheckHost's trial shows a VM's
+	// warnings before the question, and the VM's result has them again.
+	warned map[string]bool
+}
+
+// warn prints a warning once.
+func (r *restoreRun) warn(w string) {
+	if r.warned[w] {
+		return
+	}
+	if r.warned == nil {
+		r.warned = map[string]bool{}
+	}
+	r.warned[w] = true
+	cli.Warn(r.stderr, r.tool, "%s", w)
 }
 
 func (r *restoreRun) checkFlags() error {
@@ -209,9 +226,10 @@ func (r *restoreRun) run() error {
 			return openError(err)
 		}
 	} else {
-		// Until the data pass, Ctrl-C simply ends the program: nothing has
-		// been changed, and a source command dies with it. Closing the
-		// source stops it too.
+		// Until the data pass, a signal simply ends the program (see
+		// watchSignals): nothing has been changed, and a source command
+		// dies with it, or of the pipe we leave. Closing the source stops
+		// it too.
 		if src, err = r.openSource(context.Background(), h); err != nil {
 			return err
 		}
@@ -219,7 +237,11 @@ func (r *restoreRun) run() error {
 		limits.Force = r.o.forceKDF
 		if b, err = restore.Open(src, restore.OpenOptions{Passphrase: pass, Limits: limits, ForceFilter: r.o.filter,
 			MaxMemory: r.maxMemory, MaxChunkSize: r.maxChunk}); err != nil {
-			src.Close()
+			// A source that failed by itself (a command's exit status, a
+			// VM service's error) is the cause of whatever reading found.
+			if cerr := src.Close(); cerr != nil {
+				return fmt.Errorf("the backup source failed: %w (%v)", cerr, openError(err))
+			}
 			return openError(err)
 		}
 	}
@@ -248,7 +270,7 @@ func (r *restoreRun) run() error {
 	}
 	r.printSummary(plan, intoHost)
 	for _, w := range plan.Warnings {
-		cli.Warn(r.stderr, r.tool, "%s", w)
+		r.warn(w)
 	}
 	if perr := plan.Err(); perr != nil {
 		var pe *restore.ProblemsError
@@ -267,12 +289,15 @@ func (r *restoreRun) run() error {
 		return nil
 	}
 	if len(plan.Restored()) == 0 {
+		if len(b.VMs) == 0 && b.Dom0 == nil {
+			return errors.New("nothing to restore: the backup's qubes.xml lists no VM whose data the backup holds")
+		}
 		return errors.New("nothing to restore: every VM of the backup is left out")
 	}
 	if intoHost {
 		warns, err := restore.CheckHost(h, plan, r.restoreOptions())
 		for _, w := range warns {
-			cli.Warn(r.stderr, r.tool, "%s", w)
+			r.warn(w)
 		}
 		if err != nil {
 			fmt.Fprintln(r.stderr, "Nothing was changed.")
@@ -303,11 +328,10 @@ func (r *restoreRun) run() error {
 	if err != nil {
 		return err
 	}
-	// From here on Ctrl-C and SIGTERM stop the pass, which then removes
-	// what it staged (installed only now: ReadPassphrase and the question
-	// rely on the default action before).
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// From here on a signal stops the pass, which then removes what it
+	// staged, instead of ending the program.
+	defer r.sig.Busy()()
+	ctx := r.sig.Context()
 	err = r.pass(ctx, h, b, plan, rep)
 	if bar, ok := rep.(*cli.ProgressBar); ok && err != nil {
 		bar.Clear()
@@ -320,8 +344,14 @@ func (r *restoreRun) run() error {
 	if cerr := src.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("the backup source failed: %w", cerr)
 	}
-	if err != nil && ctx.Err() != nil {
+	if err != nil && r.sig.Interrupted() {
 		r.exit = ExitInterrupted
+		switch {
+		case r.o.verifyOnly:
+			return errors.New("interrupted; the verification did not finish")
+		case r.o.extractTo != "":
+			return fmt.Errorf("interrupted; what was extracted was removed from %s", r.o.extractTo)
+		}
 		return errors.New("interrupted; VMs that were not complete were not added")
 	}
 	return err
@@ -353,23 +383,29 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 		return nil
 	case r.o.extractTo != "":
 		if err := restore.ExtractTo(ctx, b, plan, r.o.extractTo, rep); err != nil {
-			return fmt.Errorf("extraction failed (nothing was left in %s): %w", r.o.extractTo, err)
+			if errors.Is(err, restore.ErrExtractDir) {
+				return cli.WithHint(err, "--extract-to takes a new or empty directory")
+			}
+			return fmt.Errorf("extraction failed; what it had written to %s was removed: %w", r.o.extractTo, err)
 		}
 		fmt.Fprintf(r.stdout, "Extracted to %s\n", r.o.extractTo)
 		return nil
 	}
 	res, err := restore.Restore(ctx, h, b, plan, r.restoreOptions(), rep)
 	if res != nil {
+		for _, f := range res.Removed {
+			fmt.Fprintf(r.stderr, "%s: removed %s, left by a restore that did not finish\n", r.tool, f)
+		}
 		t := cli.NewTable("VM", "RESTORED AS", "RESULT")
 		for _, v := range res.VMs {
 			t.Row(v.Name, v.Target, verdict(v.VMReport, string(v.Outcome)))
 			for _, w := range v.Warnings {
-				cli.Warn(r.stderr, r.tool, "%s", w)
+				r.warn(w)
 			}
 		}
 		t.WriteTo(r.stdout)
 		for _, w := range res.Warnings {
-			cli.Warn(r.stderr, r.tool, "%s", w)
+			r.warn(w)
 		}
 	}
 	if err != nil {
@@ -464,7 +500,15 @@ func (r *restoreRun) openSource(ctx context.Context, h *host.Host) (io.ReadClose
 	if fi, err := os.Stat(loc); isDom0Path(loc) || err == nil && !fi.IsDir() {
 		return os.Open(loc)
 	}
-	return startCommand(ctx, loc, r.stderr)
+	src, err := startCommand(ctx, loc, r.stderr)
+	if err != nil {
+		return nil, err
+	}
+	// A command that waits (a network, a prompt) would outlive the exit
+	// a signal causes before the data pass: one that writes dies of the
+	// closed pipe, one that waits must be stopped.
+	src.unwatch = r.sig.AtSignal(func() { src.cmd.Process.Kill() })
+	return src, nil
 }
 
 // isDir reports whether backup_location is a directory in dom0: a format
@@ -481,15 +525,16 @@ func (r *restoreRun) isDir() bool {
 // how the command ended, after stopping it if its output was not read to
 // the end (the restore failed or was declined).
 type commandSource struct {
-	out  io.ReadCloser
-	cmd  *exec.Cmd
-	line string
-	eof  bool
-	done bool
-	err  error
+	out     io.ReadCloser
+	cmd     *exec.Cmd
+	line    string
+	eof     bool
+	done    bool
+	err     error
+	unwatch func()
 }
 
-func startCommand(ctx context.Context, line string, stderr io.Writer) (io.ReadCloser, error) {
+func startCommand(ctx context.Context, line string, stderr io.Writer) (*commandSource, error) {
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
@@ -515,6 +560,9 @@ func (c *commandSource) Close() error {
 		return c.err
 	}
 	c.done = true
+	if c.unwatch != nil {
+		c.unwatch()
+	}
 	if !c.eof {
 		c.cmd.Process.Kill()
 	}

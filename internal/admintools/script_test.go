@@ -58,6 +58,10 @@ func TestScripts(t *testing.T) {
 			"mklegacy":  cmdMklegacy,
 			"replace":   cmdReplace,
 			"expand":    cmdExpand,
+			"fdrun":     cmdFdrun,
+			"pipehead":  cmdPipehead,
+			"dead":      cmdDead,
+			"waitfor":   cmdWaitfor,
 		},
 		// [need:TOOL,...]: external programs (or "tmpfs") a script needs.
 		Condition: func(cond string) (bool, error) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 
@@ -198,4 +199,14 @@ func hasProp(d *host.Domain, name string) bool {
 func noSuchProp(d *host.Domain, name string) error {
 	return cli.WithHint(fmt.Errorf("VM %s has no property %q", d.Name(), name),
 		"'qvm-prefs %s' lists its properties", d.Name())
+}
+
+// watchSignals makes SIGINT, SIGTERM and SIGHUP end the run with
+// ExitInterrupted and a sentence: at once, saying "interrupted; idle",
+// while nothing needs undoing, else through the run's context (see
+// cli.Signals).
+func (e *env) watchSignals(idle string) *cli.Signals {
+	return cli.WatchSignals(func(sig os.Signal) {
+		cli.PrintError(e.stderr, e.tool, fmt.Errorf("interrupted (%v); %s", sig, idle))
+	})
 }

@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
@@ -379,6 +380,41 @@ func TestNextAfterPartialRead(t *testing.T) {
 		r.Close()
 		if strings.Join(names, " ") != "vm1/a vm1/b" {
 			t.Fatalf("files %v", names)
+		}
+	}
+}
+
+// A pax size record so large that rounding it to whole blocks would wrap
+// negative is refused, not turned into a negative skip.
+func TestOuterReaderHugePaxSize(t *testing.T) {
+	for _, c := range []struct {
+		size string
+		ok   bool
+	}{{"9223372036854775807", false}, {"4611686018427387905", false}, {"4611686018427387904", true}} {
+		var rec string
+		for n := 1; ; n++ { // a pax record's length counts its own digits
+			r := fmt.Sprintf("%d size=%s\n", n, c.size)
+			if len(r) == n {
+				rec = r
+				break
+			}
+		}
+		x, err := memberHeader("PaxHeaders/m", int64(len(rec)), testTime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x[156] = 'x'
+		clear(x[148:156])
+		sum, _ := checksum(x)
+		copy(x[148:156], fmt.Sprintf("%06o\x00 ", sum))
+		var data bytes.Buffer
+		data.Write(x)
+		data.Write(append([]byte(rec), make([]byte, blockSize-len(rec))...))
+		h, _ := memberHeader("vm1/private.img.000.enc", 0, testTime)
+		data.Write(h)
+		_, size, err := NewOuterReader(bytes.NewReader(data.Bytes())).Next()
+		if c.ok != (err == nil) || (!c.ok && !errors.Is(err, ErrCorrupt)) {
+			t.Errorf("pax size %s: size %d, %v", c.size, size, err)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"pedos.dev/backup/internal/elide"
 )
 
 // Header is the backup-header file: key=value lines describing the archive.
@@ -120,7 +122,7 @@ func ParseHeader(data []byte) (Header, error) {
 			h.CryptoAlgorithm = strings.ToLower(value)
 		case "backup-id":
 			if value == "" || strings.HasPrefix(value, "-") {
-				err = fmt.Errorf("invalid backup-id %q", value)
+				err = fmt.Errorf("invalid backup-id %s", elide.Quote(value))
 			}
 			h.BackupID = value
 		case ManifestKey:

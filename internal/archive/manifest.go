@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/scryptenc"
 )
 
@@ -82,10 +83,10 @@ func parseManifest(data []byte, backupID string) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
 	}
 	if m.Format != manifestFormat || m.Version != 1 {
-		return nil, fmt.Errorf("%w: manifest format %q version %d", ErrUnsupportedVersion, m.Format, m.Version)
+		return nil, fmt.Errorf("%w: manifest format %s version %d", ErrUnsupportedVersion, elide.Quote(m.Format), m.Version)
 	}
 	if m.BackupID != backupID {
-		return nil, fmt.Errorf("%w: manifest is for backup %q", ErrCorrupt, m.BackupID)
+		return nil, fmt.Errorf("%w: manifest is for backup %s", ErrCorrupt, elide.Quote(m.BackupID))
 	}
 	return &m, nil
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"pedos.dev/backup/internal/elide"
 )
 
 // Member names of format 4.
@@ -68,16 +70,16 @@ func CheckPassphrase(pass []byte) error {
 // never produces what the reader refuses) and the reader use it.
 func CheckFileName(name string) error {
 	if name == "" || len(name) > 200 {
-		return fmt.Errorf("%w: %q: empty or longer than 200 bytes", ErrUnsafeName, name)
+		return fmt.Errorf("%w: %s: empty or longer than 200 bytes", ErrUnsafeName, elide.Quote(name))
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; c < 0x20 || c > 0x7e || c == '\\' {
-			return fmt.Errorf("%w: %q: byte 0x%02x not allowed", ErrUnsafeName, name, c)
+			return fmt.Errorf("%w: %s: byte 0x%02x not allowed", ErrUnsafeName, elide.Quote(name), c)
 		}
 	}
 	for _, part := range strings.Split(name, "/") {
 		if part == "" || part == "." || part == ".." {
-			return fmt.Errorf("%w: %q: empty, '.' or '..' component", ErrUnsafeName, name)
+			return fmt.Errorf("%w: %s: empty, '.' or '..' component", ErrUnsafeName, elide.Quote(name))
 		}
 	}
 	return nil
@@ -91,11 +93,11 @@ var chunkMember = regexp.MustCompile(`^(.+)\.([0-9]{3,})\.enc$`)
 func parseChunkMember(member string) (file string, index int, err error) {
 	m := chunkMember.FindStringSubmatch(member)
 	if m == nil {
-		return "", 0, fmt.Errorf("%w: member %q is not a chunk (<file>.NNN.enc)", ErrUnexpectedMember, member)
+		return "", 0, fmt.Errorf("%w: member %s is not a chunk (<file>.NNN.enc)", ErrUnexpectedMember, elide.Quote(member))
 	}
 	index, err = strconv.Atoi(m[2])
 	if err != nil || ChunkName(m[1], index) != m[1]+"."+m[2] {
-		return "", 0, fmt.Errorf("%w: member %q has a malformed chunk number", ErrUnexpectedMember, member)
+		return "", 0, fmt.Errorf("%w: member %s has a malformed chunk number", ErrUnexpectedMember, elide.Quote(member))
 	}
 	if err := CheckFileName(m[1]); err != nil {
 		return "", 0, err

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"pedos.dev/backup/internal/elide"
 )
 
 // The outer container is a concatenation of small tar archives, one per
@@ -261,7 +263,7 @@ func (o *OuterReader) Next() (string, int64, error) {
 			}
 			return name, size, nil
 		default:
-			return "", 0, fmt.Errorf("%w: member %q of tar type %q", ErrUnexpectedMember, cString(h[0:100]), flag)
+			return "", 0, fmt.Errorf("%w: member %s of tar type %q", ErrUnexpectedMember, elide.Quote(cString(h[0:100])), flag)
 		}
 	}
 }
@@ -315,8 +317,10 @@ func parsePax(b []byte) (path string, size int64, err error) {
 		case "path":
 			path = value
 		case "size":
-			if size, err = strconv.ParseInt(value, 10, 64); err != nil || size < 0 {
-				return "", 0, fmt.Errorf("%w: bad pax size %q", ErrCorrupt, value)
+			// Above 2^62, rounding the size up to whole blocks would wrap
+			// negative; no archive member comes near it.
+			if size, err = strconv.ParseInt(value, 10, 64); err != nil || size < 0 || size > 1<<62 {
+				return "", 0, fmt.Errorf("%w: bad pax size %s", ErrCorrupt, elide.Quote(value))
 			}
 		}
 		b = b[n:]

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"pedos.dev/backup/internal/compress"
+	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/memlimit"
 	"pedos.dev/backup/internal/scryptenc"
 	"pedos.dev/backup/internal/sparsetar"
@@ -94,6 +95,8 @@ type Reader struct {
 	// member's place in the sequence is checked. It goes with a failure, so
 	// that the file before it, whose end that place proved, ends cleanly.
 	producing string
+	// pastFiles: the producer has passed the last file (at the manifest).
+	pastFiles bool
 
 	// claimed is backup-header as read, before it is proven: the producer
 	// starts with its backup id while the header's own key derivation
@@ -113,6 +116,7 @@ type chunkJob struct {
 	plain []byte
 	err   error // set before done closes; on a terminal job: io.EOF or the failure
 	final bool  // no more jobs follow; file is then the one the failure concerns ("" if none)
+	after bool  // final, and the failure came after the last file had ended
 }
 
 // NewReader authenticates the header and reads qubes.xml. It fails with
@@ -271,7 +275,7 @@ func (r *Reader) readSmall(want string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if name != want {
-		return nil, fmt.Errorf("%w: found %q where %s belongs", ErrUnexpectedMember, name, want)
+		return nil, fmt.Errorf("%w: found %s where %s belongs", ErrUnexpectedMember, elide.Quote(name), want)
 	}
 	if size > limit {
 		return nil, fmt.Errorf("%w: %s is %d bytes (limit %d)", ErrTooLarge, want, size, limit)
@@ -295,9 +299,9 @@ func (r *Reader) readHeaderMembers() (header, mac []byte, err error) {
 	}
 	if name != HeaderName {
 		if _, _, cerr := parseChunkMember(name + ".enc"); cerr == nil || bytes.HasSuffix([]byte(name), []byte(".hmac")) {
-			return nil, nil, fmt.Errorf("%w: no backup-header (first member %q): a format 2 backup", ErrUnsupportedVersion, name)
+			return nil, nil, fmt.Errorf("%w: no backup-header (first member %s): a format 2 backup", ErrUnsupportedVersion, elide.Quote(name))
 		}
-		return nil, nil, fmt.Errorf("%w: first member is %q, not backup-header", ErrNotBackup, name)
+		return nil, nil, fmt.Errorf("%w: first member is %s, not backup-header", ErrNotBackup, elide.Quote(name))
 	}
 	if size > MaxHeaderSize {
 		return nil, nil, fmt.Errorf("%w: backup-header is %d bytes (limit %d)", ErrTooLarge, size, MaxHeaderSize)
@@ -468,7 +472,7 @@ func (r *Reader) produce() {
 		err = io.EOF
 	}
 	select {
-	case r.jobs <- &chunkJob{final: true, err: err, file: r.producing, done: closedChan}:
+	case r.jobs <- &chunkJob{final: true, err: err, file: r.producing, after: r.pastFiles, done: closedChan}:
 	case <-r.abort:
 	}
 }
@@ -499,7 +503,7 @@ func (r *Reader) produceAll() error {
 			return err
 		}
 		if manifest != nil {
-			return fmt.Errorf("%w: %q after the manifest", ErrUnexpectedMember, member)
+			return fmt.Errorf("%w: %s after the manifest", ErrUnexpectedMember, elide.Quote(member))
 		}
 		if member == ManifestName {
 			if !r.claimed.Manifest {
@@ -508,7 +512,10 @@ func (r *Reader) produceAll() error {
 			if err := endFile(); err != nil {
 				return err
 			}
+			// The last file ended here: a failure from now on (the
+			// manifest, members after it) belongs to no file.
 			file = ""
+			r.producing, r.pastFiles = "", true
 			if manifest, err = r.readManifest(size); err != nil {
 				return err
 			}
@@ -816,6 +823,14 @@ func (r *Reader) FailedIn() string {
 		return j.file
 	}
 	return ""
+}
+
+// FailedAfterFiles reports whether the stream failed after its last file
+// had ended (in the manifest, or in members after it): the files all
+// ended cleanly, and the failure belongs to none of them.
+func (r *Reader) FailedAfterFiles() bool {
+	j := r.peek
+	return j != nil && j.final && j.err != io.EOF && j.after
 }
 
 // Next returns the next selected file. The previous file's unread data is

@@ -61,6 +61,33 @@ func (p *Plan) open(ctx context.Context, out io.Writer, now time.Time) (output, 
 	return nil, errors.New("no destination")
 }
 
+// RemoveStale removes, from a dom0 destination directory (or the
+// directory of a destination file), the hidden temporary files of backups
+// that died there (publish.RemoveStale: their writer's lock is free), and
+// returns their paths. A live backup's file is never touched. Other
+// destinations have nothing to clean.
+func (p *Plan) RemoveStale() ([]string, error) {
+	var dir string
+	switch p.Target.Kind {
+	case ToDirectory:
+		dir = p.Target.Path
+	case ToFile:
+		dir = filepath.Dir(p.Target.Path)
+	default:
+		return nil, nil
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	removed, err := publish.RemoveStale(root, ".")
+	for i, r := range removed {
+		removed[i] = filepath.Join(dir, r)
+	}
+	return removed, err
+}
+
 // fileOutput writes a hidden temporary file in the destination directory
 // and links it to the backup's name once it is complete and on disk.
 type fileOutput struct {
@@ -85,11 +112,10 @@ func openFile(dir, base string) (*fileOutput, error) {
 func (o *fileOutput) commit() (string, error) {
 	defer o.root.Close()
 	err := o.Sync()
-	if cerr := o.Close(); err == nil {
-		err = cerr
-	}
 	var name string
 	if err == nil {
+		// Still open, so still locked: RemoveStale in another run must
+		// not take the file between its close and its publication.
 		name, err = publish.Publish(o.root, ".", o.tmp, o.base)
 	}
 	if err == nil {
@@ -97,7 +123,11 @@ func (o *fileOutput) commit() (string, error) {
 	}
 	if err != nil {
 		o.root.Remove(o.tmp)
+		o.Close()
 		return "", err
+	}
+	if err := o.Close(); err != nil {
+		return "", err // unreachable in practice: the data was synced
 	}
 	return filepath.Join(o.root.Name(), name), nil
 }

@@ -502,7 +502,8 @@ func (p *Plan) checkSpace(dir string) {
 	}
 	free := int64(st.Bavail) * int64(st.Bsize)
 	if free < p.EstimatedArchiveSize {
+		f, need := progress.FormatSizes(free, p.EstimatedArchiveSize)
 		p.problem(NoSpace, dir, "free some space, choose another destination or back up fewer VMs (the estimate assumes the data does not compress)",
-			"not enough free space in %s: %s available, the backup may need up to %s", dir, progress.FormatSize(free), progress.FormatSize(p.EstimatedArchiveSize))
+			"not enough free space in %s: %s available, the backup may need up to %s", dir, f, need)
 	}
 }

@@ -39,7 +39,9 @@ var ErrPassphraseMismatch = errors.New("the passphrases do not match")
 // Ctrl-C while it waits restores the terminal's echo before the signal
 // takes its course, so call it before installing a SIGINT handler of your
 // own: with one, the signal no longer ends the program and the read goes
-// on with echo back on. Ctrl-D is ignored (x/term reads on through it).
+// on with echo back on. A WatchSignals outside a Busy section is the
+// exception: it ends the program, after the echo is back. Ctrl-D is
+// ignored (x/term reads on through it).
 func ReadPassphrase(prompt string, confirm bool) ([]byte, error) {
 	tty, err := os.OpenFile(ttyPath, os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -87,6 +89,14 @@ func readHidden(tty *os.File, prompt string) ([]byte, error) {
 	}
 	// term.ReadPassword leaves signals on, so Ctrl-C would kill us with
 	// echo off and leave the user's shell typing blind.
+	if s := activeSignals(); s != nil {
+		// The tool's Signals ends the program; echo must be back first.
+		defer s.AtSignal(func() {
+			term.Restore(fd, state)
+			io.WriteString(tty, "\n")
+		})()
+		return readPrompted(tty, fd, prompt)
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -112,6 +122,11 @@ func readHidden(tty *os.File, prompt string) ([]byte, error) {
 		<-stopped
 	}()
 
+	return readPrompted(tty, fd, prompt)
+}
+
+// readPrompted prints prompt on tty and reads a line from it with echo off.
+func readPrompted(tty *os.File, fd int, prompt string) ([]byte, error) {
 	if _, err := io.WriteString(tty, prompt); err != nil {
 		return nil, fmt.Errorf("writing the prompt: %w", err)
 	}
@@ -143,6 +158,12 @@ func ReadPassphraseFile(path string) (pass []byte, warnings []string, err error)
 	name, r := path, stdin
 	if path == "-" {
 		name = "standard input"
+		// Go reopens a standard input closed at start-up (<&-) as
+		// /dev/null, which would read as an empty passphrase.
+		if f, ok := stdin.(*os.File); ok && isDevNull(f) {
+			return nil, nil, WithHint(errors.New("no passphrase on standard input: it is /dev/null, or was closed"),
+				"give the passphrase on standard input, or use --passphrase-file FILE")
+		}
 	} else {
 		f, err := os.Open(path)
 		if err != nil {
@@ -155,9 +176,13 @@ func ReadPassphraseFile(path string) (pass []byte, warnings []string, err error)
 		}
 		r = f
 	}
-	line, long, err := readLine(r, 1025)
+	line, long, got, err := readLine(r, 1025, maxPassphraseRead)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the passphrase from %s: %w", name, err)
+	}
+	if path == "-" && got == 0 {
+		return nil, nil, WithHint(errors.New("no passphrase on standard input: it ended before any"),
+			"give the passphrase on standard input, or use --passphrase-file FILE")
 	}
 	if long {
 		clear(line)
@@ -178,17 +203,24 @@ func ReadPassphraseFile(path string) (pass []byte, warnings []string, err error)
 	return line, warnings, nil
 }
 
+// maxPassphraseRead bounds what a passphrase file is read for: a file with
+// no line end (/dev/zero, a disk image given by mistake) must not be read
+// forever.
+const maxPassphraseRead = 64 << 10
+
 // readLine reads up to and including a newline, or to the end of input,
-// one byte at a time so that nothing after the line is consumed. It
-// returns the line without its newline, at most max bytes of it, and
-// whether there was more.
-func readLine(r io.Reader, max int) (line []byte, long bool, err error) {
+// one byte at a time so that nothing after the line is consumed, but no
+// more than limit bytes. It returns the line without its newline, at
+// most max bytes of it, whether there was more, and how many bytes it
+// read.
+func readLine(r io.Reader, max, limit int) (line []byte, long bool, read int, err error) {
 	var b [1]byte
-	for {
+	for read < limit {
 		n, err := r.Read(b[:])
 		if n == 1 {
+			read++
 			if b[0] == '\n' {
-				return line, long, nil
+				return line, long, read, nil
 			}
 			if len(line) < max {
 				line = append(line, b[0])
@@ -198,12 +230,24 @@ func readLine(r io.Reader, max int) (line []byte, long bool, err error) {
 			continue
 		}
 		if errors.Is(err, io.EOF) {
-			return line, long, nil
+			return line, long, read, nil
 		}
 		if err != nil {
-			return line, long, err
+			return line, long, read, err
 		}
 	}
+	clear(line)
+	return nil, true, read, fmt.Errorf("no line end in its first %d KiB: not a passphrase file", limit>>10)
+}
+
+// isDevNull reports whether f is /dev/null.
+func isDevNull(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err == nil && os.SameFile(fi, null)
 }
 
 // Confirm asks question followed by " [y/N] " and reads one line from in:

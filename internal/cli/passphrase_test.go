@@ -274,6 +274,9 @@ func TestHelperProcess(t *testing.T) {
 	if mode == "" {
 		t.Skip("only run as a child process")
 	}
+	if mode == "watched" {
+		WatchSignals(func(sig os.Signal) { fmt.Printf("interrupted (%v)\n", sig) })
+	}
 	pass, err := ReadPassphrase("Passphrase: ", false)
 	rest, _ := io.ReadAll(os.Stdin)
 	fmt.Printf("pass=%q err=%v stdin=%q\n", pass, err, rest)
@@ -309,6 +312,27 @@ func TestReadPassphraseInterrupt(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
 		t.Fatalf("child: %v, want death by SIGINT; output %q", err, out)
+	}
+	if !term.echo() {
+		t.Error("echo left off after Ctrl-C")
+	}
+}
+
+// Under a tool's WatchSignals, Ctrl-C at the prompt ends the program with
+// ExitInterrupted and its sentence, after echo is back on.
+func TestReadPassphraseInterruptWatched(t *testing.T) {
+	term := newTerminal(t)
+	cmd, out := startChild(t, term, "watched", "")
+	term.expect("Passphrase: ")
+	term.waitNoEcho()
+	term.typ("half\x03")
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != ExitInterrupted {
+		t.Fatalf("child: %v, want exit status %d; output %q", err, ExitInterrupted, out)
+	}
+	if out.String() != "interrupted (interrupt)\n" {
+		t.Errorf("child said %q", out)
 	}
 	if !term.echo() {
 		t.Error("echo left off after Ctrl-C")
@@ -413,9 +437,42 @@ func TestReadPassphraseFile(t *testing.T) {
 	if rest, _ := io.ReadAll(in); string(rest) != "rest of the data" {
 		t.Errorf("stdin left: %q", rest)
 	}
-	stdin = strings.NewReader("")
+	// An empty line is an empty passphrase; no input at all, or /dev/null
+	// (what a closed standard input becomes), is no passphrase.
+	stdin = strings.NewReader("\n")
 	if _, _, err := ReadPassphraseFile("-"); err == nil || !strings.Contains(err.Error(), "passphrase from standard input: unusable passphrase: it is empty") {
+		t.Errorf("an empty line on stdin: %v", err)
+	}
+	stdin = strings.NewReader("")
+	if _, _, err := ReadPassphraseFile("-"); err == nil || err.Error() != "no passphrase on standard input: it ended before any" {
 		t.Errorf("empty stdin: %v", err)
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	stdin = null
+	if _, _, err := ReadPassphraseFile("-"); err == nil || err.Error() != "no passphrase on standard input: it is /dev/null, or was closed" {
+		t.Errorf("/dev/null as stdin: %v", err)
+	}
+}
+
+// A file with no line end (here /dev/zero, endless) is read only so far,
+// and refused in well under a second.
+func TestReadPassphraseFileBounded(t *testing.T) {
+	start := time.Now()
+	pass, _, err := ReadPassphraseFile("/dev/zero")
+	if pass != nil || err == nil || err.Error() != "reading the passphrase from /dev/zero: no line end in its first 64 KiB: not a passphrase file" {
+		t.Errorf("/dev/zero: %q, %v", pass, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+	long := filepath.Join(t.TempDir(), "long")
+	os.WriteFile(long, bytes.Repeat([]byte("x"), 70<<10), 0o600)
+	if _, _, err := ReadPassphraseFile(long); err == nil || !strings.Contains(err.Error(), "no line end in its first 64 KiB") {
+		t.Errorf("70 KiB without a line end: %v", err)
 	}
 }
 

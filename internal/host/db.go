@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"pedos.dev/backup/internal/elide"
 )
 
 // VM classes, as in the class attribute of <domain>.
@@ -156,7 +158,7 @@ var nameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.-]*$`)
 // letters, digits, "_", "." or "-"; at most 31 characters; not "none",
 // "default", "Domain-0" and not ending in "-dm" (the name of a stub domain).
 func ValidateName(name string) error {
-	bad := func(why string) error { return errorf(ErrInvalid, "invalid VM name %q: %s", name, why) }
+	bad := func(why string) error { return errorf(ErrInvalid, "invalid VM name %s: %s", elide.Quote(name), why) }
 	switch {
 	case name == "":
 		return bad("empty")
@@ -268,12 +270,17 @@ func (db *DB) UsedBy(name string) []string {
 // Host.Update refuses to save a database that fails it.
 func (db *DB) Validate() error {
 	errs := []error{db.checkIdentity()}
-	admins := 0
+	var admins []string // their qids
 	for _, d := range db.Domains() {
 		name, class := d.Name(), d.Class()
 		switch class {
 		case AdminVM:
-			admins++
+			admins = append(admins, strconv.Itoa(d.Qid()))
+			if len(admins) > 1 {
+				// Reported once below; its name and qid would only add
+				// consequences ("two VMs called dom0") ahead of the cause.
+				continue
+			}
 			if d.Qid() != 0 {
 				errs = append(errs, errorf(ErrInvalid, "dom0 has qid %d, want 0", d.Qid()))
 			}
@@ -289,8 +296,12 @@ func (db *DB) Validate() error {
 		}
 		errs = append(errs, d.checkAll())
 	}
-	if admins == 0 {
-		errs = append(errs, errorf(ErrInvalid, "no AdminVM entry (dom0)"))
+	switch {
+	case len(admins) == 0:
+		errs = append([]error{errorf(ErrInvalid, "no AdminVM entry (dom0)")}, errs...)
+	case len(admins) > 1:
+		errs = append([]error{errorf(ErrInvalid, "%d AdminVM entries (qids %s), want one: there is one dom0",
+			len(admins), strings.Join(admins, ", "))}, errs...)
 	}
 	for _, name := range slices.Sorted(maps.Keys(globalProps)) {
 		errs = append(errs, db.checkGlobal(name))

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidateName(t *testing.T) {
@@ -407,5 +408,74 @@ func TestFirewallNotesDom0(t *testing.T) {
 	}
 	if _, err := os.Stat(h.path(dom0File)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A VM database from a backup cannot make parsing, copying or writing it
+// blow up: nesting is bounded (a million levels once made Marshal's output
+// quadratic in the depth and the process was killed for memory), and text
+// split by many comments is joined in linear time.
+func TestParseDBHostileShapes(t *testing.T) {
+	wrap := func(inner string) []byte {
+		return []byte(`<qubes><domains><domain id="domain-0" class="AdminVM">` + inner + `</domain></domains></qubes>`)
+	}
+	deep := 1 << 20
+	start := time.Now()
+	_, err := ParseDB(wrap(strings.Repeat("<a>", deep) + strings.Repeat("</a>", deep)))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "nested more than 64 deep") {
+		t.Fatalf("a million levels: %v", err)
+	}
+	// The deepest nesting accepted still round-trips.
+	ok := maxTreeDepth - 3 // below qubes, domains, domain
+	db, err := ParseDB(wrap(strings.Repeat("<a>", ok) + "x" + strings.Repeat("</a>", ok)))
+	if err != nil {
+		t.Fatalf("%d levels: %v", maxTreeDepth, err)
+	}
+	if again, err := ParseDB(db.Clone().Marshal()); err != nil || !bytes.Equal(again.Marshal(), db.Marshal()) {
+		t.Fatalf("%d levels do not round-trip: %v", maxTreeDepth, err)
+	}
+
+	pieces := 500000
+	db, err = ParseDB(wrap(`<properties><property name="kernelopts">` + strings.Repeat("ab<!---->", pieces) + `</property></properties>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("hostile shapes took %v", d)
+	}
+	d, err := db.Domain("dom0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := d.Prop("kernelopts"); len(v) != 2*pieces || !strings.HasPrefix(v, "abab") {
+		t.Errorf("text joined wrongly: %d bytes", len(v))
+	}
+}
+
+// A second AdminVM is reported as such, first, not as its consequences
+// ("dom0 has qid 3, want 0", "two VMs called dom0").
+func TestValidateTwoAdminVMs(t *testing.T) {
+	h := demoHost(t)
+	xml := readFile(t, h.path(DBFile))
+	start := bytes.Index(xml, []byte(`<domain id="domain-0"`))
+	end := start + bytes.Index(xml[start:], []byte("</domain>")) + len("</domain>")
+	second := bytes.Replace(xml[start:end], []byte(`id="domain-0"`), []byte(`id="domain-3"`), 1)
+	twice := bytes.Replace(xml, []byte("</domains>"), append(second, "</domains>"...), 1)
+	db, err := ParseDB(twice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Validate()
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("%v", err)
+	}
+	msg := err.Error()
+	if first, _, _ := strings.Cut(msg, "\n"); first != "2 AdminVM entries (qids 0, 3), want one: there is one dom0" {
+		t.Errorf("first line %q of:\n%s", first, msg)
+	}
+	for _, consequence := range []string{"dom0 has qid 3", "two VMs called dom0"} {
+		if strings.Contains(msg, consequence) {
+			t.Errorf("%q in:\n%s", consequence, msg)
+		}
 	}
 }

@@ -415,8 +415,8 @@ func TestStagedVMInSecondPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead.lock.Close()
-	if n := h.CleanStaging(); n != 1 || exists(dead.dir) {
-		t.Errorf("removed %d; %s left: %v", n, dead.dir, exists(dead.dir))
+	if removed := h.CleanStaging(); len(removed) != 1 || removed[0] != dead.dir || exists(dead.dir) {
+		t.Errorf("removed %q; %s left: %v", removed, dead.dir, exists(dead.dir))
 	}
 	if _, err := h.StageVM(AppVM, "nope"); !errors.Is(err, ErrNoSuchPool) {
 		t.Errorf("unknown pool: %v", err)

@@ -237,15 +237,15 @@ func (h *Host) stagingParents() []string {
 
 // CleanStaging removes staging directories left by restores that died
 // (their lock is free), and directories a restore died making (over an
-// hour old), in the root and every file pool. It returns how many it
+// hour old), in the root and every file pool. It returns the paths it
 // removed.
-func (h *Host) CleanStaging() int {
-	n := 0
+func (h *Host) CleanStaging() []string {
+	var removed []string
 	for _, parent := range h.stagingParents() {
 		unlocked, _ := filepath.Glob(filepath.Join(parent, newPrefix+"*"))
 		for _, dir := range unlocked {
 			if fi, err := os.Lstat(dir); err == nil && time.Since(fi.ModTime()) > time.Hour && os.RemoveAll(dir) == nil {
-				n++
+				removed = append(removed, dir)
 			}
 		}
 		dirs, _ := filepath.Glob(filepath.Join(parent, stagingPrefix+"*"))
@@ -256,7 +256,7 @@ func (h *Host) CleanStaging() int {
 			}
 			if err == nil || errors.Is(err, fs.ErrNotExist) {
 				if os.RemoveAll(dir) == nil {
-					n++
+					removed = append(removed, dir)
 				}
 			}
 			if f != nil {
@@ -264,7 +264,7 @@ func (h *Host) CleanStaging() int {
 			}
 		}
 	}
-	return n
+	return removed
 }
 
 // CreateImage starts the image of volume vol. Zero blocks written to it

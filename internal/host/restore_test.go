@@ -183,8 +183,8 @@ func TestCleanStaging(t *testing.T) {
 	}
 	// A restore that died: its lock is released, its directory stays.
 	syscall.Flock(int(dead.lock.Fd()), syscall.LOCK_UN)
-	if n := h.CleanStaging(); n != 1 {
-		t.Errorf("removed %d", n)
+	if got := h.CleanStaging(); len(got) != 1 || got[0] != dead.dir {
+		t.Errorf("removed %q, want %s", got, dead.dir)
 	}
 	if _, err := os.Stat(dead.dir); err == nil {
 		t.Error("dead staging kept")

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+	"time"
 
 	"pedos.dev/backup/internal/sparsetar"
 )
@@ -356,11 +357,41 @@ func (h *Host) BeginImport(vm, vol string) (*VolumeImport, error) {
 	if err := os.MkdirAll(filepath.Dir(info.Path), 0o755); err != nil {
 		return nil, err
 	}
+	// An import killed before (SIGKILL, a crash) left its temp file, as
+	// large as the image: it goes now. A live import's is locked.
+	removeDeadImports(filepath.Dir(info.Path), vol)
 	f, err := os.CreateTemp(filepath.Dir(info.Path), "."+vol+"-import-*.img")
 	if err != nil {
 		return nil, err
 	}
+	// Locked while open, which tells removeDeadImports that the import
+	// lives. (A file found in the instant before the lock is taken is
+	// one removeDeadImports takes for dead: so it spares files less than
+	// a minute old.)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
 	return &VolumeImport{h: h, vm: vm, vol: vol, f: f, w: sparsetar.NewSparseWriter(f)}, nil
+}
+
+// removeDeadImports removes the temp files of imports into volume vol in
+// dir whose process died: unlocked and over a minute old.
+func removeDeadImports(dir, vol string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "."+vol+"-import-*.img"))
+	for _, p := range files {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		fi, err := f.Stat()
+		if err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > time.Minute &&
+			syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.Remove(p)
+		}
+		f.Close()
+	}
 }
 
 // Write appends data to the new image.

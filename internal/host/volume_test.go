@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // smallHost has a template t, an AppVM a, a disposable template dvm, a
@@ -248,6 +249,29 @@ func TestImportExportSparse(t *testing.T) {
 	if m, _ := filepath.Glob(h.path("appvms/s/.*")); len(m) != 0 {
 		t.Errorf("temp files left: %v", m)
 	}
+
+	// A killed import's temp file (unlocked, older than a minute) goes at
+	// the next import into the volume; a live import's (locked) stays.
+	live, err := h.BeginImport("s", "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(live.f.Name(), old, old)
+	dead := h.path("appvms/s/.root-import-123.img")
+	os.WriteFile(dead, []byte("half an image"), 0o600)
+	os.Chtimes(dead, old, old)
+	if _, err := h.ImportVolume("s", "root", bytes.NewReader(stream)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); err == nil {
+		t.Error("a killed import's temp file stayed")
+	}
+	if _, err := os.Stat(live.f.Name()); err != nil {
+		t.Errorf("a live import's temp file was removed: %v", err)
+	}
+	live.Abort()
+
 	// Not into a running VM, and not into a volume without an image.
 	h.Start("s")
 	_, err = h.ImportVolume("s", "root", bytes.NewReader(stream))

@@ -29,10 +29,19 @@ type node struct {
 // property), so the file reads like Qubes' own.
 var textElements = map[string]bool{"property": true, "feature": true, "label": true, "option": true}
 
+// maxTreeDepth bounds element nesting. Qubes' schema nests six deep; a
+// backup's qubes.xml nested a million deep would cost recursion in clone
+// and, in marshal's indentation, output quadratic in the depth (terabytes
+// from a megabyte).
+const maxTreeDepth = 64
+
 func parseTree(data []byte) (*node, error) {
 	d := xml.NewDecoder(bytes.NewReader(data))
 	var root *node
 	var stack []*node
+	// Character data of the open elements, joined at their end: text split
+	// by a million comments would be quadratic to join with +=.
+	var texts [][]byte
 	for {
 		tok, err := d.RawToken()
 		if err == io.EOF {
@@ -57,16 +66,22 @@ func parseTree(data []byte) (*node, error) {
 			default:
 				root = n
 			}
+			if len(stack) == maxTreeDepth {
+				line, _ := d.InputPos()
+				return nil, fmt.Errorf("line %d: elements nested more than %d deep", line, maxTreeDepth)
+			}
 			stack = append(stack, n)
+			texts = append(texts, nil)
 		case xml.EndElement:
 			if top == nil || top.Name != t.Name {
 				line, _ := d.InputPos()
 				return nil, fmt.Errorf("line %d: unexpected </%s>", line, qname(t.Name))
 			}
-			stack = stack[:len(stack)-1]
+			top.Text = string(texts[len(texts)-1])
+			stack, texts = stack[:len(stack)-1], texts[:len(texts)-1]
 		case xml.CharData:
 			if top != nil {
-				top.Text += string(t)
+				texts[len(texts)-1] = append(texts[len(texts)-1], t...)
 			} else if len(bytes.TrimSpace(t)) > 0 {
 				return nil, errors.New("text outside the root element")
 			}

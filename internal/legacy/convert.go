@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/host"
 )
 
@@ -52,7 +53,7 @@ func includeStored(vm *core2VM) (backupInfo, bool, error) {
 	}
 	p := strings.TrimRight(vm.attr("backup_path"), "/")
 	if err := checkFileName(p); err != nil || strings.HasSuffix(p, "/.") {
-		return backupInfo{}, false, fmt.Errorf("%w: qubes.xml: VM %s has backup_path %q", ErrCorrupt, vm.name, vm.attr("backup_path"))
+		return backupInfo{}, false, fmt.Errorf("%w: qubes.xml: VM %s has backup_path %s", ErrCorrupt, elide.String(vm.name), elide.Quote(vm.attr("backup_path")))
 	}
 	if vm.qid != 0 {
 		p += "/"

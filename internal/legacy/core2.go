@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"pedos.dev/backup/internal/elide"
 )
 
 // core2 is the qubes.xml of Qubes R1 to R3.2: a root
@@ -80,7 +82,7 @@ func parseCore2(data []byte) (*core2DB, error) {
 					return nil, bad("<%s> has no valid qid and name", t.Name.Local)
 				}
 				if qids[vm.qid] || names[vm.name] {
-					return nil, bad("two VMs with qid %d or name %q", vm.qid, vm.name)
+					return nil, bad("two VMs with qid %d or name %s", vm.qid, elide.Quote(vm.name))
 				}
 				qids[vm.qid], names[vm.name] = true, true
 				db.vms = append(db.vms, vm)

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/elide"
 )
 
 // Member names of formats 2 and 3.
@@ -56,7 +57,7 @@ func Detect(br *bufio.Reader) (version int, err error) {
 		}
 		return headerVersion(data)
 	}
-	return 0, fmt.Errorf("%w: first member is %q, not backup-header", ErrNotBackup, name)
+	return 0, fmt.Errorf("%w: first member is %s, not backup-header", ErrNotBackup, elide.Quote(name))
 }
 
 // headerVersion reads the version of an unauthenticated backup-header.

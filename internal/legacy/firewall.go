@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/host"
 )
 
@@ -59,7 +60,7 @@ func ConvertFirewall(data []byte) ([]byte, error) {
 	}
 	policy, _ := attr(doc.Attrs, "policy")
 	if policy != "allow" && policy != "deny" {
-		return bad("policy %q (want allow or deny)", policy)
+		return bad("policy %s (want allow or deny)", elide.Quote(policy))
 	}
 	action := func(key string) string {
 		v, ok := attr(doc.Attrs, key)
@@ -127,18 +128,18 @@ func dstHost(addr, netmask string) (string, error) {
 	if err != nil {
 		for _, c := range addr {
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("-._", c)) {
-				return "", fmt.Errorf("address %q is neither an IP address nor a host name", addr)
+				return "", fmt.Errorf("address %s is neither an IP address nor a host name", elide.Quote(addr))
 			}
 		}
 		return addr, nil
 	}
 	if ip.Zone() != "" || ip.Is4In6() {
-		return "", fmt.Errorf("address %q", addr)
+		return "", fmt.Errorf("address %s", elide.Quote(addr))
 	}
 	bits := ip.BitLen()
 	if netmask != "" {
 		if bits, err = strconv.Atoi(netmask); err != nil || bits < 0 || bits > ip.BitLen() {
-			return "", fmt.Errorf("netmask %q of %s", netmask, addr)
+			return "", fmt.Errorf("netmask %s of %s", elide.Quote(netmask), elide.String(addr))
 		}
 	}
 	if bits == 0 {

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"hash"
 	"strings"
+
+	"pedos.dev/backup/internal/elide"
 )
 
 // Formats 2 and 3 authenticate every member with the text that `openssl
@@ -59,7 +61,7 @@ func digestByName(name string) (digest, error) {
 			return d, nil
 		}
 	}
-	return digest{}, fmt.Errorf("%w: HMAC algorithm %q", ErrUnsupported, name)
+	return digest{}, fmt.Errorf("%w: HMAC algorithm %s", ErrUnsupported, elide.Quote(name))
 }
 
 // parseHMAC takes the hex digest out of a .hmac member: ASCII text whose

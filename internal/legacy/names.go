@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"pedos.dev/backup/internal/elide"
 )
 
 // Every stored file F is a run of chunks F.000, F.001, … (Python's "%03d":
@@ -33,17 +35,17 @@ func parseChunk(member string) (file string, index int, ok bool) {
 // (a template's directory, stored as "vm7/." in formats 2 and 3).
 func checkFileName(name string) error {
 	if name == "" || len(name) > 255 {
-		return fmt.Errorf("%w: file name %q is empty or too long", ErrUnexpectedMember, name)
+		return fmt.Errorf("%w: file name %s is empty or too long", ErrUnexpectedMember, elide.Quote(name))
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; c < 0x20 || c > 0x7e || c == '\\' {
-			return fmt.Errorf("%w: file name %q has byte 0x%02x", ErrUnexpectedMember, name, c)
+			return fmt.Errorf("%w: file name %s has byte 0x%02x", ErrUnexpectedMember, elide.Quote(name), c)
 		}
 	}
 	parts := strings.Split(name, "/")
 	for i, part := range parts {
 		if part == "" || part == ".." || (part == "." && (i == 0 || i < len(parts)-1)) {
-			return fmt.Errorf("%w: unsafe file name %q", ErrUnexpectedMember, name)
+			return fmt.Errorf("%w: unsafe file name %s", ErrUnexpectedMember, elide.Quote(name))
 		}
 	}
 	return nil

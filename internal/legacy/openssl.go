@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"pedos.dev/backup/internal/elide"
 )
 
 // `openssl enc -e -aes-256-cbc -pass pass:P` as formats 2 and 3 ran it
@@ -30,7 +32,7 @@ func cipherKeyLen(name string) (int, error) {
 	case "aes-256-cbc":
 		return 32, nil
 	}
-	return 0, fmt.Errorf("%w: cipher %q", ErrUnsupported, name)
+	return 0, fmt.Errorf("%w: cipher %s", ErrUnsupported, elide.Quote(name))
 }
 
 // bytesToKey is OpenSSL's EVP_BytesToKey with MD5 and one iteration:

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"pedos.dev/backup/internal/elide"
 )
 
 // core2 qubes.xml keeps two attributes as Python literals: services, a dict
@@ -23,7 +25,7 @@ func (p *pyParser) skipSpace() {
 }
 
 func (p *pyParser) fail(what string) error {
-	return fmt.Errorf("Python literal %q: %s at offset %d", p.s, what, p.pos)
+	return fmt.Errorf("Python literal %s: %s at offset %d", elide.Quote(p.s), what, p.pos)
 }
 
 // expect consumes c after optional spaces.

@@ -9,6 +9,7 @@ import (
 
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/compress"
+	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/sparsetar"
 )
 
@@ -119,7 +120,7 @@ func (r *Reader) readHeader() error {
 		return nil // settled by qubes.xml.000
 	case headerName:
 	default:
-		return fmt.Errorf("%w: first member is %q, not backup-header", ErrNotBackup, m.name)
+		return fmt.Errorf("%w: first member is %s, not backup-header", ErrNotBackup, elide.Quote(m.name))
 	}
 	data, err := r.readMember(m, archive.MaxHeaderSize, nil)
 	if err != nil {
@@ -188,7 +189,7 @@ func (r *Reader) readQubesXML() error {
 		return err
 	}
 	if m.name != qubesXMLChunk {
-		return fmt.Errorf("%w: found %q where %s belongs", ErrUnexpectedMember, m.name, qubesXMLChunk)
+		return fmt.Errorf("%w: found %s where %s belongs", ErrUnexpectedMember, elide.Quote(m.name), qubesXMLChunk)
 	}
 	data, err := r.readMember(m, maxQubesXMLChunk, nil)
 	if err != nil {

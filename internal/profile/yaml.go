@@ -154,8 +154,14 @@ func kindName(v *yaml.Node) string {
 		return "a boolean"
 	case "!!int", "!!float":
 		return "a number"
+	case "!!str":
+		return "a string"
+	case "!!timestamp":
+		return "a date"
+	case "!!binary":
+		return "binary data"
 	}
-	return "not a string"
+	return "a YAML " + strings.TrimPrefix(v.ShortTag(), "!!")
 }
 
 func str(key string, v *yaml.Node) (string, *problem) {

@@ -89,3 +89,14 @@ func FormatSize(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %s", f, unit)
 }
+
+// FormatSizes is FormatSize of two byte counts that a message compares
+// ("needs up to A, B free"): when they differ but would read the same,
+// each gets its exact count too ("1.1 MiB (1153434 bytes)").
+func FormatSizes(a, b int64) (string, string) {
+	fa, fb := FormatSize(a), FormatSize(b)
+	if fa == fb && a != b && a >= 1024 {
+		return fmt.Sprintf("%s (%d bytes)", fa, a), fmt.Sprintf("%s (%d bytes)", fb, b)
+	}
+	return fa, fb
+}

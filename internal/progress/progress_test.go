@@ -38,3 +38,21 @@ func TestFormatSize(t *testing.T) {
 		}
 	}
 }
+
+// Two sizes a message compares are told apart: "needs up to 1.1 MiB, 1.1
+// MiB free" said nothing.
+func TestFormatSizes(t *testing.T) {
+	for _, c := range []struct {
+		a, b   int64
+		wa, wb string
+	}{
+		{1153434, 1150000, "1.1 MiB (1153434 bytes)", "1.1 MiB (1150000 bytes)"},
+		{2 << 20, 1 << 20, "2.0 MiB", "1.0 MiB"},
+		{1 << 20, 1 << 20, "1.0 MiB", "1.0 MiB"},
+		{100, 90, "100", "90"},
+	} {
+		if a, b := FormatSizes(c.a, c.b); a != c.wa || b != c.wb {
+			t.Errorf("FormatSizes(%d, %d) = %q, %q; want %q, %q", c.a, c.b, a, b, c.wa, c.wb)
+		}
+	}
+}

@@ -32,6 +32,9 @@ func serveBackup(h *handler, root *os.Root, loc string, in *bufio.Reader) int {
 // final name only once it is complete and on disk.
 func backupToDir(h *handler, root *os.Root, loc, dir string, in *bufio.Reader) int {
 	base := "qubes-backup-" + time.Now().Format("2006-01-02T150405")
+	// What backups that died here left goes. Silently: dom0 shows this
+	// side's stderr only as the reason of a failure.
+	publish.RemoveStale(root, dir)
 	f, tmp, err := publish.CreateTemp(root, dir, base)
 	if err != nil {
 		return h.fail(err)
@@ -52,9 +55,7 @@ func backupToDir(h *handler, root *os.Root, loc, dir string, in *bufio.Reader) i
 	if err := f.Sync(); err != nil {
 		return h.fail(err)
 	}
-	if err := f.Close(); err != nil {
-		return h.fail(err)
-	}
+	// Published while still open, so still locked (publish.RemoveStale).
 	var name string
 	err = h.commit(func() (err error) {
 		name, err = publish.Publish(root, dir, tmp, base)
@@ -63,6 +64,7 @@ func backupToDir(h *handler, root *os.Root, loc, dir string, in *bufio.Reader) i
 	if err != nil {
 		return h.fail(err)
 	}
+	f.Close()
 	if err := publish.SyncDir(root, dir); err != nil {
 		return h.fail(fmt.Errorf("%s is complete, but its directory could not be synced: %w", name, err))
 	}

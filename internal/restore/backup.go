@@ -26,6 +26,7 @@ import (
 	"unicode"
 
 	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/legacy"
 	"pedos.dev/backup/internal/scryptenc"
@@ -318,7 +319,7 @@ func (b *Backup) parse() error {
 	for i, v := range all {
 		for _, w := range all[i+1:] {
 			if strings.HasPrefix(v.Path, w.Path) || strings.HasPrefix(w.Path, v.Path) {
-				return fmt.Errorf("%w: backup-path %q of %s and %q of %s overlap", ErrBadMetadata, v.Path, v.Name, w.Path, w.Name)
+				return fmt.Errorf("%w: backup-path %s of %s and %s of %s overlap", ErrBadMetadata, elide.Quote(v.Path), v.Name, elide.Quote(w.Path), w.Name)
 			}
 		}
 	}
@@ -369,26 +370,26 @@ func describe(d *host.Domain) (*VM, error) {
 		}
 	}
 	if strings.ContainsFunc(v.Label, unicode.IsControl) || len(v.Label) > 64 {
-		return nil, bad("label %q is not a label name", v.Label)
+		return nil, bad("label %s is not a label name", elide.Quote(v.Label))
 	}
 	p, _ := d.Feature("backup-path")
 	size, _ := d.Feature("backup-size")
 	n, err := strconv.ParseInt(size, 10, 64)
 	if err != nil || n < 0 {
-		return nil, bad("backup-size %q is not a size", size)
+		return nil, bad("backup-size %s is not a size", elide.Quote(size))
 	}
 	v.Size = n
 	v.Path = p
 	if v.Class == host.AdminVM {
 		user, ok := strings.CutPrefix(p, "dom0-home/")
 		if !ok || user == "" || strings.Contains(user, "/") || archive.CheckFileName(p) != nil {
-			return nil, bad("backup-path %q is not dom0-home/<user>", p)
+			return nil, bad("backup-path %s is not dom0-home/<user>", elide.Quote(p))
 		}
 		v.User = path.Base(p)
 	} else {
 		dir, ok := strings.CutSuffix(p, "/")
 		if !ok || archive.CheckFileName(dir) != nil || dir == "dom0-home" || dir == archive.QubesXMLName {
-			return nil, bad("backup-path %q is not a directory name", p)
+			return nil, bad("backup-path %s is not a directory name", elide.Quote(p))
 		}
 	}
 	if val, isDefault := d.Prop("netvm"); !isDefault {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"pedos.dev/backup/internal/archive"
@@ -115,6 +116,9 @@ func (ps *pass) emit(stage progress.Stage, vm, file string) {
 // the archive proved complete and that every restored VM had files.
 func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader, name string, limit int64) error) error {
 	defer ps.b.Close()
+	// Cancelling must also end a wait for the source (a stalled pipe, a
+	// network) or for a key derivation, not only a pass whose data flows.
+	defer context.AfterFunc(ctx, func() { ps.b.Close() })()
 	ps.ctx = ctx
 	ps.emit(progress.Preparing, "", "")
 	byVM := map[*VM]*PlannedVM{}
@@ -165,7 +169,7 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 			// The failure concerns the VM whose file it hit, if known; the
 			// VM before it then had all its files.
 			in := ps.b.reader.FailedIn()
-			if in != "" && currentPV != nil && ps.b.owner(in) != currentPV.VM {
+			if in != "" && currentPV != nil && ps.b.owner(in) != currentPV.VM || ps.b.reader.FailedAfterFiles() {
 				finish()
 			}
 			current = nil
@@ -315,21 +319,36 @@ func VerifyOnly(ctx context.Context, b *Backup, plan *Plan, r progress.Reporter)
 	return rep, err
 }
 
+// ErrExtractDir: ExtractTo cannot use the directory (not empty, not
+// creatable); it wrote nothing.
+var ErrExtractDir = errors.New("cannot extract to the directory")
+
+// extractMarker is a file in a directory being extracted to, locked by
+// the extracting process: a later run that finds it unlocked knows that
+// the directory holds what a killed extraction left.
+const extractMarker = ".pedos-extracting"
+
 // ExtractTo writes the restored VMs' data to dir, which must be empty or
 // not exist yet (its parent must): dir/qubes.xml (the archive's), each
 // VM's files as dir/<VM name>/<file name> (volumes sparse, the "empty"
 // marker left out) and the dom0 home as dir/dom0-home/<user>/. It makes the
-// same checks as VerifyOnly and needs no host. On error it removes what it
-// wrote.
-func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progress.Reporter) (err error) {
-	created, err := prepareDir(dir)
+// same checks as VerifyOnly and needs no host. On error, and on a panic,
+// it removes what it wrote; an error wrapping ErrExtractDir means it wrote
+// nothing.
+func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progress.Reporter) error {
+	created, marker, err := prepareDir(dir)
 	if err != nil {
 		return err
 	}
+	// A flag, not the returned error, decides: a panic returns none.
+	complete := false
 	defer func() {
-		if err != nil {
+		if !complete {
 			cleanDir(dir, created)
+		} else {
+			os.Remove(marker.Name())
 		}
+		marker.Close()
 	}()
 	ps, err := newPass(b, plan, r, progress.Reading)
 	if err != nil {
@@ -406,6 +425,7 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 	}
 	if err == nil {
 		ps.finish()
+		complete = true
 	}
 	return err
 }
@@ -430,21 +450,47 @@ func writeFile(dst string, sparse bool, fill func(io.Writer) error) error {
 	return err
 }
 
-// prepareDir checks that dir is empty or makes it; created says it did.
-func prepareDir(dir string) (created bool, err error) {
+// prepareDir checks that dir is empty or makes it (created says it did),
+// and puts the locked marker in it.
+func prepareDir(dir string) (created bool, marker *os.File, err error) {
 	entries, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if err := os.Mkdir(dir, 0o700); err != nil {
-			return false, err
+			return false, nil, fmt.Errorf("%w: %v", ErrExtractDir, err)
 		}
-		return true, nil
+		created = true
 	case err != nil:
-		return false, err
+		return false, nil, fmt.Errorf("%w: %v", ErrExtractDir, err)
 	case len(entries) > 0:
-		return false, fmt.Errorf("restore: %s is not empty", dir)
+		return false, nil, fmt.Errorf("%w: %s is not empty%s", ErrExtractDir, dir, leftBy(dir))
 	}
-	return false, nil
+	marker, err = os.OpenFile(filepath.Join(dir, extractMarker), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		err = syscall.Flock(int(marker.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	}
+	if err != nil {
+		if marker != nil {
+			marker.Close()
+		}
+		cleanDir(dir, created)
+		return false, nil, fmt.Errorf("%w: %v", ErrExtractDir, err)
+	}
+	return created, marker, nil
+}
+
+// leftBy says who left the files of a non-empty dir, when it was an
+// extraction: one that still runs holds the marker's lock.
+func leftBy(dir string) string {
+	f, err := os.Open(filepath.Join(dir, extractMarker))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB) != nil {
+		return ": another extraction into it is running"
+	}
+	return ": it holds what an extraction that was killed left (remove them, or choose another directory)"
 }
 
 // cleanDir removes what ExtractTo wrote: dir itself if it made it, else

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -70,6 +69,9 @@ type Result struct {
 	VMs []VMResult
 	// Warnings about the host's own settings (GlobalDefaults).
 	Warnings []string
+	// Removed lists what restores that died had left and this one
+	// removed: staging directories, partial dom0 homes.
+	Removed []string
 }
 
 // refSetting is a reference of a restored VM to a VM restored in the same
@@ -200,7 +202,17 @@ func (hr *hostRun) add(db *host.DB, pv *PlannedVM, stage *host.StagedVM) ([]stri
 				err = d.SetProp(r.prop, r.target)
 			}
 			if err != nil {
-				lateWarns[r.vm] = append(lateWarns[r.vm], err.Error())
+				// Say what was left, not only why ("sys-net: network
+				// loop ..." told neither).
+				what := r.prop + " left at its default"
+				switch r.prop {
+				case "":
+					what = r.dev.Class + " device " + r.dev.Port + " not assigned"
+				case "netvm":
+					what = "netvm left at none"
+				}
+				why := strings.TrimPrefix(err.Error(), r.vm+": ")
+				lateWarns[r.vm] = append(lateWarns[r.vm], fmt.Sprintf("%s: %s: %s", r.vm, what, why))
 			}
 		}
 		return nil
@@ -246,7 +258,12 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		b.Close()
 		return nil, err
 	}
-	h.CleanStaging()
+	// What restores that died (SIGKILL, a crash) left: their staging
+	// directories and partial dom0 homes, whose locks are free.
+	removed := h.CleanStaging()
+	if d0, err := h.Dom0(); err == nil {
+		removed = append(removed, removeStaleHomes(d0.Home)...)
+	}
 	db, err := h.Load()
 	var pool host.Pool
 	if err == nil {
@@ -289,8 +306,9 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		}
 	}
 	hr.discard()
-	res := &Result{Warnings: hr.globalWarnings}
+	res := &Result{Warnings: hr.globalWarnings, Removed: removed}
 	var failed []string
+	interrupted := err != nil && ctx.Err() != nil
 	for _, pv := range ps.vms {
 		vr := hr.results[pv]
 		ownErr := vr.Err
@@ -301,6 +319,13 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		switch {
 		case vr.Outcome == OutcomeRestored:
 			vr.Err = nil
+		case interrupted && ownErr == nil:
+			// Whatever the pass was doing failed because it was stopped
+			// ("context canceled", "archive reader is closed"): the cause
+			// is the interruption.
+			vr.Outcome = OutcomeNotDone
+			vr.Err = &stoppedError{base: ErrNotDone, cause: context.Cause(ctx)}
+			failed = append(failed, pv.VM.Name)
 		case vr.Err != nil && !errors.Is(vr.Err, ErrNotReached):
 			vr.Outcome = OutcomeFailed
 			failed = append(failed, pv.VM.Name)
@@ -308,6 +333,12 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 			vr.Outcome = OutcomeNotDone
 			if vr.Err == nil {
 				vr.Err = ErrNotProven
+			}
+			// The run failed outside this VM (another VM's data, the
+			// dom0 home, the archive's end): say where, or every VM
+			// would read as if the archive had merely ended early.
+			if err != nil {
+				vr.Err = &stoppedError{base: vr.Err, cause: err}
 			}
 			failed = append(failed, pv.VM.Name)
 		}
@@ -414,9 +445,8 @@ func (hr *hostRun) discard() {
 		}
 	}
 	hr.deferred = map[string][]refSetting{}
-	if hr.home != nil && !hr.home.done {
-		os.RemoveAll(hr.home.tmp)
-		hr.home.done = true
+	if hr.home != nil {
+		hr.home.release()
 	}
 }
 
@@ -430,3 +460,15 @@ func (hr *hostRun) err() error {
 	}
 	return nil
 }
+
+// ErrNotDone: the run was stopped (cancelled) before the VM was added.
+var ErrNotDone = errors.New("not restored: the restore was stopped before the VM was added")
+
+// stoppedError is a VM's base outcome (ErrNotProven, ErrNotReached,
+// ErrNotDone) with the failure of the run that caused it.
+type stoppedError struct{ base, cause error }
+
+func (e *stoppedError) Error() string {
+	return e.base.Error() + "; what stopped it: " + e.cause.Error()
+}
+func (e *stoppedError) Unwrap() []error { return []error{e.base, e.cause} }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -334,4 +335,200 @@ func TestCheckHostRefusesBeforeTouching(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 	unchanged(t, h, xml, dirs)
+}
+
+// A panic during a restore or an extraction unwinds through the same
+// cleanup as an error: nothing staged (.restoring-*, the dom0 home's
+// .home-restore-*.partial) or extracted stays.
+func TestPanicLeavesNothing(t *testing.T) {
+	data, _ := goodArchive(t)
+	panics := func(t *testing.T, run func()) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Fatal("no panic")
+			}
+		}()
+		run()
+	}
+
+	h := emptyHost(t, "bob")
+	xml, _ := os.ReadFile(filepath.Join(h.Root(), host.DBFile))
+	dirs := listDirs(t, h)
+	d0, _ := h.Dom0()
+	staged := false
+	panics(t, func() {
+		restoreInto(t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{}, progress.Func(func(e progress.Event) {
+			partial, _ := filepath.Glob(filepath.Join(d0.Home, ".home-restore-*.partial"))
+			restoring, _ := filepath.Glob(filepath.Join(h.Root(), "appvms", ".restoring-*"))
+			if len(partial) > 0 && len(restoring) > 0 {
+				staged = true
+				panic("a bug")
+			}
+		}))
+	})
+	if !staged {
+		t.Fatal("the reporter never saw the home and a VM staged")
+	}
+	unchanged(t, h, xml, dirs)
+
+	parent := t.TempDir()
+	out := filepath.Join(parent, "out")
+	b := openBackup(t, data)
+	p, _ := NewPlan(nil, b, PlanOptions{})
+	panics(t, func() {
+		ExtractTo(t.Context(), b, p, out, progress.Func(func(e progress.Event) {
+			if _, err := os.Stat(filepath.Join(out, "vault")); err == nil {
+				panic("a bug")
+			}
+		}))
+	})
+	if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+		t.Errorf("extraction left %v", entries)
+	}
+}
+
+// A directory that a killed extraction left is refused with that reason,
+// and one that another extraction is filling is refused as busy; nothing
+// in either is touched.
+func TestExtractToLeftovers(t *testing.T) {
+	data, _ := goodArchive(t)
+	dir := t.TempDir()
+	marker, err := os.Create(filepath.Join(dir, extractMarker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "qubes.xml"), []byte("half"), 0o600)
+	b := openBackup(t, data)
+	p, _ := NewPlan(nil, b, PlanOptions{})
+	err = ExtractTo(t.Context(), b, p, dir, nil)
+	wantErr(t, err, ErrExtractDir, "is not empty: it holds what an extraction that was killed left")
+
+	if err := syscall.Flock(int(marker.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	b = openBackup(t, data)
+	p, _ = NewPlan(nil, b, PlanOptions{})
+	err = ExtractTo(t.Context(), b, p, dir, nil)
+	wantErr(t, err, ErrExtractDir, "another extraction into it is running")
+	if got, _ := os.ReadFile(filepath.Join(dir, "qubes.xml")); string(got) != "half" {
+		t.Error("the leftovers were touched")
+	}
+}
+
+// Two restores of the dom0 home in the same second both succeed, each in
+// a directory of its own (the second once failed with "home-restore-<time>
+// already exists"); an existing directory, even an empty one, is never
+// taken over.
+func TestRestoreHomeSameSecond(t *testing.T) {
+	data, a := goodArchive(t)
+	h := emptyHost(t, "bob")
+	d0, _ := h.Dom0()
+	base := filepath.Join(d0.Home, "home-restore-"+testTime.Format("2006-01-02-150405"))
+	if err := os.MkdirAll(base+"-2", 0o700); err != nil { // empty: rename(2) would replace it
+		t.Fatal(err)
+	}
+	da0, _ := a.Dom0()
+	for _, want := range []string{base, base + "-3", base + "-4"} {
+		res, err := restoreInto(t, h, data, PlanOptions{VMs: []string{"dom0"}, IgnoreUsernameMismatch: true},
+			Options{Now: func() time.Time { return testTime }}, nil)
+		if err != nil {
+			t.Fatalf("%v\n%+v", err, res)
+		}
+		if got := res.VMs[0].Target; got != want {
+			t.Errorf("home restored to %s, want %s", got, want)
+		}
+		sameTree(t, da0.Home, want)
+	}
+	if entries, _ := os.ReadDir(base + "-2"); len(entries) != 0 {
+		t.Errorf("the empty directory got %v", entries)
+	}
+}
+
+// When a restore fails for a reason outside a VM (here the dom0 home
+// cannot be written; or the run is cancelled), the VMs it did not add say
+// what stopped it rather than only that the archive did not prove them
+// complete.
+func TestRestoreResultsNameTheCause(t *testing.T) {
+	data, _ := goodArchive(t)
+	h := emptyHost(t, "bob")
+	d0, _ := h.Dom0()
+	if err := os.RemoveAll(d0.Home); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d0.Home, nil, 0o600); err != nil { // the home is a file: nothing can go in it
+		t.Fatal(err)
+	}
+	res, err := restoreInto(t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{}, nil)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, r := range res.VMs {
+		switch {
+		case r.Name == "dom0":
+			if r.Outcome != OutcomeFailed || !strings.Contains(r.Err.Error(), "not a directory") {
+				t.Errorf("dom0: %v %v", r.Outcome, r.Err)
+			}
+		case r.Outcome != OutcomeNotDone || !errors.Is(r.Err, ErrNotProven) ||
+			!strings.Contains(r.Err.Error(), "; what stopped it: VM dom0: dom0-home/user: ") ||
+			!strings.Contains(r.Err.Error(), "not a directory"):
+			t.Errorf("%s: %v %v", r.Name, r.Outcome, r.Err)
+		}
+	}
+
+	h = emptyHost(t, "bob")
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	res, err = restoreCtx(ctx, t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{},
+		progress.Func(func(e progress.Event) {
+			if e.VM == "personal" {
+				cancel(errors.New("interrupted (hangup)"))
+			}
+		}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, r := range res.VMs {
+		if r.Outcome != OutcomeNotDone || r.Err == nil || !strings.HasSuffix(r.Err.Error(), "; what stopped it: interrupted (hangup)") {
+			t.Errorf("%s: %v %v", r.Name, r.Outcome, r.Err)
+		}
+	}
+}
+
+// A restore removes the partial dom0 homes and staging directories of
+// restores that died (their lock is free) and reports them; a live
+// restore's are locked and stay.
+func TestRestoreRemovesWhatDeadRestoresLeft(t *testing.T) {
+	data, _ := goodArchive(t)
+	h := emptyHost(t, "bob")
+	d0, _ := h.Dom0()
+	os.MkdirAll(d0.Home, 0o700)
+	dead, deadLock, err := stageHomeDir(d0.Home, "home-restore-2026-01-01-000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dead, "half"), []byte("x"), 0o600)
+	deadLock.Close() // its process died
+	live, liveLock, err := stageHomeDir(d0.Home, "home-restore-2026-01-01-000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer liveLock.Close()
+	// A staging directory as a dead restore leaves it: its lock file free.
+	deadDir := []string{filepath.Join(h.Root(), "appvms", ".restoring-123")}
+	os.MkdirAll(deadDir[0], 0o755)
+	os.WriteFile(filepath.Join(deadDir[0], ".lock"), nil, 0o600)
+
+	res, err := restoreInto(t, h, data, PlanOptions{VMs: []string{"work", "debian-12", "sys-firewall", "sys-net"}},
+		Options{}, nil)
+	if err != nil {
+		t.Fatalf("%v\n%+v", err, res)
+	}
+	want := append(deadDir, dead)
+	if !slices.Equal(res.Removed, want) {
+		t.Errorf("removed %q, want %q", res.Removed, want)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a live restore's home was removed: %v", err)
+	}
 }

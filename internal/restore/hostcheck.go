@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 
+	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
 )
@@ -75,7 +76,7 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 			switch {
 			case isDefault:
 			case !opts.Dom0DefaultDispVM:
-				warns = append(warns, fmt.Sprintf("the backup's dom0 default_dispvm %q is not applied (use --restore-dom0-default-dispvm)", v))
+				warns = append(warns, fmt.Sprintf("the backup's dom0 default_dispvm %s is not applied (use --restore-dom0-default-dispvm)", elide.Quote(v)))
 			default:
 				// Tried on the copy, where every restored VM now exists.
 				here, _ := db.Domain("dom0")
@@ -91,8 +92,9 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 		return warns, nil
 	}
 	if dir, free, ok := freeSpace(hr.pool.DirPath); ok && free < need {
+		n, f := progress.FormatSizes(need, free)
 		return warns, fmt.Errorf("not enough space in %s (pool %s): the restore needs up to %s, %s free",
-			dir, hr.pool.Name, progress.FormatSize(need), progress.FormatSize(free))
+			dir, hr.pool.Name, n, f)
 	}
 	return warns, nil
 }

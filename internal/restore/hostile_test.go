@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -36,12 +37,18 @@ type craftedFile struct {
 // authentic, and hostile only inside.
 func craft(t *testing.T, edit func(db *host.DB), files ...craftedFile) []byte {
 	t.Helper()
-	return craftXML(t, edit, nil, files...)
+	return craftXML(t, craftDB(t, edit), files...)
 }
 
-// craftXML is craft with qubes.xml further edited as text by editXML (not
-// nil): what no DB edit can make.
-func craftXML(t *testing.T, edit func(db *host.DB), editXML func([]byte) []byte, files ...craftedFile) []byte {
+// craftEdited is craft with qubes.xml further edited as text by editXML:
+// what no DB edit can make.
+func craftEdited(t *testing.T, editXML func([]byte) []byte, files ...craftedFile) []byte {
+	t.Helper()
+	return craftXML(t, editXML(craftDB(t, nil)), files...)
+}
+
+// craftDB is craft's qubes.xml, edited by edit (if not nil).
+func craftDB(t *testing.T, edit func(db *host.DB)) []byte {
 	t.Helper()
 	h, err := host.Init(filepath.Join(t.TempDir(), "root"), host.InitOptions{User: "user", Home: t.TempDir()})
 	if err != nil {
@@ -68,15 +75,17 @@ func craftXML(t *testing.T, edit func(db *host.DB), editXML func([]byte) []byte,
 	if edit != nil {
 		edit(db)
 	}
+	return db.Marshal()
+}
+
+// craftXML is craft with the given qubes.xml, for shapes a DB cannot take.
+func craftXML(t *testing.T, xml []byte, files ...craftedFile) []byte {
+	t.Helper()
 	var out bytes.Buffer
 	w, err := archive.NewWriter(&out, archive.WriterOptions{Passphrase: testPass, Compression: "gzip",
 		Params: scryptenc.Params{LogN: 10, R: 8, P: 1}})
 	if err != nil {
 		t.Fatal(err)
-	}
-	xml := db.Marshal()
-	if editXML != nil {
-		xml = editXML(xml)
 	}
 	if err := w.AddBytes(archive.QubesXMLName, xml); err != nil {
 		t.Fatal(err)
@@ -323,7 +332,7 @@ func TestRestoreAmbiguousMetadata(t *testing.T) {
 			`<domain id="domain-7" class="AppVM"><properties><property name="name">other</property><property name="qid">1</property>`,
 			"two VMs with qid 1"},
 	} {
-		data := craftXML(t, nil, func(x []byte) []byte {
+		data := craftEdited(t, func(x []byte) []byte {
 			y := bytes.Replace(x, []byte(c.find), []byte(c.replace), 1)
 			if bytes.Equal(x, y) {
 				t.Fatalf("no %s", c.find)
@@ -390,18 +399,79 @@ func otherArchive(t *testing.T) []byte {
 	return data
 }
 
-// scrypt parameters beyond the limits (here 2^30·8·128 bytes of memory in
-// the header's key file) are refused before any derivation starts.
+// scrypt parameters beyond the limits in the header's key file are refused
+// before any derivation starts: 2^30·8·128 bytes of memory, and costs
+// whose 64-bit products wrap to 0 (which once passed the check and
+// panicked in make).
 func TestRestoreExcessiveScrypt(t *testing.T) {
 	data, _ := goodArchive(t)
 	ms := splitArchive(t, data)
-	bad := bytes.Clone(data)
-	hmacStart := len(ms[0].data) + 512 // backup-header.hmac's content
-	head := bad[hmacStart : hmacStart+scryptenc.HeaderSize]
-	head[7] = 30 // logN
-	sum := sha256.Sum256(head[:48])
-	copy(head[48:64], sum[:16]) // a consistent header, as a forger would make it
-	restoreFails(t, bad, scryptenc.ErrTooExpensive)
+	for _, p := range []scryptenc.Params{{LogN: 30, R: 8, P: 1}, {LogN: 40, R: 1 << 17, P: 1 << 7}, {LogN: 36, R: 1 << 21, P: 1 << 7}} {
+		bad := bytes.Clone(data)
+		hmacStart := len(ms[0].data) + 512 // backup-header.hmac's content
+		head := bad[hmacStart : hmacStart+scryptenc.HeaderSize]
+		head[7] = p.LogN
+		binary.BigEndian.PutUint32(head[8:12], p.R)
+		binary.BigEndian.PutUint32(head[12:16], p.P)
+		sum := sha256.Sum256(head[:48])
+		copy(head[48:64], sum[:16]) // a consistent header, as a forger would make it
+		restoreFails(t, bad, scryptenc.ErrTooExpensive)
+	}
+}
+
+// Text from the archive is shortened in messages: a 100 KB VM name or
+// netvm name is not echoed whole, neither in an error nor in the summary.
+func TestHostileTextIsShortened(t *testing.T) {
+	var xml []byte
+	craft(t, func(db *host.DB) { xml = db.Marshal() })
+	long := strings.Repeat("a", 100000)
+	shown := `"` + strings.Repeat("a", 64) + `"… (100000 bytes)`
+	x := bytes.Replace(xml, []byte(`<property name="name">box</property>`), []byte(`<property name="name">`+long+`</property>`), 1)
+	_, err := Open(bytes.NewReader(craftXML(t, x, goodRoot, goodPrivate, goodHome)), OpenOptions{Passphrase: testPass})
+	if err == nil || !strings.Contains(err.Error(), "invalid VM name "+shown) || len(err.Error()) > 300 {
+		t.Errorf("name: %.400v", err)
+	}
+
+	x = bytes.Replace(xml, []byte(`<property name="label">label-1</property>`),
+		[]byte(`<property name="label">label-1</property><property name="netvm">`+long+`</property>`), 1)
+	b := openBackup(t, craftXML(t, x, goodRoot, goodPrivate, goodHome))
+	p, err := NewPlan(emptyHost(t, "user"), b, PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perr := p.Err()
+	if perr == nil || !strings.Contains(perr.Error(), "its netvm "+strings.Repeat("a", 64)+"… is neither") || len(perr.Error()) > 300 {
+		t.Errorf("plan: %.400v", perr)
+	}
+	if r := rowOf(p, "box"); r.NetVM != strings.Repeat("a", 64)+"…" {
+		t.Errorf("summary row netvm %.100q", r.NetVM)
+	}
+}
+
+// Junk after the manifest is no VM's fault: the VMs' files all ended
+// before it. They are not added (the archive did not end cleanly), and
+// each says what stopped the restore, rather than blaming the last VM.
+func TestJunkAfterManifest(t *testing.T) {
+	data, _ := goodArchive(t)
+	var junk bytes.Buffer
+	tw := tar.NewWriter(&junk)
+	tw.WriteHeader(&tar.Header{Name: "junk", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3, Format: tar.FormatUSTAR})
+	tw.Write([]byte("xyz"))
+	tw.Close()
+	h := emptyHost(t, "bob")
+	xml, _ := os.ReadFile(filepath.Join(h.Root(), host.DBFile))
+	dirs := listDirs(t, h)
+	res, err := restoreInto(t, h, append(bytes.Clone(data), junk.Bytes()...), PlanOptions{IgnoreUsernameMismatch: true}, Options{}, nil)
+	wantErr(t, err, archive.ErrUnexpectedMember, `"junk" after the manifest`)
+	if strings.Contains(err.Error(), "VM dom0") {
+		t.Errorf("blamed on dom0: %v", err)
+	}
+	unchanged(t, h, xml, dirs)
+	for _, r := range res.VMs {
+		if r.Outcome != OutcomeNotDone || !errors.Is(r.Err, ErrNotProven) || !strings.Contains(r.Err.Error(), `what stopped it: unexpected member in backup archive: "junk" after the manifest`) {
+			t.Errorf("%s: %v %v", r.Name, r.Outcome, r.Err)
+		}
+	}
 }
 
 // A qubes.xml no restore can add from is refused when the backup is
@@ -412,7 +482,7 @@ func TestRestoreImpossibleMetadata(t *testing.T) {
 		{"a VM named dom0", `<property name="name">box</property>`, `<property name="name">dom0</property>`, "dom0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			data := craftXML(t, nil, func(x []byte) []byte {
+			data := craftEdited(t, func(x []byte) []byte {
 				y := bytes.Replace(x, []byte(c.find), []byte(c.replace), 1)
 				if bytes.Equal(x, y) {
 					t.Fatalf("no %s", c.find)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/host"
 )
 
@@ -271,7 +272,7 @@ func NewPlan(h *host.Host, b *Backup, opts PlanOptions) (*Plan, error) {
 			}
 			if local != "" && local != v.User {
 				pv.Problems = []Problem{{VM: "dom0", Code: UsernameMismatch, Resolve: []string{"--ignore-username-mismatch", "--skip-dom0-home"},
-					Message: fmt.Sprintf("the dom0 home in the backup is of user %s, not %s", v.User, local)}}
+					Message: fmt.Sprintf("the dom0 home in the backup is of user %s, not %s", elide.String(v.User), local)}}
 			}
 		}
 		p.VMs = append(p.VMs, pv)
@@ -359,7 +360,7 @@ func (p *Plan) resolve(pv *PlannedVM, db *host.DB, byName map[string]*PlannedVM,
 	}
 	missing := func(code Code, what, name, def string) Problem {
 		pr := Problem{VM: v.Name, Code: code, Resolve: []string{"--skip-broken", "--ignore-missing", "--exclude"},
-			Message: fmt.Sprintf("VM %s: its %s %s is neither on the host nor restored from the backup", v.Name, what, name)}
+			Message: fmt.Sprintf("VM %s: its %s %s is neither on the host nor restored from the backup", v.Name, what, elide.String(name))}
 		if p.opts.IgnoreMissing {
 			pr.Message += fmt.Sprintf(", and the host has no usable %s to use instead", def)
 			pr.Resolve = []string{"--skip-broken", "--exclude"}
@@ -393,7 +394,7 @@ func (p *Plan) resolve(pv *PlannedVM, db *host.DB, byName map[string]*PlannedVM,
 			pv.DefaultDispVM.Name = n
 		} else {
 			pv.DefaultDispVM = Ref{}
-			warns = append(warns, fmt.Sprintf("VM %s: its default_dispvm %s is neither on the host nor restored; it will use the default", v.Name, v.DefaultDispVM.Name))
+			warns = append(warns, fmt.Sprintf("VM %s: its default_dispvm %s is neither on the host nor restored; it will use the default", v.Name, elide.String(v.DefaultDispVM.Name)))
 		}
 	}
 	return probs, warns
@@ -458,7 +459,9 @@ func (p *Plan) Rows() []Row {
 	var rows []Row
 	for _, pv := range p.VMs {
 		v := pv.VM
-		r := Row{Name: v.Name, Type: v.Class, Template: v.Template, Label: v.Label}
+		// The backup's words, shortened: a table cell of 100 KB would
+		// bury the table.
+		r := Row{Name: v.Name, Type: elide.String(v.Class), Template: elide.String(v.Template), Label: v.Label}
 		if r.Template == "" {
 			r.Template = "n/a"
 		}
@@ -468,7 +471,7 @@ func (p *Plan) Rows() []Row {
 		case v.NetVM.Name == "":
 			r.NetVM = "-"
 		default:
-			r.NetVM = v.NetVM.Name
+			r.NetVM = elide.String(v.NetVM.Name)
 		}
 		if len(pv.Problems) > 0 {
 			r.Problem = pv.Problems[0].Code.Summary()

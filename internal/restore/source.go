@@ -22,6 +22,9 @@ type source interface {
 	Seen() []string
 	// FailedIn names the file a failure concerns ("" if unknown).
 	FailedIn() string
+	// FailedAfterFiles: the failure came after every file had ended
+	// (format 4: in or after the manifest).
+	FailedAfterFiles() bool
 	Close() error
 }
 
@@ -44,8 +47,9 @@ func (s format4) Seen() []string {
 	return out
 }
 
-func (s format4) FailedIn() string { return s.r.FailedIn() }
-func (s format4) Close() error     { return s.r.Close() }
+func (s format4) FailedIn() string       { return s.r.FailedIn() }
+func (s format4) FailedAfterFiles() bool { return s.r.FailedAfterFiles() }
+func (s format4) Close() error           { return s.r.Close() }
 
 // format23 is the reader of formats 2 and 3.
 type format23 struct{ r *legacy.Reader }
@@ -58,9 +62,10 @@ func (s format23) Next() (string, io.Reader, error) {
 	return f.Name, f, nil
 }
 
-func (s format23) Seen() []string   { return s.r.Seen() }
-func (s format23) FailedIn() string { return s.r.FailedIn() }
-func (s format23) Close() error     { return s.r.Close() }
+func (s format23) Seen() []string         { return s.r.Seen() }
+func (s format23) FailedIn() string       { return s.r.FailedIn() }
+func (s format23) FailedAfterFiles() bool { return false } // no manifest: its end is its last file's
+func (s format23) Close() error           { return s.r.Close() }
 
 // format1 reads the files of a format 1 directory in turn.
 type format1 struct {
@@ -88,8 +93,9 @@ func (s *format1) Next() (string, io.Reader, error) {
 	return "", nil, io.EOF
 }
 
-func (s *format1) Seen() []string   { return s.seen }
-func (s *format1) FailedIn() string { return "" }
+func (s *format1) Seen() []string         { return s.seen }
+func (s *format1) FailedIn() string       { return "" }
+func (s *format1) FailedAfterFiles() bool { return false }
 func (s *format1) Close() error {
 	if s.cur != nil {
 		s.cur.Close()

@@ -13,6 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/bits"
+	"strconv"
 )
 
 const (
@@ -26,6 +29,11 @@ const (
 )
 
 var magic = []byte("scrypt\x00")
+
+// maxScratch bounds any one buffer of a derivation: far above every limit a
+// caller sets, below the Go runtime's largest allocation (2^48 bytes on
+// 64-bit) and what an int counts on 32-bit hosts.
+const maxScratch = min(1<<46, math.MaxInt/4)
 
 var (
 	// ErrNotScrypt: the bytes are not an scrypt-encrypted file at all.
@@ -55,11 +63,38 @@ var DefaultParams = Params{LogN: 18, R: 8, P: 1}
 
 func (p Params) String() string { return fmt.Sprintf("logN=%d r=%d p=%d", p.LogN, p.R, p.P) }
 
-// Memory is the bytes the key derivation needs: 128·r·N.
-func (p Params) Memory() uint64 { return 128 * uint64(p.R) << p.LogN }
+// Memory is the bytes the key derivation needs, 128·r·N, or math.MaxUint64
+// when that does not fit in 64 bits: a header can ask for up to 2^102
+// bytes, and a product that wrapped would pass any limit.
+func (p Params) Memory() uint64 { return mulPow2(128*uint64(p.R), p.LogN) }
 
-// Work is N·r·p, proportional to the CPU time of the key derivation.
-func (p Params) Work() uint64 { return uint64(p.R) * uint64(p.P) << p.LogN }
+// Work is N·r·p, proportional to the CPU time of the key derivation, or
+// math.MaxUint64 when that does not fit in 64 bits.
+func (p Params) Work() uint64 { return mulPow2(uint64(p.R)*uint64(p.P), p.LogN) }
+
+// mulPow2 is x·2^k, saturated at math.MaxUint64 instead of wrapping. (x is
+// at most 2^39 for memory and below 2^64 for work: r and p are 32-bit.)
+func mulPow2(x uint64, k uint8) uint64 {
+	if x == 0 {
+		return 0
+	}
+	if int(k) > bits.LeadingZeros64(x) {
+		return math.MaxUint64
+	}
+	return x << k
+}
+
+// exceeds reports whether x·2^k > limit, exactly, for any x and k.
+func exceeds(x uint64, k uint8, limit uint64) bool {
+	if x != 0 && int(k) > bits.LeadingZeros64(x) {
+		return true // above 2^64 - 1, so above any limit
+	}
+	return x<<k > limit
+}
+
+// amount is x·2^k for messages: exact as a float64 when x has at most 53
+// significant bits, which holds for every header the sanity check admits.
+func amount(x uint64, k uint8) float64 { return math.Ldexp(float64(x), int(k)) }
 
 // sane applies the rules of the reference decoder (1 ≤ logN ≤ 63, r·p < 2^30,
 // r, p ≠ 0), which any header must pass before we look further.
@@ -99,13 +134,46 @@ func (l Limits) Check(p Params) error {
 	if l.Force {
 		return nil
 	}
-	if p.Memory() > l.MaxMemory || p.LogN > 40 {
-		return fmt.Errorf("%w: %v needs %d MiB of memory (limit %d MiB)", ErrTooExpensive, p, p.Memory()>>20, l.MaxMemory>>20)
+	if exceeds(128*uint64(p.R), p.LogN, l.MaxMemory) {
+		need, limit := byteSizes(amount(128*uint64(p.R), p.LogN), l.MaxMemory)
+		return fmt.Errorf("%w: %v needs %s of memory (limit %s)", ErrTooExpensive, p, need, limit)
 	}
-	if p.Work() > l.MaxWork {
-		return fmt.Errorf("%w: %v needs N·r·p = %d (limit %d)", ErrTooExpensive, p, p.Work(), l.MaxWork)
+	if p.LogN > 40 {
+		return fmt.Errorf("%w: %v: logN above 40, the most the scrypt tool accepts", ErrTooExpensive, p)
+	}
+	if exceeds(uint64(p.R)*uint64(p.P), p.LogN, l.MaxWork) {
+		return fmt.Errorf("%w: %v needs N·r·p = %s (limit %d)", ErrTooExpensive, p,
+			count(uint64(p.R)*uint64(p.P), p.LogN), l.MaxWork)
 	}
 	return nil
+}
+
+// count writes x·2^k exactly when it fits in 64 bits, else as 2^k·x.
+func count(x uint64, k uint8) string {
+	if exceeds(x, k, math.MaxUint64) {
+		return fmt.Sprintf("2^%d·%d", k, x)
+	}
+	return strconv.FormatUint(x<<k, 10)
+}
+
+// byteSizes writes two byte counts in binary units, with the exact byte
+// counts added when the rounded forms would read the same.
+func byteSizes(need float64, limit uint64) (string, string) {
+	a, b := binarySize(need), binarySize(float64(limit))
+	if a == b {
+		return fmt.Sprintf("%s (%.0f bytes)", a, need), fmt.Sprintf("%s (%d bytes)", b, limit)
+	}
+	return a, b
+}
+
+func binarySize(v float64) string {
+	units := []string{"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"}
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return strconv.FormatFloat(v, 'g', 4, 64) + " " + units[i]
 }
 
 // Header is the parsed, checksum-verified 96-byte file header.
@@ -162,9 +230,16 @@ func derive(pass []byte, salt []byte, p Params) (enc, mac [32]byte, err error) {
 	return enc, mac, nil
 }
 
-// derivable refuses parameters no derivation here can run.
+// derivable refuses parameters no derivation here can run. Even forced
+// (Limits.Force skips Check), a derivation must be one this process can
+// allocate: the scratch area is 128·r·N bytes and the PBKDF2 block
+// 128·r·p. Beyond that, make would panic.
 func derivable(p Params) error {
-	if uint64(p.R)*uint64(p.P) >= 1<<30 || p.LogN > 40 {
+	if err := p.sane(); err != nil {
+		return err
+	}
+	// sane bounds r·p below 2^30, so 128·r·p cannot wrap.
+	if p.LogN > 40 || exceeds(128*uint64(p.R), p.LogN, maxScratch) || 128*uint64(p.R)*uint64(p.P) > maxScratch {
 		return fmt.Errorf("%w: parameters %v cannot be derived", ErrTooExpensive, p)
 	}
 	return nil

@@ -3,6 +3,7 @@ package scryptenc
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"pedos.dev/backup/internal/testutil"
 )
@@ -195,6 +197,53 @@ func TestLimits(t *testing.T) {
 	fixChecksum(file)
 	if _, err := Decrypt(bytes.NewReader(file), []byte("p"), DefaultLimits, 10); !errors.Is(err, ErrTooExpensive) {
 		t.Fatalf("logN 40: %v", err)
+	}
+}
+
+// Headers whose cost products wrap in 64 bits are refused at once, with the
+// true cost in the message, and even a forced read refuses what no process
+// could allocate instead of panicking in make.
+func TestLimitsOverflow(t *testing.T) {
+	var out bytes.Buffer
+	if err := Encrypt(&out, []byte("p"), []byte("x"), cheap); err != nil {
+		t.Fatal(err)
+	}
+	forced := DefaultLimits
+	forced.Force = true
+	for _, c := range []struct {
+		p    Params
+		want string
+	}{
+		{Params{LogN: 40, R: 1 << 17, P: 1 << 7}, "needs 16 EiB of memory"}, // 128·r·N and N·r·p both 2^64
+		{Params{LogN: 36, R: 1 << 21, P: 1 << 7}, "needs 16 EiB of memory"},
+		{Params{LogN: 63, R: 8, P: 1}, "needs 8 ZiB of memory"},
+		{Params{LogN: 63, R: 1<<30 - 1, P: 1}, "needs 1.049e+06 YiB of memory"},
+	} {
+		file := bytes.Clone(out.Bytes())
+		file[7] = c.p.LogN
+		binary.BigEndian.PutUint32(file[8:12], c.p.R)
+		binary.BigEndian.PutUint32(file[12:16], c.p.P)
+		fixChecksum(file)
+		start := time.Now()
+		_, err := Decrypt(bytes.NewReader(file), []byte("p"), DefaultLimits, 10)
+		if !errors.Is(err, ErrTooExpensive) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want ErrTooExpensive saying %q", c.p, err, c.want)
+		}
+		if _, err := Open(bytes.Clone(file), []byte("p"), forced); !errors.Is(err, ErrTooExpensive) {
+			t.Errorf("%v forced: %v, want ErrTooExpensive", c.p, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%v: refused after %v, not at once", c.p, d)
+		}
+	}
+	// Needs and limit that round alike are told apart by their bytes.
+	err := Limits{MaxMemory: 1179647, MaxWork: 1 << 30}.Check(Params{LogN: 10, R: 9, P: 1})
+	if err == nil || !strings.Contains(err.Error(), "needs 1.125 MiB (1179648 bytes) of memory (limit 1.125 MiB (1179647 bytes))") {
+		t.Errorf("close limit: %v", err)
+	}
+	err = Limits{MaxMemory: 1 << 40, MaxWork: 1 << 27}.Check(Params{LogN: 30, R: 1, P: 1 << 20})
+	if err == nil || !strings.Contains(err.Error(), "N·r·p = 1125899906842624 (limit 134217728)") {
+		t.Errorf("work: %v", err)
 	}
 }
 

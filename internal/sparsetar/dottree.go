@@ -5,6 +5,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"pedos.dev/backup/internal/elide"
 )
 
 // Formats 2 and 3 of the reference system stored a template's whole
@@ -46,7 +48,7 @@ func ReadDotTree(r io.Reader, prefix string, maxSize int64) (int64, []string, er
 func checkDotPrefix(prefix string) error {
 	dir, ok := strings.CutSuffix(prefix, "/.")
 	if !ok {
-		return fmt.Errorf("%w: %q does not end in \"/.\"", ErrUnsafeName, prefix)
+		return fmt.Errorf("%w: %s does not end in \"/.\"", ErrUnsafeName, elide.Quote(prefix))
 	}
 	return checkName(dir)
 }
@@ -58,7 +60,7 @@ func (x *treeExtractor) dotRel(name string) (string, error) {
 	}
 	rest, ok := strings.CutPrefix(name, x.prefix+"/")
 	if !ok {
-		return "", fmt.Errorf("%w: %q is outside %q", ErrUnsafeName, name, x.prefix)
+		return "", fmt.Errorf("%w: %s is outside %q", ErrUnsafeName, elide.Quote(name), x.prefix)
 	}
 	if err := checkName(rest); err != nil {
 		return "", err

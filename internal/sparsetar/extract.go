@@ -11,6 +11,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"pedos.dev/backup/internal/elide"
 )
 
 // endReader gives every read archive/tar makes io.ReadFull semantics, so
@@ -136,7 +138,7 @@ func ExtractFile(r io.Reader, want string, dst io.Writer, maxSize int64) (int64,
 		return 0, err
 	}
 	if name != want || !isRegular(hdr.Typeflag) {
-		return 0, fmt.Errorf("%w: %q of type %q, want regular file %q", ErrUnexpectedMember, hdr.Name, hdr.Typeflag, want)
+		return 0, fmt.Errorf("%w: %s of type %q, want regular file %q", ErrUnexpectedMember, elide.Quote(hdr.Name), hdr.Typeflag, want)
 	}
 	if _, err := s.content(dst, hdr, maxSize); err != nil {
 		return 0, err
@@ -144,7 +146,7 @@ func ExtractFile(r io.Reader, want string, dst io.Writer, maxSize int64) (int64,
 	n := hdr.Size
 	switch hdr, err := s.next(); {
 	case err == nil:
-		return n, fmt.Errorf("%w: %q after %q", ErrUnexpectedMember, hdr.Name, want)
+		return n, fmt.Errorf("%w: %s after %q", ErrUnexpectedMember, elide.Quote(hdr.Name), want)
 	case err != io.EOF:
 		return n, err
 	}
@@ -180,17 +182,17 @@ func (s *members) next() (*tar.Header, error) {
 func (s *members) admit(hdr *tar.Header, budget int64, skipHoles bool) (sparseLayout, bool, error) {
 	if l, ok := layoutOf(hdr, s.captured); ok && skipHoles {
 		if hdr.Size > MaxApparentSize {
-			return l, true, fmt.Errorf("%w: %q is %d bytes long with its holes (limit %d)", ErrTooLarge, hdr.Name, hdr.Size, int64(MaxApparentSize))
+			return l, true, fmt.Errorf("%w: %s is %d bytes long with its holes (limit %d)", ErrTooLarge, elide.Quote(hdr.Name), hdr.Size, int64(MaxApparentSize))
 		}
 		if l.data() > budget {
-			return l, true, fmt.Errorf("%w: %q carries %d bytes of data, limit %d", ErrTooLarge, hdr.Name, l.data(), budget)
+			return l, true, fmt.Errorf("%w: %s carries %d bytes of data, limit %d", ErrTooLarge, elide.Quote(hdr.Name), l.data(), budget)
 		}
 		return l, true, nil
 	}
 	// archive/tar yields exactly hdr.Size bytes (the logical size for
 	// sparse members), so checking it first means nothing is written.
 	if hdr.Size > budget {
-		return sparseLayout{}, false, fmt.Errorf("%w: %q has %d bytes, limit %d", ErrTooLarge, hdr.Name, hdr.Size, budget)
+		return sparseLayout{}, false, fmt.Errorf("%w: %s has %d bytes, limit %d", ErrTooLarge, elide.Quote(hdr.Name), hdr.Size, budget)
 	}
 	return sparseLayout{}, false, nil
 }
@@ -214,7 +216,7 @@ func (s *members) content(dst io.Writer, hdr *tar.Header, budget int64) (int64, 
 	}
 	n, err := io.Copy(dst, s.tr)
 	if err != nil {
-		return n, fmt.Errorf("sparsetar: copying %q: %w", hdr.Name, err)
+		return n, fmt.Errorf("sparsetar: copying %s: %w", elide.Quote(hdr.Name), err)
 	}
 	return n, nil
 }
@@ -343,7 +345,7 @@ func (x *treeExtractor) rel(name string) (string, error) {
 	}
 	rel, ok := strings.CutPrefix(name, x.prefix+"/")
 	if !ok {
-		return "", fmt.Errorf("%w: %q is outside %q", ErrUnsafeName, name, x.prefix)
+		return "", fmt.Errorf("%w: %s is outside %q", ErrUnsafeName, elide.Quote(name), x.prefix)
 	}
 	return rel, nil
 }
@@ -377,7 +379,7 @@ func (x *treeExtractor) extract(hdr *tar.Header, s *members) error {
 		x.dirs = append(x.dirs, dirMeta{rel, mode, hdr.ModTime})
 		return nil
 	case rel == ".":
-		return fmt.Errorf("%w: %q must be a directory", ErrUnexpectedMember, hdr.Name)
+		return fmt.Errorf("%w: %s must be a directory", ErrUnexpectedMember, elide.Quote(hdr.Name))
 	case isRegular(hdr.Typeflag):
 		return x.file(rel, hdr, s, mode)
 	case hdr.Typeflag == tar.TypeSymlink:
@@ -390,12 +392,12 @@ func (x *treeExtractor) extract(hdr *tar.Header, s *members) error {
 	case hdr.Typeflag == tar.TypeLink:
 		return x.link(rel, hdr)
 	}
-	return fmt.Errorf("%w: %q has unsupported type %q", ErrUnexpectedMember, hdr.Name, hdr.Typeflag)
+	return fmt.Errorf("%w: %s has unsupported type %q", ErrUnexpectedMember, elide.Quote(hdr.Name), hdr.Typeflag)
 }
 
 func (x *treeExtractor) file(rel string, hdr *tar.Header, s *members, mode fs.FileMode) error {
 	if _, _, err := s.admit(hdr, x.left, true); err != nil {
-		return fmt.Errorf("%w: %q needs more than the %d bytes left", ErrTooLarge, hdr.Name, x.left)
+		return fmt.Errorf("%w: %s needs more than the %d bytes left", ErrTooLarge, elide.Quote(hdr.Name), x.left)
 	}
 	if err := x.makeParents(rel); err != nil {
 		return err
@@ -424,7 +426,7 @@ func (x *treeExtractor) link(rel string, hdr *tar.Header) error {
 	}
 	k, err := x.dst.kind(target)
 	if err != nil || k != 0 {
-		return fmt.Errorf("%w: hard link %q to %q, which is not an extracted regular file", ErrUnexpectedMember, hdr.Name, hdr.Linkname)
+		return fmt.Errorf("%w: hard link %s to %s, which is not an extracted regular file", ErrUnexpectedMember, elide.Quote(hdr.Name), elide.Quote(hdr.Linkname))
 	}
 	if err := x.makeParents(rel); err != nil {
 		return err
@@ -447,9 +449,9 @@ func (x *treeExtractor) checkPath(rel string) error {
 		case err != nil:
 			return err
 		case k == fs.ModeSymlink:
-			return fmt.Errorf("%w: %q passes through symlink %q", ErrUnsafeName, rel, dir)
+			return fmt.Errorf("%w: %s passes through symlink %s", ErrUnsafeName, elide.Quote(rel), elide.Quote(dir))
 		case k != fs.ModeDir:
-			return fmt.Errorf("%w: %q is below non-directory %q", ErrUnexpectedMember, rel, dir)
+			return fmt.Errorf("%w: %s is below non-directory %s", ErrUnexpectedMember, elide.Quote(rel), elide.Quote(dir))
 		}
 	}
 	return nil
@@ -473,7 +475,7 @@ func (x *treeExtractor) makeParents(rel string) error {
 // repeat a name, but replacing what was extracted is never needed here.
 func dup(err error, name string) error {
 	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%w: %q duplicates another member", ErrUnexpectedMember, name)
+		return fmt.Errorf("%w: %s duplicates another member", ErrUnexpectedMember, elide.Quote(name))
 	}
 	return err
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"pedos.dev/backup/internal/elide"
 )
 
 // Reading a sparse member through archive/tar makes zeros for all its
@@ -248,8 +250,10 @@ func parseSparseMap(b []byte) (regions []region, mapLen int64, ok bool) {
 		pos += i + 1
 		return n, err == nil && n >= 0
 	}
+	// Each region takes at least four bytes ("0\n0\n"), so a count above
+	// len(b)/4 is a lie; checked before it sizes the slice.
 	count, ok := number()
-	if !ok || count > int64(len(b)) {
+	if !ok || count > int64(len(b)/4) {
 		return nil, 0, false
 	}
 	regions = make([]region, 0, count)
@@ -330,7 +334,7 @@ func copyFragments(dst io.Writer, er *endReader, l sparseLayout, size int64, nam
 			err = io.ErrUnexpectedEOF
 		}
 		if err != nil {
-			return pos, fmt.Errorf("sparsetar: copying %q: %w", name, err)
+			return pos, fmt.Errorf("sparsetar: copying %s: %w", elide.Quote(name), err)
 		}
 	}
 	if sw != nil {
@@ -339,7 +343,7 @@ func copyFragments(dst io.Writer, er *endReader, l sparseLayout, size int64, nam
 		}
 	}
 	if n, err := io.CopyN(io.Discard, er, padding(l.physical)); err != nil || n < padding(l.physical) {
-		return size, fmt.Errorf("sparsetar: copying %q: %w", name, io.ErrUnexpectedEOF)
+		return size, fmt.Errorf("sparsetar: copying %s: %w", elide.Quote(name), io.ErrUnexpectedEOF)
 	}
 	return size, nil
 }
