@@ -72,10 +72,12 @@ func (db *DB) checkIdentity() error {
 		me := fmt.Sprintf("<domain> #%d (%s, qid %d)", i+1, name, qid)
 		if class == AdminVM {
 			if admin != "" {
-				bad("two AdminVM entries: %s and %s", admin, me)
-			} else {
-				admin = me
+				// Its name and qid would only add consequences ("two VMs
+				// named dom0") after the cause.
+				bad("two AdminVM entries: %s and %s; there is one dom0", admin, me)
+				continue
 			}
+			admin = me
 		} else if name == "dom0" {
 			bad("%s is %s called dom0; only the AdminVM is dom0", me, withArticle(class))
 			continue // not also as a duplicate name
