@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -139,6 +140,20 @@ func (r *restoreRun) warn(w string) {
 	cli.Warn(r.stderr, r.tool, "%s", w)
 }
 
+// keyCost says, before a derivation runs, what the archive's key
+// derivations will cost when that is more than a moment: the cost comes
+// from the archive, unauthenticated, so a forged or unusual one shows
+// (and Ctrl-C stops it).
+func (r *restoreRun) keyCost(p scryptenc.Params) {
+	if r.o.quiet {
+		return
+	}
+	if d := scryptenc.Estimate(p); d >= time.Second {
+		fmt.Fprintf(r.stderr, "Deriving keys at scrypt cost %s: about %s and %s of memory each (Ctrl-C stops)...\n",
+			p, d.Round(time.Second), progress.FormatSize(int64(min(p.Memory(), 1<<62))))
+	}
+}
+
 func (r *restoreRun) checkFlags() error {
 	o := r.o
 	switch {
@@ -236,7 +251,7 @@ func (r *restoreRun) run() error {
 		limits := scryptenc.DefaultLimits
 		limits.Force = r.o.forceKDF
 		if b, err = restore.Open(src, restore.OpenOptions{Passphrase: pass, Limits: limits, ForceFilter: r.o.filter,
-			MaxMemory: r.maxMemory, MaxChunkSize: r.maxChunk}); err != nil {
+			MaxMemory: r.maxMemory, MaxChunkSize: r.maxChunk, KeyCost: r.keyCost}); err != nil {
 			// A source that failed by itself (a command's exit status, a
 			// VM service's error) is the cause of whatever reading found.
 			if cerr := src.Close(); cerr != nil {

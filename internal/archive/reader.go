@@ -38,6 +38,10 @@ type ReaderOptions struct {
 	// derivations together (see memory.go); 0 means half of what the
 	// machine and the process's cgroup have available.
 	MaxMemory int64
+	// KeyCost, if set, is told the cost of the archive's key derivations
+	// (the header's, which the chunks share) before the first runs, from
+	// bytes not yet authenticated: a costly or forged archive shows.
+	KeyCost func(scryptenc.Params)
 }
 
 // DefaultMaxChunkSize admits chunks of up to 256 MiB: the reference
@@ -156,7 +160,8 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 // readDerivations is how many chunk keys the reader derives at once:
 // Lanes per worker, so that with AVX2 every core runs a pair (kdf2), as
 // the writer does. Archives of many small files are bound by their key
-// derivations alone.
+// derivations alone; for big chunks, Workers derivations measured the
+// same within the noise (3.9 s against 3.8 s for 512 MiB of data).
 func readDerivations(workers int) int { return workers * scryptenc.Lanes }
 
 // planMemory splits the budget between chunk buffers and derivations at
@@ -170,6 +175,9 @@ func (r *Reader) planMemory(mac []byte) error {
 			return fmt.Errorf("%s: %w (use the force option to allow it)", HeaderHMACName, err)
 		}
 		p = h.Params
+		if r.opts.KeyCost != nil {
+			r.opts.KeyCost(p)
+		}
 	}
 	chunk := int64(ChunkSize + scryptenc.Overhead)
 	kdf := kdfMemory(p)
@@ -393,9 +401,9 @@ func chunkError(name string, err error) error {
 // may ask for. Each chunk's parameters come from unkeyed bytes, so without
 // the shared budget a hostile archive could make every worker allocate the
 // per-chunk maximum at the same time. Chunk decryptions also hold one of
-// Workers slots, taken by the producer in chunk order (slotHeld) so that
-// the chunk needed next is never starved by later ones; the header's
-// one-off derivation takes memory only.
+// the readDerivations slots, taken by the producer in chunk order
+// (slotHeld) so that the chunk needed next is never starved by later ones;
+// the header's one-off derivation takes memory only.
 func (r *Reader) decrypt(enc, keyString []byte, slotHeld bool) ([]byte, *scryptenc.Key, error) {
 	k, err := r.deriveKey(enc, keyString, slotHeld)
 	if err != nil {

@@ -469,7 +469,8 @@ func TestValidateTwoAdminVMs(t *testing.T) {
 	if first, _, _ := strings.Cut(msg, "\n"); first != "two AdminVM entries: <domain> #1 (dom0, qid 0) and <domain> #10 (dom0, qid 3); there is one dom0" {
 		t.Errorf("first line %q of:\n%s", first, msg)
 	}
-	for _, consequence := range []string{"dom0 has qid 3", "two VMs named dom0", "two VMs with qid 3"} {		if strings.Contains(msg, consequence) {
+	for _, consequence := range []string{"dom0 has qid 3", "two VMs named dom0", "two VMs with qid 3"} {
+		if strings.Contains(msg, consequence) {
 			t.Errorf("%q in:\n%s", consequence, msg)
 		}
 	}

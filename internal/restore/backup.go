@@ -51,6 +51,9 @@ type OpenOptions struct {
 	// ForceFilter is a decompression program the user named explicitly
 	// (--compression-filter).
 	ForceFilter string
+	// KeyCost, if set, is told the scrypt cost of a format 4 archive's
+	// keys before the first derivation (archive.ReaderOptions.KeyCost).
+	KeyCost func(scryptenc.Params)
 	// Workers: concurrent chunk decryptions; 0 means one per CPU.
 	Workers int
 	// MaxChunkSize bounds one chunk of a format 4 archive (held in memory
@@ -162,6 +165,7 @@ func Open(r io.Reader, opts OpenOptions) (*Backup, error) {
 			Workers:      opts.Workers,
 			MaxChunkSize: opts.MaxChunkSize,
 			MaxMemory:    opts.MaxMemory,
+			KeyCost:      opts.KeyCost,
 			Select:       b.selectFile,
 		})
 		if err != nil {

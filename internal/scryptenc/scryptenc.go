@@ -16,6 +16,8 @@ import (
 	"math"
 	"math/bits"
 	"strconv"
+	"sync"
+	"time"
 )
 
 const (
@@ -210,6 +212,25 @@ func ParseHeader(b []byte) (Header, error) {
 	}
 	return h, nil
 }
+
+// Estimate is about how long one derivation with p takes on this machine:
+// a derivation at a small cost, timed, scaled by N·r·p (the work grows
+// with it linearly), at least 1 ms measured.
+func Estimate(p Params) time.Duration {
+	const probe = 12 // logN 12, r 8: 4 MiB, a few milliseconds
+	estimateOnce.Do(func() {
+		start := time.Now()
+		kdf([]byte("estimate"), make([]byte, 32), probe, 8, 1)
+		estimateProbe = max(time.Since(start), time.Millisecond)
+	})
+	ratio := float64(p.Work()) / float64(uint64(8)<<probe)
+	return time.Duration(float64(estimateProbe) * ratio)
+}
+
+var (
+	estimateOnce  sync.Once
+	estimateProbe time.Duration
+)
 
 // Key is a derived key bound to one header (one salt). It encrypts or
 // decrypts exactly one file.

@@ -425,3 +425,21 @@ func TestNewKeyPair(t *testing.T) {
 		}
 	}
 }
+
+// Estimate scales a timed small derivation by the work: double N, double
+// the time; a real derivation at logN 16 takes about what it says.
+func TestEstimate(t *testing.T) {
+	p := Params{LogN: 16, R: 8, P: 1}
+	est := Estimate(p)
+	if twice := Estimate(Params{LogN: 17, R: 8, P: 1}); twice != 2*est {
+		t.Errorf("logN 17: %v, logN 16: %v", twice, est)
+	}
+	start := time.Now()
+	if _, err := NewKey([]byte("p"), p); err != nil {
+		t.Fatal(err)
+	}
+	// Loose: this machine may be busy with other tests.
+	if took := time.Since(start); est > 20*took || took > 20*est {
+		t.Errorf("estimated %v, took %v", est, took)
+	}
+}
