@@ -23,14 +23,7 @@ func QvmPool(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			"volume is DIR_PATH/appvms/VM/VOLUME.img (vm-templates/... for a TemplateVM).\n"+
 			"Pools of other drivers that the database declares are listed but hold no\n"+
 			"volume PedOS can use.")
-	root.Args = noCommand
-	list := poolList(e)
-	root.RunE = list.RunE
-	root.AddCommand(list, poolInfo(e), poolAdd(e), poolRemove(e), poolDrivers(e))
-	for _, c := range root.Commands() {
-		setup(c)
-	}
-	return execute(e, root, args)
+	return runCommands(e, root, args, poolList(e), poolInfo(e), poolAdd(e), poolRemove(e), poolDrivers(e))
 }
 
 func poolList(e *env) *cobra.Command {

@@ -24,14 +24,7 @@ func QvmVolume(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"Manage VM volumes. Without a command, list them. A volume is named VM:VOLUME\n"+
 			"(work:private). Sizes are bytes or take a unit: K, M, G, T are powers of 1000,\n"+
 			"KiB, MiB, GiB, TiB (or Ki...) powers of 1024.")
-	root.Args = noCommand
-	list := volumeList(e)
-	root.RunE = list.RunE
-	root.AddCommand(list, volumeInfo(e), volumeResize(e), volumeImport(e), volumeExport(e))
-	for _, c := range root.Commands() {
-		setup(c)
-	}
-	return execute(e, root, args)
+	return runCommands(e, root, args, volumeList(e), volumeInfo(e), volumeResize(e), volumeImport(e), volumeExport(e))
 }
 
 func volumeList(e *env) *cobra.Command {

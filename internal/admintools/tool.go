@@ -141,6 +141,18 @@ func (e *env) readPassphraseFile(path string) ([]byte, error) {
 	return pass, err
 }
 
+// runCommands runs a tool made of commands, the first of which (list)
+// also runs when none is named.
+func runCommands(e *env, root *cobra.Command, args []string, list *cobra.Command, others ...*cobra.Command) int {
+	root.Args = noCommand
+	root.RunE = list.RunE
+	root.AddCommand(append([]*cobra.Command{list}, others...)...)
+	for _, c := range root.Commands() {
+		setup(c)
+	}
+	return execute(e, root, args)
+}
+
 // noCommand refuses arguments to a tool made of commands that match
 // none of them.
 func noCommand(c *cobra.Command, args []string) error {

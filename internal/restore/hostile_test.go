@@ -47,6 +47,18 @@ func craftEdited(t *testing.T, editXML func([]byte) []byte, files ...craftedFile
 	return craftXML(t, editXML(craftDB(t, nil)), files...)
 }
 
+// replaceOnce edits qubes.xml text: find, which must be there, becomes
+// replace.
+func replaceOnce(t *testing.T, find, replace string) func([]byte) []byte {
+	return func(x []byte) []byte {
+		y := bytes.Replace(x, []byte(find), []byte(replace), 1)
+		if bytes.Equal(x, y) {
+			t.Fatalf("no %s", find)
+		}
+		return y
+	}
+}
+
 // craftDB is craft's qubes.xml, edited by edit (if not nil).
 func craftDB(t *testing.T, edit func(db *host.DB)) []byte {
 	t.Helper()
@@ -332,13 +344,7 @@ func TestRestoreAmbiguousMetadata(t *testing.T) {
 			`<domain id="domain-7" class="AppVM"><properties><property name="name">other</property><property name="qid">1</property>`,
 			"two VMs with qid 1"},
 	} {
-		data := craftEdited(t, func(x []byte) []byte {
-			y := bytes.Replace(x, []byte(c.find), []byte(c.replace), 1)
-			if bytes.Equal(x, y) {
-				t.Fatalf("no %s", c.find)
-			}
-			return y
-		}, goodRoot, goodPrivate, goodHome)
+		data := craftEdited(t, replaceOnce(t, c.find, c.replace), goodRoot, goodPrivate, goodHome)
 		restoreFails(t, data, ErrBadMetadata, c.want)
 	}
 }
@@ -482,13 +488,7 @@ func TestRestoreImpossibleMetadata(t *testing.T) {
 		{"a VM named dom0", `<property name="name">box</property>`, `<property name="name">dom0</property>`, "dom0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			data := craftEdited(t, func(x []byte) []byte {
-				y := bytes.Replace(x, []byte(c.find), []byte(c.replace), 1)
-				if bytes.Equal(x, y) {
-					t.Fatalf("no %s", c.find)
-				}
-				return y
-			}, goodRoot, goodPrivate, goodHome)
+			data := craftEdited(t, replaceOnce(t, c.find, c.replace), goodRoot, goodPrivate, goodHome)
 			restoreFails(t, data, ErrBadMetadata, c.want)
 			verifyAndExtractFail(t, data, ErrBadMetadata)
 		})
