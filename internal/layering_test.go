@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Lower packages never import higher ones (architecture.md §2): data flows
+// Lower packages never import higher ones (doc/reference.md, layering): data flows
 // one way, and the format packages know nothing of hosts or user interfaces.
 func TestLayering(t *testing.T) {
 	forbidden := map[string][]string{

@@ -9,7 +9,7 @@ import (
 	"pedos.dev/backup/internal/backup"
 )
 
-// Column widths of the reference summary table (behaviour.md A.7): each
+// Column widths of the reference summary table (doc/reference.md A.7): each
 // cell holds its value right-aligned in width+1 characters and ends in " |".
 const (
 	summaryVMWidth   = 16

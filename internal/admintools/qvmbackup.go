@@ -25,7 +25,7 @@ import (
 // Exit statuses of qvm-backup beyond cli's 0, 1 and 2.
 const (
 	// ExitDeclined: the user answered no at the "proceed?" question
-	// (the reference exits 0 then: behaviour.md E.18).
+	// (the reference exits 0 then: doc/reference.md E.18).
 	ExitDeclined = 3
 	// ExitInterrupted: SIGINT, SIGTERM or SIGHUP stopped the run, as a
 	// shell reports a program ended by Ctrl-C (128+2).
@@ -294,7 +294,7 @@ func (r *backupRun) checkFlags() error {
 }
 
 // checkProfileFlags refuses, naming them, the options that a profile
-// decides (behaviour.md E.10: the reference names options that do not
+// decides (doc/reference.md E.10: the reference names options that do not
 // exist and ignores some of them).
 func (r *backupRun) checkProfileFlags() error {
 	var bad []string

@@ -444,7 +444,7 @@ func verdict(v restore.VMReport, ok string) string {
 	return fmt.Sprintf("%s (%d file(s), %s)", ok, v.Files, cli.FormatSize(v.Bytes))
 }
 
-// printSummary prints the reference table (behaviour.md B.5).
+// printSummary prints the reference table (doc/reference.md B.5).
 func (r *restoreRun) printSummary(plan *restore.Plan, intoHost bool) {
 	var b strings.Builder
 	b.WriteString("The following VMs are included in the backup:\n\n")

@@ -420,7 +420,7 @@ func TestPassphraseLater(t *testing.T) {
 	checkArchive(t, h, &buf, opts.VMs, readOpts(0))
 }
 
-// The engine stays below the user interfaces (architecture.md §2).
+// The engine stays below the user interfaces (doc/reference.md, layering).
 func TestImports(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	if err != nil {

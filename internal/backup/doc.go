@@ -46,7 +46,7 @@
 //     so a failed or cancelled run leaves nothing that looks like a
 //     backup.
 //   - anything else: a command line, run by /bin/sh -c in dom0 with the
-//     archive on its stdin. It is trusted input (behaviour.md E.22): it
+//     archive on its stdin. It is trusted input (doc/reference.md E.22): it
 //     comes from the dom0 user and is run as given, with all a shell can
 //     do. Its first word must be a program on PATH (a program named by its
 //     path can be run as "env /path/to/program ..."). The backup succeeds

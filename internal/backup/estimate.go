@@ -107,7 +107,7 @@ var assumedRates = map[string]float64{
 const otherRate = 20e6 // an unknown compression program
 
 // kdfSeconds is the time of one scrypt key derivation on one core: 0.72 s
-// at logN 18, r 8, p 1 (architecture.md §3), proportional to N·r·p.
+// at logN 18, r 8, p 1 (doc/reference.md, derivation time), proportional to N·r·p.
 func kdfSeconds(p scryptenc.Params) float64 {
 	return 0.72 * math.Pow(2, float64(int(p.LogN)-18)) * float64(p.R) / 8 * float64(p.P)
 }

@@ -151,7 +151,7 @@ func (p *Plan) Err() error {
 	return &ProblemsError{Problems: p.Problems}
 }
 
-// Summary is the content of the reference summary table (behaviour.md A.7).
+// Summary is the content of the reference summary table (doc/reference.md A.7).
 type Summary struct {
 	Rows        []SummaryRow
 	Total       int64

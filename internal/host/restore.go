@@ -48,7 +48,7 @@ type VMSpec struct {
 	Pool string
 }
 
-// ignoredProps are set otherwise or never restored (behaviour.md B.8).
+// ignoredProps are set otherwise or never restored (doc/reference.md B.8).
 var ignoredProps = map[string]bool{
 	"name": true, "qid": true, "uuid": true, "label": true, "template": true,
 	"dispid": true, "installed_by_rpm": true,

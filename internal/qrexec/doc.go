@@ -1,5 +1,5 @@
 // Package qrexec runs the VM-side halves of backup and restore: the services
-// qubes.Backup and qubes.Restore of the reference system (behaviour.md A.8,
+// qubes.Backup and qubes.Restore of the reference system (doc/reference.md A.8,
 // B.7), and the transport that reaches them.
 //
 // dom0 side: OpenBackupSink returns a Sink that streams a backup into a VM;
@@ -37,7 +37,7 @@
 // # Trust
 //
 // The location line comes from dom0 and is trusted input, exactly as in the
-// reference system (behaviour.md E.22): a command line is run by a shell,
+// reference system (doc/reference.md E.22): a command line is run by a shell,
 // with all that implies. Never build it from anything a VM supplied. What
 // comes back from the VM (its replies, its stderr, the file name it reports)
 // is not trusted: dom0 reads bounded amounts of it and sanitises it before it

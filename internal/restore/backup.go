@@ -2,7 +2,7 @@
 // and qubes.xml (format 4, or the older formats 3 and 2 through package
 // legacy; OpenDir a format 1 directory) and lists what the backup holds; Plan decides, for
 // a host (or for none: verify-only and extract), what will be restored and
-// finds every problem first (behaviour.md B.3, B.4, with the fixes of E.5,
+// finds every problem first (doc/reference.md B.3, B.4, with the fixes of E.5,
 // E.7 and E.9); VerifyOnly reads every selected file to its end and proves
 // the backup complete (E.3, Qubes #3498); ExtractTo writes the data to a
 // directory. Restoring into a host comes later and uses the same Plan.

@@ -12,7 +12,7 @@ import (
 	"pedos.dev/backup/internal/progress"
 )
 
-// Restoring into a host (behaviour.md B.8, B.9, with E.1, E.2, E.8, E.23
+// Restoring into a host (doc/reference.md B.8, B.9, with E.1, E.2, E.8, E.23
 // fixed). Every VM's files are staged (host.StagedVM) and the VM is added
 // to the host, with its files, in one step once the archive has proved
 // it complete:

@@ -68,7 +68,7 @@ func sameVM(t *testing.T, a, b *host.Host, name, target string, rename map[strin
 		var out []host.Property
 		for _, p := range d.Props() {
 			// Not restored: new ids; backup_timestamp is set on the source
-			// by the backup itself; installed_by_rpm (behaviour.md B.8).
+			// by the backup itself; installed_by_rpm (doc/reference.md B.8).
 			switch p.Name {
 			case "qid", "uuid", "name", "backup_timestamp", "installed_by_rpm":
 				continue

@@ -14,7 +14,7 @@ import (
 // Code says what keeps a VM from being restored.
 type Code string
 
-// Problem codes, in the priority the summary shows them (behaviour.md B.5).
+// Problem codes, in the priority the summary shows them (doc/reference.md B.5).
 const (
 	Excluded         Code = "excluded"          // -x, not in the positional list, --skip-dom0-home
 	AlreadyExists    Code = "already-exists"    // a host VM has the name
@@ -70,7 +70,7 @@ func (e *ProblemsError) Error() string {
 	return b.String()
 }
 
-// PlanOptions are the restore options of behaviour.md B.1 that shape the
+// PlanOptions are the restore options of doc/reference.md B.1 that shape the
 // plan. Unlike the reference library, everything is off by default.
 type PlanOptions struct {
 	// VMs restores only these VMs (original names); the dom0 home only if
@@ -139,7 +139,7 @@ type Plan struct {
 	hasHost bool
 }
 
-// Row is one line of the restore summary (behaviour.md B.5). Values come
+// Row is one line of the restore summary (doc/reference.md B.5). Values come
 // from the backup; the caller formats the table.
 type Row struct {
 	Name, Type, Template, NetVM, Label string
@@ -454,7 +454,7 @@ func (p *Plan) Restored() []*PlannedVM {
 	return out
 }
 
-// Rows returns the summary table (behaviour.md B.5).
+// Rows returns the summary table (doc/reference.md B.5).
 func (p *Plan) Rows() []Row {
 	var rows []Row
 	for _, pv := range p.VMs {
