@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -106,13 +105,14 @@ func (hr *hostRun) stageTree(pv *PlannedVM, stage *host.StagedVM, f io.Reader, n
 		if _, err := os.Lstat(img); err != nil {
 			continue
 		}
-		if slices.Contains(hr.images[pv], vol) {
-			return fmt.Errorf("%w: a second image of volume %s", archive.ErrUnexpectedMember, vol)
+		images := hr.images[pv]
+		if err := noteImage(&images, vol); err != nil {
+			return err
 		}
 		if err := stage.AdoptImage(vol, img); err != nil {
 			return err
 		}
-		hr.images[pv] = append(hr.images[pv], vol)
+		hr.images[pv] = images
 	}
 	return nil
 }
