@@ -3,6 +3,7 @@ package scryptenc
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"runtime"
 
 	"golang.org/x/crypto/pbkdf2"
 )
@@ -44,6 +45,7 @@ func smix(b []byte, r, n int, v, x, y []uint32) {
 	copy(v, x)
 	for i := 0; i < n-1; i++ {
 		blockMix(&v[i*words], &v[(i+1)*words], r)
+		yieldEvery(i)
 	}
 	blockMix(&v[(n-1)*words], &x[0], r)
 	last := (2*r - 1) * 16
@@ -53,6 +55,7 @@ func smix(b []byte, r, n int, v, x, y []uint32) {
 		j := (uint64(x[last]) | uint64(x[last+13])<<32) & uint64(n-1)
 		blockMixXor(&x[0], &v[int(j)*words], &y[0], r)
 		x, y = y, x
+		yieldEvery(i)
 	}
 	for blk := 0; blk < 2*r; blk++ {
 		for i := 0; i < 16; i++ {
@@ -108,6 +111,7 @@ func smix2(l *[2]lane, r, n int) {
 	a, b := &l[0], &l[1]
 	for i := 0; i < n-1; i++ {
 		blockMix2(&a.v[i*words], &a.v[(i+1)*words], &b.v[i*words], &b.v[(i+1)*words], r)
+		yieldEvery(i)
 	}
 	blockMix2(&a.v[(n-1)*words], &a.x[0], &b.v[(n-1)*words], &b.x[0], r)
 	last := (2*r - 1) * 16
@@ -117,9 +121,22 @@ func smix2(l *[2]lane, r, n int) {
 		jb := (uint64(xb[last]) | uint64(xb[last+13])<<32) & uint64(n-1)
 		blockMixXor2(&xa[0], &a.v[int(ja)*words], &ya[0], &xb[0], &b.v[int(jb)*words], &yb[0], r)
 		xa, ya, xb, yb = ya, xa, yb, xb
+		yieldEvery(i)
 	}
 	fromDiagonal(xa, a.b, r)
 	fromDiagonal(xb, b.b, r)
+}
+
+// yieldEvery offers the scheduler a preemption point every 1024 BlockMix
+// calls (about 2 ms at r=8). The runtime cannot preempt a goroutine inside
+// assembly, and the loops around the SIMD BlockMix spend almost all their
+// time there: without this, every garbage collection waited up to hundreds
+// of milliseconds with the world stopped for a running derivation, while
+// its mark worker burned the other core trying to interrupt it.
+func yieldEvery(i int) {
+	if i&1023 == 1023 {
+		runtime.Gosched()
+	}
 }
 
 // toDiagonal loads a 128·r-byte block into words in the diagonal order

@@ -3,6 +3,7 @@ package scryptenc
 import (
 	"bytes"
 	"encoding/hex"
+	"runtime"
 	"testing"
 )
 
@@ -86,5 +87,35 @@ func TestPairedKDF(t *testing.T) {
 		if !bytes.Equal(r.got, r.want) {
 			t.Fatalf("%x, want %x", r.got, r.want)
 		}
+	}
+}
+
+// A running derivation lets garbage collections through: the runtime
+// cannot preempt assembly, so without the loops' preemption points each
+// collection waited, with the world stopped, for hundreds of milliseconds.
+// Ten collections must finish well within one derivation.
+func TestKDFLetsCollectionsRun(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // the collections run beside the derivation
+	for _, paired := range []bool{false, true} {
+		started, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			close(started)
+			if paired {
+				kdf2([]byte("p"), []byte("salt"), []byte("q"), []byte("salt2"), DefaultParams.LogN, 8, 1)
+			} else {
+				kdf([]byte("p"), []byte("salt"), DefaultParams.LogN, 8, 1)
+			}
+		}()
+		<-started
+		for range 10 {
+			runtime.GC()
+		}
+		select {
+		case <-done:
+			t.Errorf("paired=%v: the derivation ended before ten collections did", paired)
+		default:
+		}
+		<-done
 	}
 }

@@ -360,7 +360,8 @@ func (k *Key) Subkey(label string) []byte {
 // Header returns the 96 header bytes that precede the ciphertext.
 func (k *Key) Header() []byte { return bytes.Clone(k.header[:]) }
 
-// stepSize keeps CTR and HMAC working on the same cache-warm slice.
+// stepSize keeps CTR and HMAC working on the same cache-warm slice, and
+// gives the scheduler a preemption point between slices.
 const stepSize = 256 << 10
 
 func (k *Key) ctr() cipher.Stream {
@@ -397,13 +398,23 @@ func (k *Key) OpenInPlace(body []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: truncated before the trailing HMAC", ErrCorrupt)
 	}
 	data, trailer := body[:len(body)-TrailerSize], body[len(body)-TrailerSize:]
+	// In steps, not one call each: the hash and cipher run in assembly,
+	// where the runtime cannot preempt them, and a 100 MiB chunk in one
+	// call would hold a garbage collection's stop-the-world for tens of
+	// milliseconds.
 	m := hmac.New(sha256.New, k.mac[:])
 	m.Write(k.header[:])
-	m.Write(data)
+	for off := 0; off < len(data); off += stepSize {
+		m.Write(data[off:min(off+stepSize, len(data))])
+	}
 	if !hmac.Equal(m.Sum(nil), trailer) {
 		return nil, fmt.Errorf("%w: HMAC mismatch (data altered or truncated)", ErrCorrupt)
 	}
-	k.ctr().XORKeyStream(data, data)
+	stream := k.ctr()
+	for off := 0; off < len(data); off += stepSize {
+		part := data[off:min(off+stepSize, len(data))]
+		stream.XORKeyStream(part, part)
+	}
 	return data, nil
 }
 
