@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/hex"
 	"runtime"
+	"sync"
 	"testing"
+	"time"
 )
 
 // The SIMD derivation equals the reference implementation for many
@@ -87,6 +89,33 @@ func TestPairedKDF(t *testing.T) {
 		if !bytes.Equal(r.got, r.want) {
 			t.Fatalf("%x, want %x", r.got, r.want)
 		}
+	}
+}
+
+// Requests that come close together run in pairs, at most one runner per
+// core: five at once on two cores are two pairs and one alone (after its
+// wait for a partner), each caller with its own key.
+func TestKDFRequestsPairUp(t *testing.T) {
+	if Lanes < 2 {
+		t.Skip("this CPU has no AVX2: derivations never pair")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	defer func(w func(Params) time.Duration) { pairWait = w }(pairWait)
+	pairWait = func(Params) time.Duration { return 2 * time.Second } // far longer than the requests take to arrive
+	alone, paired := kdfRuns.alone.Load(), kdfRuns.paired.Load()
+	p := Params{LogN: 12, R: 8, P: 1}
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Go(func() {
+			pass, salt := randomBytes(8+i, uint64(i)), randomBytes(32, uint64(200+i))
+			if got, want := pairedKDF(pass, salt, p), portableKDF(pass, salt, p.LogN, 8, 1); !bytes.Equal(got, want) {
+				t.Errorf("request %d: %x, want %x", i, got, want)
+			}
+		})
+	}
+	wg.Wait()
+	if a, b := kdfRuns.alone.Load()-alone, kdfRuns.paired.Load()-paired; a != 1 || b != 2 {
+		t.Errorf("%d alone and %d pairs, want 1 and 2", a, b)
 	}
 }
 

@@ -1,7 +1,9 @@
 package scryptenc
 
 import (
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,62 +17,134 @@ var Lanes = func() int {
 	return 1
 }()
 
-// pairWait is how long a derivation waits for a partner with the same
-// parameters before it runs alone: short against the derivation itself.
-const pairWait = 20 * time.Millisecond
-
-// A derivation waiting for a partner. The partner that finds it runs both
-// (kdf2) and hands it its key.
-type waiter struct {
+// The derivations callers ask for concurrently (pairedKDF) are run by at
+// most one runner per core, each taking the oldest request with a partner
+// of the same parameters when there is one. Two keys from one kdf2 pass
+// cost about what one alone does, so pairing is worth a short wait; more
+// runners than cores would only time-slice, finish the key needed next
+// later, and fault in more fresh work areas (each 128·r·N bytes).
+//
+// Requests run oldest first: a reader asks for chunk keys in the order it
+// needs them.
+type request struct {
 	pass, salt []byte
 	p          Params
 	done       chan struct{}
 	dk         []byte
 }
 
-var pairing struct {
+var kdfQueue struct {
 	mu      sync.Mutex
-	waiting *waiter
+	pending []*request
+	runners int // started and not yet out of work
+	waiting int // runners holding one request while waiting for a partner
+	// arrived is closed (and replaced) when a request comes, to wake
+	// runners waiting for a partner.
+	arrived chan struct{}
 }
 
-// pairedKDF is kdf, run together with a concurrent derivation of the same
+// pairWait is how long a runner holding one request waits for a partner
+// with the same parameters before it runs the request alone: an eighth of
+// a derivation, less than the pair saves. Chunk requests of a streamed
+// archive come one chunk read apart (tens of milliseconds).
+var pairWait = func(p Params) time.Duration { return Estimate(p) / 8 }
+
+// kdfRuns counts the derivations runKDFs ran alone and in pairs, for tests.
+var kdfRuns struct{ alone, paired atomic.Int64 }
+
+// pairedKDF is kdf, run together with a concurrent request of the same
 // parameters when there is one (the chunk keys of a backup all share
 // their parameters).
 func pairedKDF(pass, salt []byte, p Params) []byte {
-	logN, r, par := p.LogN, int(p.R), int(p.P)
 	if Lanes < 2 {
-		return kdf(pass, salt, logN, r, par)
+		return kdf(pass, salt, p.LogN, int(p.R), int(p.P))
 	}
-	pairing.mu.Lock()
-	if w := pairing.waiting; w != nil && w.p == p {
-		pairing.waiting = nil
-		pairing.mu.Unlock()
-		dkW, dk := kdf2(w.pass, w.salt, pass, salt, logN, r, par)
-		w.dk = dkW
-		close(w.done)
-		return dk
+	me := &request{pass: pass, salt: salt, p: p, done: make(chan struct{})}
+	q := &kdfQueue
+	q.mu.Lock()
+	q.pending = append(q.pending, me)
+	if q.arrived != nil {
+		close(q.arrived)
+		q.arrived = nil
 	}
-	if pairing.waiting != nil { // someone with other parameters waits
-		pairing.mu.Unlock()
-		return kdf(pass, salt, logN, r, par)
+	// A waiting runner takes this request as its partner; else a new
+	// runner starts if a core is free.
+	if q.waiting == 0 && q.runners < runtime.GOMAXPROCS(0) {
+		q.runners++
+		go runKDFs()
 	}
-	me := &waiter{pass: pass, salt: salt, p: p, done: make(chan struct{})}
-	pairing.waiting = me
-	pairing.mu.Unlock()
-	timer := time.NewTimer(pairWait)
-	defer timer.Stop()
-	select {
-	case <-me.done:
-		return me.dk
-	case <-timer.C:
-	}
-	pairing.mu.Lock()
-	if pairing.waiting == me {
-		pairing.waiting = nil
-		pairing.mu.Unlock()
-		return kdf(pass, salt, logN, r, par)
-	}
-	pairing.mu.Unlock()
-	<-me.done // a partner took it just now
+	q.mu.Unlock()
+	<-me.done
 	return me.dk
+}
+
+// runKDFs runs pending requests, a pair at a time where it can, until none
+// is left.
+func runKDFs() {
+	q := &kdfQueue
+	q.mu.Lock()
+	for len(q.pending) > 0 {
+		a := q.pending[0]
+		q.pending = q.pending[1:]
+		b := takePartner(a.p)
+		if b == nil {
+			b = waitForPartner(a.p)
+		}
+		q.mu.Unlock()
+		if b == nil {
+			kdfRuns.alone.Add(1)
+			a.dk = kdf(a.pass, a.salt, a.p.LogN, int(a.p.R), int(a.p.P))
+		} else {
+			kdfRuns.paired.Add(1)
+			a.dk, b.dk = kdf2(a.pass, a.salt, b.pass, b.salt, a.p.LogN, int(a.p.R), int(a.p.P))
+			close(b.done)
+		}
+		close(a.done)
+		q.mu.Lock()
+	}
+	q.runners--
+	q.mu.Unlock()
+}
+
+// takePartner removes and returns the oldest pending request with
+// parameters p, or nil. kdfQueue.mu is held.
+func takePartner(p Params) *request {
+	q := &kdfQueue
+	for i, r := range q.pending {
+		if r.p == p {
+			q.pending = append(q.pending[:i], q.pending[i+1:]...)
+			return r
+		}
+	}
+	return nil
+}
+
+// waitForPartner waits up to pairWait(p) for a request with parameters p
+// and takes it, or returns nil. kdfQueue.mu is held on entry and on return.
+func waitForPartner(p Params) *request {
+	q := &kdfQueue
+	q.waiting++
+	defer func() { q.waiting-- }()
+	deadline := time.Now().Add(pairWait(p))
+	for {
+		if q.arrived == nil {
+			q.arrived = make(chan struct{})
+		}
+		arrived := q.arrived
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil
+		}
+		q.mu.Unlock()
+		timer := time.NewTimer(left)
+		select {
+		case <-arrived:
+		case <-timer.C:
+		}
+		timer.Stop()
+		q.mu.Lock()
+		if b := takePartner(p); b != nil {
+			return b
+		}
+	}
 }
