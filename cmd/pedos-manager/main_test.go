@@ -188,3 +188,38 @@ func TestUsage(t *testing.T) {
 		t.Errorf("--help: exit %d", code)
 	}
 }
+
+// The desktop entries in dist/ start the wizard their name promises, whose
+// window has that name, and are shown only where pedos-manager is
+// installed.
+func TestDesktopEntries(t *testing.T) {
+	for file, want := range map[string]struct{ name, exec string }{
+		"pedos-backup.desktop":  {gui.BackupTitle, "pedos-manager backup"},
+		"pedos-restore.desktop": {gui.RestoreTitle, "pedos-manager restore"},
+	} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "dist", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if lines[0] != "[Desktop Entry]" {
+			t.Errorf("%s: first line %q", file, lines[0])
+		}
+		keys := map[string]string{}
+		for _, l := range lines[1:] {
+			k, v, ok := strings.Cut(l, "=")
+			if !ok || keys[k] != "" {
+				t.Errorf("%s: line %q", file, l)
+			}
+			keys[k] = v
+		}
+		for k, v := range map[string]string{
+			"Type": "Application", "Name": want.name, "Exec": want.exec,
+			"TryExec": "pedos-manager", "Terminal": "false", "Categories": "System;",
+		} {
+			if keys[k] != v {
+				t.Errorf("%s: %s=%q, want %q", file, k, keys[k], v)
+			}
+		}
+	}
+}
