@@ -23,6 +23,11 @@ func TestLayering(t *testing.T) {
 		"legacy":    {"backup", "restore", "profile", "qrexec", "cli", "admintools", "gui"},
 		"backup":    {"restore", "profile", "cli", "admintools", "gui"},
 		"qrexec":    {"archive", "host", "backup", "restore", "profile", "cli", "admintools", "gui"},
+		// The GUI drives the engines as the command-line tools do, never
+		// through them (it shares only cli's helpers, such as sizes).
+		"cli":        {"admintools", "gui"},
+		"admintools": {"gui"},
+		"gui":        {"admintools"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).CombinedOutput()
@@ -35,8 +40,31 @@ func TestLayering(t *testing.T) {
 					t.Errorf("internal/%s imports internal/%s", pkg, b)
 				}
 			}
-			if strings.HasPrefix(dep, "fyne.io/") || strings.Contains(dep, "cobra") {
+			// Only the GUI is Fyne (and so cgo and X libraries); nothing
+			// but the command-line tools is cobra.
+			if (strings.HasPrefix(dep, "fyne.io/") && pkg != "gui") ||
+				(strings.Contains(dep, "cobra") && pkg != "admintools") {
 				t.Errorf("internal/%s depends on %s", pkg, dep)
+			}
+		}
+	}
+}
+
+// Only pedos-manager is built with Fyne: the command-line tools need no C
+// compiler or X libraries.
+func TestCommandsWithoutGUI(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, "../cmd/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		cmd, deps, _ := strings.Cut(line, " ")
+		if cmd == "pedos.dev/backup/cmd/pedos-manager" {
+			continue
+		}
+		for _, dep := range strings.Fields(deps) {
+			if strings.HasPrefix(dep, "fyne.io/") || dep == "pedos.dev/backup/internal/gui" {
+				t.Errorf("%s depends on %s", cmd, dep)
 			}
 		}
 	}

@@ -11,7 +11,8 @@ command -v scrypt >/dev/null || { apt-get update -qq && apt-get install -y -qq s
 work=$(mktemp -d /tmp/pedos-demo.XXXXXX)
 echo "demo directory: $work"
 mkdir -p "$work/bin" "$work/backups"
-go build -o "$work/bin/" ./cmd/...
+# the command-line tools: pedos-manager, the GUI, needs cgo and X headers
+go build -o "$work/bin/" $(go list ./cmd/... | grep -v /pedos-manager$)
 export PATH=$work/bin:$PATH PEDOS_ROOT=$work/host
 echo 'demo passphrase' > "$work/pass"   # a real user types it at the prompt
 chmod 600 "$work/pass"

@@ -8,6 +8,15 @@ need_pkgs=()
 for tool in scrypt:scrypt tar:tar gzip:gzip bzip2:bzip2 xz:xz-utils zstd:zstd pigz:pigz pbzip2:pbzip2 openssl:openssl python3:python3-minimal; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool##*:}")
 done
+# The GUI (cmd/pedos-manager, internal/gui) is Fyne over GLFW and OpenGL,
+# built with cgo: a C compiler, pkg-config and the GL and X11 headers GLFW
+# includes. Its smoke test runs the real program on Xvfb, rendering with
+# mesa's software GL, and finds and closes the window with xdotool and
+# xwininfo (x11-utils).
+for pkg in gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
+	libxinerama-dev libxi-dev libxxf86vm-dev libgl1-mesa-dri xvfb xdotool x11-utils; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$pkg")
+done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
 	echo "installing: ${need_pkgs[*]}"
 	apt-get update -qq

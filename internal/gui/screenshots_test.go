@@ -1,0 +1,82 @@
+package gui
+
+import (
+	"flag"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+)
+
+var update = flag.Bool("update", false, "write the screenshots to doc/screenshots (scripts/screenshots.sh)")
+
+// screenshotDir is where the documentation keeps its screenshots.
+const screenshotDir = "../../doc/screenshots"
+
+// TestScreenshots renders every window the documentation shows, with the
+// test driver and the real theme. With -update it writes them to
+// doc/screenshots; without, it still renders them, so a window that
+// cannot be drawn fails here.
+func TestScreenshots(t *testing.T) {
+	shots := []struct {
+		name string
+		open func(t *testing.T, a fyne.App) fyne.Window
+	}{
+		{"main-window", func(t *testing.T, a fyne.App) fyne.Window {
+			root, h := demoHost(t)
+			for _, vm := range []string{"sys-net", "sys-firewall", "work"} {
+				if err := h.Start(vm); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, vm := range []string{"dom0", "work", "personal", "vault"} {
+				setBackupTime(t, h, vm, time.Date(2026, 11, 26, 3, 15, 0, 0, time.Local))
+			}
+			m := NewMainWindow(a, root, Hooks{Backup: func() {}, Restore: func() {}})
+			m.Window.Show()
+			return m.Window
+		}},
+	}
+	for _, shot := range shots {
+		t.Run(shot.name, func(t *testing.T) {
+			win := shot.open(t, newApp(t))
+			img := win.Canvas().Capture()
+			if colors := countColors(img); colors < 8 {
+				t.Fatalf("the window renders as %d colours: nothing drawn?", colors)
+			}
+			if !*update {
+				return
+			}
+			if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Create(filepath.Join(screenshotDir, shot.name+".png"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := png.Encode(f, img); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func countColors(img image.Image) int {
+	seen := map[[4]uint32]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, b, a := img.At(x, y).RGBA()
+			seen[[4]uint32{r, g, b, a}] = true
+		}
+	}
+	return len(seen)
+}
