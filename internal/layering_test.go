@@ -23,6 +23,7 @@ func TestLayering(t *testing.T) {
 		"legacy":    {"backup", "restore", "profile", "qrexec", "cli", "admintools", "gui"},
 		"backup":    {"restore", "profile", "cli", "admintools", "gui"},
 		"qrexec":    {"archive", "host", "backup", "restore", "profile", "cli", "admintools", "gui"},
+		"cmdrun":    {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "publish", "progress", "cli", "admintools", "gui", "legacy"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).CombinedOutput()
