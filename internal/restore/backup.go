@@ -15,6 +15,7 @@ package restore
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,10 +41,17 @@ var (
 	ErrUnknownVM = errors.New("no such VM in the backup")
 	// ErrUsed: the backup's data has already been read (or it was closed).
 	ErrUsed = errors.New("the backup has already been read")
+	// ErrWrongPassphrase: the passphrase does not open the archive (or
+	// its header is damaged). Open fails with it before anything else;
+	// reopen the source (Source.Reopen) and try another.
+	ErrWrongPassphrase = archive.ErrBadPassphrase
 )
 
 // OpenOptions configure Open.
 type OpenOptions struct {
+	// Passphrase opens the archive. The reader derives the keys of the
+	// chunks with it as it reads them: keep it intact (do not clear it)
+	// until the data pass has ended.
 	Passphrase []byte
 	// Limits bound the scrypt parameters accepted from the archive; zero
 	// means scryptenc.DefaultLimits.
@@ -135,7 +143,7 @@ type Backup struct {
 	// Dom0 is the dom0 home, or nil when the backup holds none.
 	Dom0 *VM
 
-	reader source
+	reader stream
 	opened atomic.Bool // Open has returned
 
 	mu       sync.Mutex
@@ -147,10 +155,18 @@ type Backup struct {
 }
 
 // Open reads the header and qubes.xml of an archive of format 4, 3 or 2
-// and lists the backed-up VMs. It fails with archive.ErrBadPassphrase
-// before anything else when the passphrase is wrong. The Backup must be
-// closed.
-func Open(r io.Reader, opts OpenOptions) (*Backup, error) {
+// and lists the backed-up VMs. It fails with ErrWrongPassphrase before
+// anything else when the passphrase is wrong. The Backup must be closed.
+//
+// When ctx is cancelled, Open returns at once with an error wrapping
+// ErrCancelled and ctx.Err(); a key derivation under way cannot be
+// interrupted and ends in the background, as does a read of r, which the
+// caller may close to end it (Source.Open does).
+func Open(ctx context.Context, r io.Reader, opts OpenOptions) (*Backup, error) {
+	return abandonable(ctx, func() (*Backup, error) { return open(r, opts) }, func(b *Backup) { b.Close() })
+}
+
+func open(r io.Reader, opts OpenOptions) (*Backup, error) {
 	b := &Backup{ready: make(chan struct{}), closed: make(chan struct{})}
 	br := bufio.NewReaderSize(r, 64<<10)
 	version, err := legacy.Detect(br)

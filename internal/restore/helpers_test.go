@@ -86,7 +86,7 @@ func goodArchive(t *testing.T) ([]byte, *host.Host) {
 
 func openBackup(t *testing.T, data []byte) *Backup {
 	t.Helper()
-	b, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass})
+	b, err := Open(t.Context(), bytes.NewReader(data), OpenOptions{Passphrase: testPass})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -254,7 +254,7 @@ func (hr *hostRun) add(db *host.DB, pv *PlannedVM, stage *host.StagedVM) ([]stri
 func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Options, r progress.Reporter) (*Result, error) {
 	// Its warnings are for a front end to show first; each VM's own come
 	// back from its Commit.
-	if _, err := CheckHost(h, plan, opts); err != nil {
+	if _, err := CheckHost(ctx, h, plan, opts); err != nil {
 		b.Close()
 		return nil, err
 	}

@@ -313,7 +313,7 @@ func TestCheckHostRefusesBeforeTouching(t *testing.T) {
 	if err != nil || p.Err() != nil {
 		t.Fatal(err, p.Err())
 	}
-	warns, err := CheckHost(h, p, Options{})
+	warns, err := CheckHost(t.Context(), h, p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,6 +398,8 @@ func TestExtractToLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Kept open to the end: a finalizer closing it would drop the lock.
+	defer marker.Close()
 	os.WriteFile(filepath.Join(dir, "qubes.xml"), []byte("half"), 0o600)
 	b := openBackup(t, data)
 	p, _ := NewPlan(nil, b, PlanOptions{})

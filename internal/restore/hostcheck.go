@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -19,10 +20,14 @@ import (
 // every VM is added in restore order and every reference set. It returns
 // what would be left at a default, and an error when a VM cannot be
 // added at all or the host lacks space for the data. Restore calls it
-// first; a front end calls it to show the warnings before asking.
-func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
+// first; a front end calls it to show the warnings before asking. It
+// stops, with an error wrapping ErrCancelled, when ctx is cancelled.
+func CheckHost(ctx context.Context, h *host.Host, plan *Plan, opts Options) ([]string, error) {
 	if h == nil || !plan.hasHost || plan.opts.VerifyOnly {
 		return nil, errors.New("restore: the plan was not made for restoring into a host")
+	}
+	if ctx.Err() != nil {
+		return nil, cancelled(ctx)
 	}
 	if err := plan.Err(); err != nil {
 		return nil, err
@@ -43,6 +48,9 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 	for _, pv := range plan.Restored() { // restore order, a VM after its template
 		if pv.VM.Class == host.AdminVM {
 			continue
+		}
+		if ctx.Err() != nil {
+			return warns, cancelled(ctx)
 		}
 		err := hr.queue(pv, func(q *PlannedVM) error {
 			w, err := hr.add(db, q, nil)

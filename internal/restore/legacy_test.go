@@ -339,7 +339,7 @@ func openLegacy(t *testing.T, data []byte, dir string) *Backup {
 	if dir != "" {
 		b, err = OpenDir(dir)
 	} else {
-		b, err = Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass})
+		b, err = Open(t.Context(), bytes.NewReader(data), OpenOptions{Passphrase: testPass})
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -436,7 +436,7 @@ func TestRestoreLegacyArchives(t *testing.T) {
 			h = emptyHost(t, "user")
 			xml, _ := os.ReadFile(filepath.Join(h.Root(), host.DBFile))
 			dirs := listDirs(t, h)
-			_, err = Open(bytes.NewReader(data), OpenOptions{Passphrase: []byte("wrong horse")})
+			_, err = Open(t.Context(), bytes.NewReader(data), OpenOptions{Passphrase: []byte("wrong horse")})
 			wantErr(t, err, archive.ErrBadPassphrase)
 			unchanged(t, h, xml, dirs)
 

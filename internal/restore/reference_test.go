@@ -188,7 +188,7 @@ func TestRestoreReferenceArchives(t *testing.T) {
 				t.Fatal("the archive has no multi-chunk file")
 			}
 			h := emptyHost(t, "user")
-			b, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass})
+			b, err := Open(t.Context(), bytes.NewReader(data), OpenOptions{Passphrase: testPass})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -203,7 +203,7 @@ func TestRestoreReferenceArchives(t *testing.T) {
 			// E.23: the backup's dom0 default_dispvm reaches this host's
 			// dom0 only when asked (here, in one variant).
 			apply := c.filter == "none"
-			checks, err := CheckHost(h, p, Options{})
+			checks, err := CheckHost(t.Context(), h, p, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
