@@ -350,12 +350,36 @@ func (r *restoreRun) plan(h *host.Host, b *restore.Backup) (*restore.Plan, error
 	return plan, nil
 }
 
+// resolutionFlags spells the engine's resolutions as the options that set
+// them.
+var resolutionFlags = map[restore.Resolution]string{
+	restore.SkipConflicting:          "--skip-conflicting",
+	restore.RenameConflicting:        "--rename-conflicting",
+	restore.SkipBroken:               "--skip-broken",
+	restore.IgnoreMissing:            "--ignore-missing",
+	restore.ExcludeVM:                "--exclude",
+	restore.SkipDom0Home:             "--skip-dom0-home",
+	restore.IgnoreUsernameMismatch:   "--ignore-username-mismatch",
+	restore.IgnoreSizeLimit:          "--ignore-size-limit",
+	restore.RestoreGlobalDefaults:    "--restore-global-defaults",
+	restore.RestoreDom0DefaultDispVM: "--restore-dom0-default-dispvm",
+}
+
+// flagsOf spells resolutions as options, "A or B".
+func flagsOf(rs []restore.Resolution) string {
+	flags := make([]string, len(rs))
+	for i, r := range rs {
+		flags[i] = resolutionFlags[r]
+	}
+	return strings.Join(flags, " or ")
+}
+
 // restoreHint says how to resolve a problem of the plan.
 func restoreHint(p restore.Problem) string {
 	if len(p.Resolve) == 0 {
 		return "leave it out with -x/--exclude"
 	}
-	return "to go on, use " + strings.Join(p.Resolve, " or ")
+	return "to go on, use " + flagsOf(p.Resolve)
 }
 
 // checkAndConfirm tries a restore into the host on a copy of its database
@@ -367,7 +391,11 @@ func (r *restoreRun) checkAndConfirm(h *host.Host, plan *restore.Plan) (ok bool,
 	}
 	warns, err := restore.CheckHost(context.Background(), h, plan, r.restoreOptions())
 	for _, w := range warns {
-		r.warn(w)
+		if len(w.Resolve) > 0 {
+			r.warn(w.Message + " (use " + flagsOf(w.Resolve) + ")")
+		} else {
+			r.warn(w.Message)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(r.stderr, "Nothing was changed.")
@@ -449,7 +477,7 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 			t.WriteTo(r.stdout)
 		}
 		if err != nil {
-			return cli.WithHint(fmt.Errorf("verification failed: %w", err), "the backup is damaged or incomplete: do not rely on it")
+			return cli.WithHint(fmt.Errorf("verification failed: %w", sizeLimitFlag(err)), "the backup is damaged or incomplete: do not rely on it")
 		}
 		fmt.Fprintln(r.stdout, "The backup is complete and intact.")
 		return nil
@@ -458,7 +486,7 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 			if errors.Is(err, restore.ErrExtractDir) {
 				return cli.WithHint(err, "--extract-to takes a new or empty directory")
 			}
-			return fmt.Errorf("extraction failed; what it had written to %s was removed: %w", r.o.extractTo, err)
+			return fmt.Errorf("extraction failed; what it had written to %s was removed: %w", r.o.extractTo, sizeLimitFlag(err))
 		}
 		fmt.Fprintf(r.stdout, "Extracted to %s\n", r.o.extractTo)
 		return nil
@@ -493,10 +521,19 @@ func (r *restoreRun) restoreOptions() restore.Options {
 	return restore.Options{Dom0DefaultDispVM: r.o.dom0DefaultDispVM, GlobalDefaults: r.o.globalDefaults, Pool: r.o.pool}
 }
 
+// sizeLimitFlag names the option that reads a VM's data beyond its
+// backup-size, when that is what stopped it.
+func sizeLimitFlag(err error) error {
+	if errors.Is(err, restore.ErrSizeLimit) {
+		return fmt.Errorf("%w (use %s)", err, resolutionFlags[restore.IgnoreSizeLimit])
+	}
+	return err
+}
+
 // verdict is a VM's result cell.
 func verdict(v restore.VMReport, ok string) string {
 	if v.Err != nil {
-		return "FAILED: " + v.Err.Error()
+		return "FAILED: " + sizeLimitFlag(v.Err).Error()
 	}
 	return fmt.Sprintf("%s (%d file(s), %s)", ok, v.Files, cli.FormatSize(v.Bytes))
 }

@@ -29,6 +29,17 @@ func sizeLimit(size int64) int64 { return size + size/16 + sizeSlack }
 // sizeSlack is the fixed part of the margin (a variable for tests).
 var sizeSlack int64 = 4 << 20
 
+// ErrSizeLimit is wrapped by the error of a VM whose data is more than
+// its backup-size allows (PlanOptions.IgnoreSizeLimit, which the
+// resolution IgnoreSizeLimit sets, reads it all).
+var ErrSizeLimit = errors.New("more data than the backup-size allows")
+
+// sizeLimitError is a failure that ErrSizeLimit explains; its text is
+// its own.
+type sizeLimitError struct{ error }
+
+func (e sizeLimitError) Unwrap() []error { return []error{e.error, ErrSizeLimit} }
+
 // VMReport is what a data pass found for one VM.
 type VMReport struct {
 	Name string // original name; "dom0" for the home
@@ -218,7 +229,7 @@ func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader,
 		before := ps.used[v]
 		if err := handle(pv, lr, name, limit); err != nil {
 			if errors.Is(err, sparsetar.ErrTooLarge) && limit < 1<<62 {
-				err = fmt.Errorf("%w (the VM's backup-size is %d; use --ignore-size-limit)", err, v.Size)
+				err = sizeLimitError{fmt.Errorf("%w (the VM's backup-size is %d)", err, v.Size)}
 			}
 			return fail(fmt.Errorf("VM %s: %s: %w", v.Name, name, err))
 		}
@@ -285,7 +296,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	l.ps.used[l.v] += int64(n)
 	l.ps.done += int64(n)
 	if l.ps.used[l.v] > l.budget {
-		return n, fmt.Errorf("%w: VM %s holds more data than its backup-size %d allows (use --ignore-size-limit)", archive.ErrTooLarge, l.v.Name, l.v.Size)
+		return n, sizeLimitError{fmt.Errorf("%w: VM %s holds more data than its backup-size %d allows", archive.ErrTooLarge, l.v.Name, l.v.Size)}
 	}
 	if l.ps.done-l.ps.lastRep >= 1<<20 {
 		l.ps.emit(l.ps.stage, l.v.Name, l.name)

@@ -320,7 +320,7 @@ func TestCheckHostRefusesBeforeTouching(t *testing.T) {
 	// What a restore would not apply unless asked: the global settings
 	// this host leaves unset (the demo's dom0 has no default_dispvm of its
 	// own, so there is no E.23 warning).
-	if len(warns) != 1 || !strings.Contains(warns[0], "--restore-global-defaults") || !strings.Contains(warns[0], "default_netvm=sys-firewall") {
+	if len(warns) != 1 || !slices.Equal(warns[0].Resolve, []Resolution{RestoreGlobalDefaults}) || !strings.Contains(warns[0].Message, "default_netvm=sys-firewall") {
 		t.Errorf("warnings %q", warns)
 	}
 	// A VM database that would be invalid: the host gains a VM of a

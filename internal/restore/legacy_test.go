@@ -535,6 +535,7 @@ func TestRestoreLegacySparseImages(t *testing.T) {
 	h := emptyHost(t, "user")
 	_, err := restoreLegacy(t, h, w.Bytes(), "")
 	wantErr(t, err, sparsetar.ErrTooLarge, "work", "carries")
+	wantErr(t, err, ErrSizeLimit)
 }
 
 // A format 1 backup is a directory (no encryption, no integrity check):

@@ -47,9 +47,9 @@ type Problem struct {
 	VM      string // original name; "dom0" for the dom0 home
 	Code    Code
 	Message string // names the VM and what is missing or taken
-	// Resolve lists the options (by their command-line spelling) that
-	// would let the restore go on; empty for Excluded.
-	Resolve []string
+	// Resolve lists the options that would let the restore go on, each
+	// set with Resolution.Apply; empty for Excluded.
+	Resolve []Resolution
 }
 
 func (p Problem) Error() string { return p.Message }
@@ -63,8 +63,16 @@ func (e *ProblemsError) Error() string {
 	b.WriteString("the restore cannot go on:")
 	for _, p := range e.Problems {
 		fmt.Fprintf(&b, "\n  %s", p.Message)
-		if len(p.Resolve) > 0 {
-			fmt.Fprintf(&b, " (use %s)", strings.Join(p.Resolve, " or "))
+		for i, r := range p.Resolve {
+			if i == 0 {
+				b.WriteString(" (to go on: ")
+			} else {
+				b.WriteString(", or ")
+			}
+			b.WriteString(r.String())
+			if i == len(p.Resolve)-1 {
+				b.WriteString(")")
+			}
 		}
 	}
 	return b.String()
@@ -211,11 +219,11 @@ func NewPlan(h *host.Host, b *Backup, opts PlanOptions) (*Plan, error) {
 					continue
 				}
 			}
-			pr := Problem{VM: pv.VM.Name, Code: AlreadyExists, Resolve: []string{"--skip-conflicting", "--rename-conflicting", "--exclude"},
+			pr := Problem{VM: pv.VM.Name, Code: AlreadyExists, Resolve: []Resolution{SkipConflicting, RenameConflicting, ExcludeVM},
 				Message: fmt.Sprintf("VM %s: a VM of that name already exists on the host", pv.VM.Name)}
 			if opts.RenameConflicting {
 				pr.Message += " (and no free name was found)"
-				pr.Resolve = []string{"--skip-conflicting", "--exclude"}
+				pr.Resolve = []Resolution{SkipConflicting, ExcludeVM}
 			}
 			pv.Problems = append(pv.Problems, pr)
 		}
@@ -271,7 +279,7 @@ func NewPlan(h *host.Host, b *Backup, opts PlanOptions) (*Plan, error) {
 				local = d0.User
 			}
 			if local != "" && local != v.User {
-				pv.Problems = []Problem{{VM: "dom0", Code: UsernameMismatch, Resolve: []string{"--ignore-username-mismatch", "--skip-dom0-home"},
+				pv.Problems = []Problem{{VM: "dom0", Code: UsernameMismatch, Resolve: []Resolution{IgnoreUsernameMismatch, SkipDom0Home},
 					Message: fmt.Sprintf("the dom0 home in the backup is of user %s, not %s", elide.String(v.User), local)}}
 			}
 		}
@@ -359,11 +367,11 @@ func (p *Plan) resolve(pv *PlannedVM, db *host.DB, byName map[string]*PlannedVM,
 		return val
 	}
 	missing := func(code Code, what, name, def string) Problem {
-		pr := Problem{VM: v.Name, Code: code, Resolve: []string{"--skip-broken", "--ignore-missing", "--exclude"},
+		pr := Problem{VM: v.Name, Code: code, Resolve: []Resolution{SkipBroken, IgnoreMissing, ExcludeVM},
 			Message: fmt.Sprintf("VM %s: its %s %s is neither on the host nor restored from the backup", v.Name, what, elide.String(name))}
 		if p.opts.IgnoreMissing {
 			pr.Message += fmt.Sprintf(", and the host has no usable %s to use instead", def)
-			pr.Resolve = []string{"--skip-broken", "--exclude"}
+			pr.Resolve = []Resolution{SkipBroken, ExcludeVM}
 		}
 		return pr
 	}

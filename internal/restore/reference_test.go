@@ -207,7 +207,9 @@ func TestRestoreReferenceArchives(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.ContainsFunc(checks, func(w string) bool { return strings.Contains(w, `dom0 default_dispvm "fedora-40-dvm"`) }) {
+			if !slices.ContainsFunc(checks, func(w Warning) bool {
+				return strings.Contains(w.Message, `dom0 default_dispvm "fedora-40-dvm"`) && slices.Equal(w.Resolve, []Resolution{RestoreDom0DefaultDispVM})
+			}) {
 				t.Errorf("no E.23 warning: %q", checks)
 			}
 			res, err := Restore(t.Context(), h, b, p, Options{Dom0DefaultDispVM: apply}, nil)
