@@ -251,11 +251,14 @@ func (hr *hostRun) add(db *host.DB, pv *PlannedVM, stage *host.StagedVM) ([]stri
 // <home>/home-restore-YYYY-MM-DD-HHMMSS. The Result lists every VM's
 // outcome, also with an error; the error is nil only when every VM was
 // restored.
+//
+// Until the data pass begins (the host check failed, the host could not
+// be read), b is left as it was: a front end may change the options, make
+// a new plan for the same b and call Restore again.
 func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Options, r progress.Reporter) (*Result, error) {
 	// Its warnings are for a front end to show first; each VM's own come
 	// back from its Commit.
 	if _, err := CheckHost(ctx, h, plan, opts); err != nil {
-		b.Close()
 		return nil, err
 	}
 	// What restores that died (SIGKILL, a crash) left: their staging
@@ -270,12 +273,10 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		pool, err = restorePool(db, plan, opts)
 	}
 	if err != nil {
-		b.Close()
 		return nil, err
 	}
 	ps, err := newPass(b, plan, r, progress.Reading)
 	if err != nil {
-		b.Close()
 		return nil, err
 	}
 	hr := newHostRun(h, plan, opts)

@@ -305,6 +305,53 @@ func TestRestoreRenameAndOptions(t *testing.T) {
 	}
 }
 
+// A wizard's Back button: a Restore that stops before its data pass (a
+// plan with problems, a host check that fails) leaves the opened Backup
+// as it was, so that new options, a new plan and another Restore go on
+// with it.
+func TestRestoreKeepsBackupUntilThePass(t *testing.T) {
+	data, a := goodArchive(t)
+	h := emptyHost(t, "user")
+	if err := h.CreateVM("personal", host.StandaloneVM, host.VMOptions{Label: "red"}); err != nil {
+		t.Fatal(err)
+	}
+	b := openBackup(t, data)
+	popts := PlanOptions{VMs: []string{"debian-12", "personal"}}
+	p, err := NewPlan(h, b, popts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pe *ProblemsError
+	if _, err := Restore(t.Context(), h, b, p, Options{}, nil); !errors.As(err, &pe) {
+		t.Fatalf("a plan with problems: %v", err)
+	}
+	// Resolved, but into a pool the host does not have.
+	if pr := pe.Problems[0]; pr.VM != "personal" || pr.Resolve[0] != SkipConflicting || !pr.Resolve[0].Apply(&popts, pr.VM) {
+		t.Fatalf("%v does not apply", pe.Problems[0].Resolve[0])
+	}
+	if p, err = NewPlan(h, b, popts); err != nil || p.Err() != nil {
+		t.Fatal(err, p.Err())
+	}
+	if _, err := Restore(t.Context(), h, b, p, Options{Pool: "nosuch"}, nil); !errors.Is(err, host.ErrNoSuchPool) {
+		t.Fatalf("no such pool: %v", err)
+	}
+	// Back again, another choice: rename rather than skip.
+	popts = PlanOptions{VMs: []string{"debian-12", "personal"}, RenameConflicting: true}
+	if p, err = NewPlan(h, b, popts); err != nil || p.Err() != nil {
+		t.Fatal(err, p.Err())
+	}
+	res, err := Restore(t.Context(), h, b, p, Options{}, nil)
+	if err != nil {
+		t.Fatalf("%v %+v", err, res)
+	}
+	sameVM(t, a, h, "debian-12", "debian-12", nil)
+	sameVM(t, a, h, "personal", "personal-1", nil)
+	// The data pass has read it: now it is used.
+	if _, err := VerifyOnly(t.Context(), b, p, nil); !errors.Is(err, ErrUsed) {
+		t.Errorf("a second pass: %v", err)
+	}
+}
+
 func TestCheckHostRefusesBeforeTouching(t *testing.T) {
 	data, _ := goodArchive(t)
 	h := emptyHost(t, "user")
