@@ -193,7 +193,7 @@ func (r *backupRun) run() error {
 		}
 	}
 
-	p, err := backup.NewPlan(h, opts)
+	p, err := backup.NewPlan(context.Background(), h, opts)
 	if err != nil {
 		return err
 	}

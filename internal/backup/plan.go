@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -96,8 +97,14 @@ const NoDom0UserNote = "This host names no dom0 user: the home of the running us
 // NewPlan resolves the selection and the destination, measures what will be
 // stored and checks that the backup can run. It reads the host but changes
 // nothing. Problems are reported in the plan; the error is for a host that
-// cannot be read at all.
-func NewPlan(h *host.Host, opts Options) (*Plan, error) {
+// cannot be read at all, or a cancel: when ctx is cancelled, NewPlan
+// returns at once with an error wrapping ErrCancelled and ctx.Err(), and
+// the measuring stops at its next file.
+func NewPlan(ctx context.Context, h *host.Host, opts Options) (*Plan, error) {
+	return abandonable(ctx, func() (*Plan, error) { return newPlan(ctx, h, opts) })
+}
+
+func newPlan(ctx context.Context, h *host.Host, opts Options) (*Plan, error) {
 	db, err := h.Load()
 	if err != nil {
 		return nil, err
@@ -105,10 +112,31 @@ func NewPlan(h *host.Host, opts Options) (*Plan, error) {
 	p := &Plan{h: h, opts: opts}
 	p.checkOptions()
 	selected := p.selectVMs(db)
-	m := p.measurer(false)
-	var home string
+	home, err := p.measureSelected(ctx, db, selected)
+	if err != nil {
+		return nil, err
+	}
+	spaceDir := p.resolveTarget(db, home)
+	if err := p.estimate(db); err != nil {
+		return nil, err
+	}
+	if spaceDir != "" {
+		p.checkSpace(spaceDir)
+	}
+	return p, nil
+}
+
+// measureSelected measures the files of the selected VMs (closing them
+// again: Run measures anew) and fills VMs. It returns the dom0 home when
+// it is selected; its error is a cancel.
+func (p *Plan) measureSelected(ctx context.Context, db *host.DB, selected []string) (home string, err error) {
+	m := p.measurer(ctx, false)
 	for _, name := range selected {
 		v, items, dom0, err := measureVM(m, db, name)
+		if ctx.Err() != nil {
+			closeItems(items)
+			return "", cancelled(ctx)
+		}
 		if err != nil {
 			p.problem(UnreadableSource, name, unreadableHint(name), "cannot back up %s: %v", name, err)
 			continue
@@ -119,18 +147,7 @@ func NewPlan(h *host.Host, opts Options) (*Plan, error) {
 		p.VMs = append(p.VMs, v)
 		closeItems(items)
 	}
-	if len(selected) == 0 && !p.has(UnknownVM, BadSelector) {
-		p.problem(EmptySelection, "", "name the VMs to back up, or set include_in_backups (qvm-prefs VM include_in_backups True)",
-			"no VMs selected for backup")
-	}
-	spaceDir := p.resolveTarget(db, home)
-	if err := p.estimate(db); err != nil {
-		return nil, err
-	}
-	if spaceDir != "" {
-		p.checkSpace(spaceDir)
-	}
-	return p, nil
+	return home, nil
 }
 
 // SetPassphrase sets the passphrase of a plan made without one (the
@@ -220,8 +237,8 @@ func (p *Plan) chunkSize() int64 {
 	return archive.ChunkSize
 }
 
-func (p *Plan) measurer(keep bool) *measurer {
-	return &measurer{h: p.h, keep: keep, compressed: p.Compression != "none", chunk: p.chunkSize()}
+func (p *Plan) measurer(ctx context.Context, keep bool) *measurer {
+	return &measurer{ctx: ctx, h: p.h, keep: keep, compressed: p.Compression != "none", chunk: p.chunkSize()}
 }
 
 func unreadableHint(vm string) string {
@@ -303,6 +320,10 @@ func (p *Plan) selectVMs(db *host.DB) []string {
 	}
 	slices.SortFunc(selected, dom0First)
 	slices.Sort(p.NotSelected)
+	if len(selected) == 0 && !p.has(UnknownVM, BadSelector) {
+		p.problem(EmptySelection, "", "name the VMs to back up, or set include_in_backups (qvm-prefs VM include_in_backups True)",
+			"no VMs selected for backup")
+	}
 	return selected
 }
 

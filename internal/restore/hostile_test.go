@@ -391,7 +391,7 @@ func otherArchive(t *testing.T) []byte {
 	t.Helper()
 	h := demoHost(t)
 	out := filepath.Join(t.TempDir(), "other")
-	p, err := backup.NewPlan(h, backup.Options{ScryptLogN: 10, Passphrase: testPass, Destination: backup.Destination{Path: out}})
+	p, err := backup.NewPlan(t.Context(), h, backup.Options{ScryptLogN: 10, Passphrase: testPass, Destination: backup.Destination{Path: out}})
 	if err != nil || p.Err() != nil {
 		t.Fatal(err, p.Err())
 	}
