@@ -208,8 +208,8 @@ func (r *backupRun) run() error {
 	if len(p.Problems) > 0 {
 		for _, pr := range p.Problems {
 			err := error(pr)
-			if pr.Hint != "" {
-				err = cli.WithHint(err, "%s", pr.Hint)
+			if hint := backupHint(pr); hint != "" {
+				err = cli.WithHint(err, "%s", hint)
 			}
 			cli.PrintError(r.stderr, r.tool, err)
 		}
@@ -253,6 +253,32 @@ func (r *backupRun) run() error {
 		}
 	}
 	return r.backup(p)
+}
+
+// backupHint says how to resolve a problem of the plan in the tool's own
+// terms: its options and the qvm-* tools, where the engine's hint has
+// none to name.
+func backupHint(p backup.Problem) string {
+	switch p.Code {
+	case backup.UnreadableSource:
+		if p.Subject == "dom0" {
+			return "leave the dom0 home out with -x dom0"
+		}
+		return "leave it out with -x " + p.Subject
+	case backup.EmptySelection:
+		return "name the VMs to back up, or set include_in_backups (qvm-prefs VM include_in_backups True)"
+	case backup.NotEnoughMemory:
+		return "raise the budget with --max-memory or " + maxMemoryEnv + ", or lower the scrypt cost"
+	case backup.UnknownVM, backup.DestVMUnknown:
+		return "check the name with qvm-ls"
+	case backup.NoMatch:
+		return "check it with qvm-ls --tags / qvm-ls"
+	case backup.DestVMNotRunning:
+		return "start it first: qvm-start " + p.Subject
+	case backup.DestinationInHome:
+		return "choose a destination outside " + p.Subject + ", or leave the home out with -x dom0"
+	}
+	return p.Hint
 }
 
 // checkFlags finds the contradictions in the command line.

@@ -224,7 +224,7 @@ func TestSelectionProblems(t *testing.T) {
 	}{
 		{[]string{"work", "nosuch"}, nil, UnknownVM},
 		{nil, []string{"wrok"}, UnknownVM},
-		{[]string{"@tag:nosuch"}, nil, BadSelector},
+		{[]string{"@tag:nosuch"}, nil, NoMatch},
 		{[]string{"@type:HVM"}, nil, BadSelector},
 		{nil, []string{"@type:Bogus"}, BadSelector},
 		{[]string{"@colour:red"}, nil, BadSelector},
@@ -478,7 +478,7 @@ func TestOptionProblems(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ = NewPlan(t.Context(), h, testOptions(Destination{Path: "-"}))
-	if pr := wantProblem(t, p, UnreadableSource); pr.Subject != "dom0" || !strings.Contains(pr.Hint, "-x dom0") {
+	if pr := wantProblem(t, p, UnreadableSource); pr.Subject != "dom0" || !slices.Equal(pr.Resolve, []Resolution{ExcludeVM}) || pr.Hint == "" {
 		t.Errorf("problem %+v", pr)
 	}
 }

@@ -185,6 +185,8 @@ type SummaryRow struct {
 	// Note is RunningWarning for a running VM, the PlannedVM's own Note
 	// (dom0), else "".
 	Note string
+	// Resolve acts on the note: ShutDownVM for a running VM.
+	Resolve []Resolution
 }
 
 // Summary returns the data of the summary table; the caller formats it.
@@ -203,6 +205,7 @@ func (p *Plan) Summary() Summary {
 		row.Note = v.Note
 		if v.Running {
 			row.Note = RunningWarning
+			row.Resolve = []Resolution{ShutDownVM}
 		}
 		s.Rows = append(s.Rows, row)
 		s.Total += v.Size
@@ -243,9 +246,9 @@ func (p *Plan) measurer(ctx context.Context, keep bool) *measurer {
 
 func unreadableHint(vm string) string {
 	if vm == "dom0" {
-		return "leave the dom0 home out with -x dom0"
+		return "leave the dom0 home out"
 	}
-	return "leave it out with -x " + vm
+	return "leave it out"
 }
 
 // checkOptions checks compression, scrypt cost and passphrase.
@@ -270,7 +273,7 @@ func (p *Plan) checkOptions() {
 	if err := p.Scrypt.ValidateForWriting(); err != nil {
 		p.problem(BadScryptParameters, strconv.Itoa(int(p.Scrypt.LogN)), "", "%v", err)
 	} else if err := archive.CheckWriterMemory(archive.WriterOptions{Params: p.Scrypt, ChunkSize: int(p.chunkSize()), MaxMemory: p.opts.MaxMemory}); err != nil {
-		p.problem(NotEnoughMemory, "", "raise the budget with --max-memory or PEDOS_MAX_MEMORY, or lower the scrypt cost", "%v", err)
+		p.problem(NotEnoughMemory, "", "raise the memory budget, or lower the scrypt cost", "%v", err)
 	}
 	if len(p.opts.Passphrase) > 0 {
 		if err := archive.CheckPassphrase(p.opts.Passphrase); err != nil {
@@ -295,7 +298,7 @@ func (p *Plan) selectVMs(db *host.DB) []string {
 	for _, sel := range p.opts.VMs {
 		names, ok := p.match(db, sel, false)
 		if ok && len(names) == 0 {
-			p.problem(BadSelector, sel, "check it with qvm-ls --tags / qvm-ls", "%s matches no VM", sel)
+			p.problem(NoMatch, sel, "check the host's VMs and their tags", "%s matches no VM", sel)
 		}
 		for _, n := range names {
 			in[n] = true
@@ -320,8 +323,8 @@ func (p *Plan) selectVMs(db *host.DB) []string {
 	}
 	slices.SortFunc(selected, dom0First)
 	slices.Sort(p.NotSelected)
-	if len(selected) == 0 && !p.has(UnknownVM, BadSelector) {
-		p.problem(EmptySelection, "", "name the VMs to back up, or set include_in_backups (qvm-prefs VM include_in_backups True)",
+	if len(selected) == 0 && !p.has(UnknownVM, BadSelector, NoMatch) {
+		p.problem(EmptySelection, "", "name the VMs to back up, or set include_in_backups on those a default backup takes",
 			"no VMs selected for backup")
 	}
 	return selected
@@ -347,7 +350,7 @@ func (p *Plan) match(db *host.DB, sel string, exclude bool) (names []string, ok 
 	}
 	option := ""
 	if exclude {
-		option = "-x "
+		option = "exclusion "
 	}
 	switch {
 	case strings.HasPrefix(s, "@tag:"):
@@ -379,9 +382,9 @@ func (p *Plan) match(db *host.DB, sel string, exclude bool) (names []string, ok 
 	default:
 		if _, err := db.Domain(s); err != nil {
 			if exclude {
-				p.problem(UnknownVM, sel, "check the name with qvm-ls", "cannot exclude %q: no such VM", sel)
+				p.problem(UnknownVM, sel, "check the name against the host's VMs", "cannot exclude %q: no such VM", sel)
 			} else {
-				p.problem(UnknownVM, sel, "check the name with qvm-ls", "no such VM: %q", sel)
+				p.problem(UnknownVM, sel, "check the name against the host's VMs", "no such VM: %q", sel)
 			}
 			return nil, false
 		}
@@ -439,9 +442,9 @@ func (p *Plan) resolveTarget(db *host.DB, home string) (spaceDir string) {
 				"no backup location in VM %s given", dst.VM)
 		}
 		if _, err := db.Domain(dst.VM); err != nil {
-			p.problem(DestVMUnknown, dst.VM, "check the name with qvm-ls", "destination VM %q does not exist", dst.VM)
+			p.problem(DestVMUnknown, dst.VM, "check the name against the host's VMs", "destination VM %q does not exist", dst.VM)
 		} else if !p.h.IsRunning(dst.VM) {
-			p.problem(DestVMNotRunning, dst.VM, "start it first: qvm-start "+dst.VM,
+			p.problem(DestVMNotRunning, dst.VM, "start it first",
 				"destination VM %s is not running", dst.VM)
 		}
 		return ""
@@ -496,7 +499,7 @@ func (p *Plan) resolveTarget(db *host.DB, home string) (spaceDir string) {
 		spaceDir = parent
 	}
 	if home != "" && inside(spaceDir, home) {
-		p.problem(DestinationInHome, home, "choose a destination outside "+home+", or leave the home out with -x dom0",
+		p.problem(DestinationInHome, home, "choose a destination outside "+home+", or leave the home out",
 			"cannot back up the dom0 home directory into itself: %s is inside %s", p.Target.Path, home)
 		return ""
 	}

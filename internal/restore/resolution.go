@@ -12,16 +12,16 @@ type Resolution int
 // RestoreGlobalDefaults and RestoreDom0DefaultDispVM, of CheckHost's
 // warnings, in Options (ApplyRun).
 const (
-	SkipConflicting        Resolution = iota + 1 // leave out the VMs whose name the host has
-	RenameConflicting                            // restore them as NAME-1, NAME-2, ...
-	SkipBroken                                   // leave out the VMs whose template or netvm is missing
-	IgnoreMissing                                // give them the host's default instead
-	ExcludeVM                                    // leave the problem's VM out
-	SkipDom0Home                                 // leave the dom0 home out
-	IgnoreUsernameMismatch                       // restore the dom0 home of another user
-	IgnoreSizeLimit                              // read a VM's data beyond its backup-size (a data pass's ErrSizeLimit)
-	RestoreGlobalDefaults                        // apply the backup's global settings the host leaves unset
-	RestoreDom0DefaultDispVM                     // apply the backup's dom0 default_dispvm
+	SkipConflicting          Resolution = iota + 1 // leave out the VMs whose name the host has
+	RenameConflicting                              // restore them as NAME-1, NAME-2, ...
+	SkipBroken                                     // leave out the VMs whose template or netvm is missing
+	IgnoreMissing                                  // give them the host's default instead
+	ExcludeVM                                      // leave the problem's VM out
+	SkipDom0Home                                   // leave the dom0 home out
+	IgnoreUsernameMismatch                         // restore the dom0 home of another user
+	IgnoreSizeLimit                                // read a VM's data beyond its backup-size (a data pass's ErrSizeLimit)
+	RestoreGlobalDefaults                          // apply the backup's global settings the host leaves unset
+	RestoreDom0DefaultDispVM                       // apply the backup's dom0 default_dispvm
 )
 
 // String describes the resolution in words, for logs and messages.
