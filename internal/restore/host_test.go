@@ -252,7 +252,8 @@ func TestRestoreFailureLeavesHost(t *testing.T) {
 		"cancelled": func(t *testing.T, h *host.Host) (*Result, error) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			return restoreCtx(ctx, t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{},
+			// Reported on the data path: the cancel comes as personal begins.
+			return restoreCtx(ctx, t, h, data, PlanOptions{IgnoreUsernameMismatch: true, syncProgress: true}, Options{},
 				progress.Func(func(e progress.Event) {
 					if e.VM == "personal" {
 						cancel()
@@ -405,7 +406,8 @@ func TestPanicLeavesNothing(t *testing.T) {
 	d0, _ := h.Dom0()
 	staged := false
 	panics(t, func() {
-		restoreInto(t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{}, progress.Func(func(e progress.Event) {
+		// Reported on the data path, so that the panic is the restore's.
+		restoreInto(t, h, data, PlanOptions{IgnoreUsernameMismatch: true, syncProgress: true}, Options{}, progress.Func(func(e progress.Event) {
 			partial, _ := filepath.Glob(filepath.Join(d0.Home, ".home-restore-*.partial"))
 			restoring, _ := filepath.Glob(filepath.Join(h.Root(), "appvms", ".restoring-*"))
 			if len(partial) > 0 && len(restoring) > 0 {
@@ -422,7 +424,7 @@ func TestPanicLeavesNothing(t *testing.T) {
 	parent := t.TempDir()
 	out := filepath.Join(parent, "out")
 	b := openBackup(t, data)
-	p, _ := NewPlan(nil, b, PlanOptions{})
+	p, _ := NewPlan(nil, b, PlanOptions{syncProgress: true})
 	panics(t, func() {
 		ExtractTo(t.Context(), b, p, out, progress.Func(func(e progress.Event) {
 			if _, err := os.Stat(filepath.Join(out, "vault")); err == nil {
@@ -528,7 +530,7 @@ func TestRestoreResultsNameTheCause(t *testing.T) {
 	h = emptyHost(t, "bob")
 	ctx, cancel := context.WithCancelCause(t.Context())
 	defer cancel(nil)
-	res, err = restoreCtx(ctx, t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{},
+	res, err = restoreCtx(ctx, t, h, data, PlanOptions{IgnoreUsernameMismatch: true, syncProgress: true}, Options{},
 		progress.Func(func(e progress.Event) {
 			if e.VM == "personal" {
 				cancel(errors.New("interrupted (hangup)"))

@@ -109,6 +109,11 @@ type PlanOptions struct {
 	IgnoreSizeLimit bool
 	// LocalUser is the dom0 user to compare with; "" means the host's.
 	LocalUser string
+
+	// syncProgress makes the data passes report on the data path, not
+	// through progress.Async, so that an event marks a precise moment.
+	// Only tests set it.
+	syncProgress bool
 }
 
 // PlannedVM is what the plan does with one VM of the backup.
