@@ -188,56 +188,77 @@ func NewPlan(h *host.Host, b *Backup, opts PlanOptions) (*Plan, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownVM, strings.Join(unknown, ", "))
 	}
 	p := &Plan{backup: b, opts: opts, hasHost: db != nil}
-	excluded := func(name string) bool {
-		return slices.Contains(opts.Exclude, name) || (len(opts.VMs) > 0 && !slices.Contains(opts.VMs, name))
+	byName := p.selectVMs()
+	if db != nil && !opts.VerifyOnly {
+		p.conflicts(db)
 	}
+	p.references(db, byName)
+	if err := p.home(h); err != nil {
+		return nil, err
+	}
+	p.skip()
+	return p, nil
+}
+
+// excluded reports whether the options leave the VM of that name out.
+func (p *Plan) excluded(name string) bool {
+	return slices.Contains(p.opts.Exclude, name) || (len(p.opts.VMs) > 0 && !slices.Contains(p.opts.VMs, name))
+}
+
+// selectVMs plans every VM of the backup but the dom0 home, the excluded
+// ones with that problem, and returns them by name.
+func (p *Plan) selectVMs() map[string]*PlannedVM {
 	byName := map[string]*PlannedVM{}
-	for _, v := range b.VMs {
+	for _, v := range p.backup.VMs {
 		pv := &PlannedVM{VM: v, Target: v.Name}
-		if excluded(v.Name) {
+		if p.excluded(v.Name) {
 			pv.Problems = []Problem{{VM: v.Name, Code: Excluded, Message: fmt.Sprintf("VM %s is excluded from the restore", v.Name)}}
 		}
 		p.VMs = append(p.VMs, pv)
 		byName[v.Name] = pv
 	}
+	return byName
+}
 
-	// Name conflicts, and renames, in qid order.
-	if db != nil && !opts.VerifyOnly {
-		taken := map[string]bool{}
-		for _, d := range db.Domains() {
-			taken[d.Name()] = true
-		}
-		for _, v := range b.VMs {
-			taken[v.Name] = true
-		}
-		for _, pv := range p.VMs {
-			if len(pv.Problems) > 0 {
-				continue
-			}
-			if _, err := db.Domain(pv.VM.Name); err != nil {
-				continue
-			}
-			if opts.RenameConflicting {
-				if n := freeName(pv.VM.Name, taken); n != "" {
-					pv.Target = n
-					taken[n] = true
-					continue
-				}
-			}
-			pr := Problem{VM: pv.VM.Name, Code: AlreadyExists, Resolve: []Resolution{SkipConflicting, RenameConflicting, ExcludeVM},
-				Message: fmt.Sprintf("VM %s: a VM of that name already exists on the host", pv.VM.Name)}
-			if opts.RenameConflicting {
-				pr.Message += " (and no free name was found)"
-				pr.Resolve = []Resolution{SkipConflicting, ExcludeVM}
-			}
-			pv.Problems = append(pv.Problems, pr)
-		}
+// conflicts finds the VMs whose name the host has, in qid order, and
+// renames them when asked.
+func (p *Plan) conflicts(db *host.DB) {
+	taken := map[string]bool{}
+	for _, d := range db.Domains() {
+		taken[d.Name()] = true
 	}
+	for _, v := range p.backup.VMs {
+		taken[v.Name] = true
+	}
+	for _, pv := range p.VMs {
+		if len(pv.Problems) > 0 {
+			continue
+		}
+		if _, err := db.Domain(pv.VM.Name); err != nil {
+			continue
+		}
+		if p.opts.RenameConflicting {
+			if n := freeName(pv.VM.Name, taken); n != "" {
+				pv.Target = n
+				taken[n] = true
+				continue
+			}
+		}
+		pr := Problem{VM: pv.VM.Name, Code: AlreadyExists, Resolve: []Resolution{SkipConflicting, RenameConflicting, ExcludeVM},
+			Message: fmt.Sprintf("VM %s: a VM of that name already exists on the host", pv.VM.Name)}
+		if p.opts.RenameConflicting {
+			pr.Message += " (and no free name was found)"
+			pr.Resolve = []Resolution{SkipConflicting, ExcludeVM}
+		}
+		pv.Problems = append(pv.Problems, pr)
+	}
+}
 
-	// References, against the final set of restored VMs: start with every
-	// VM that has no problem yet as restored and drop those whose template
-	// or netvm is missing until nothing changes (each round only removes
-	// VMs, so this ends).
+// references plans the templates, netvms and default_dispvms against the
+// final set of restored VMs: it starts with every VM that has no problem
+// yet as restored and drops those whose template or netvm is missing
+// until nothing changes (each round only removes VMs, so this ends).
+func (p *Plan) references(db *host.DB, byName map[string]*PlannedVM) {
 	base := map[*PlannedVM][]Problem{}
 	in := map[*PlannedVM]bool{}
 	for _, pv := range p.VMs {
@@ -268,29 +289,41 @@ func NewPlan(h *host.Host, b *Backup, opts PlanOptions) (*Plan, error) {
 		pv.Problems = probs
 		p.Warnings = append(p.Warnings, warns...)
 	}
+}
 
-	// The dom0 home.
-	if v := b.Dom0; v != nil {
-		pv := &PlannedVM{VM: v, Target: "dom0"}
-		if opts.SkipDom0Home || excluded("dom0") {
-			pv.Problems = []Problem{{VM: "dom0", Code: Excluded, Message: "the dom0 home is excluded from the restore"}}
-		} else if h != nil && !opts.VerifyOnly && !opts.IgnoreUsernameMismatch {
-			local := opts.LocalUser
-			if local == "" {
-				d0, err := h.Dom0()
-				if err != nil {
-					return nil, err
-				}
-				local = d0.User
-			}
-			if local != "" && local != v.User {
-				pv.Problems = []Problem{{VM: "dom0", Code: UsernameMismatch, Resolve: []Resolution{IgnoreUsernameMismatch, SkipDom0Home},
-					Message: fmt.Sprintf("the dom0 home in the backup is of user %s, not %s", elide.String(v.User), local)}}
-			}
-		}
-		p.VMs = append(p.VMs, pv)
+// home plans the dom0 home, if the backup has one: excluded, or another
+// user's.
+func (p *Plan) home(h *host.Host) error {
+	v := p.backup.Dom0
+	if v == nil {
+		return nil
 	}
+	opts := p.opts
+	pv := &PlannedVM{VM: v, Target: "dom0"}
+	if opts.SkipDom0Home || p.excluded("dom0") {
+		pv.Problems = []Problem{{VM: "dom0", Code: Excluded, Message: "the dom0 home is excluded from the restore"}}
+	} else if h != nil && !opts.VerifyOnly && !opts.IgnoreUsernameMismatch {
+		local := opts.LocalUser
+		if local == "" {
+			d0, err := h.Dom0()
+			if err != nil {
+				return err
+			}
+			local = d0.User
+		}
+		if local != "" && local != v.User {
+			pv.Problems = []Problem{{VM: "dom0", Code: UsernameMismatch, Resolve: []Resolution{IgnoreUsernameMismatch, SkipDom0Home},
+				Message: fmt.Sprintf("the dom0 home in the backup is of user %s, not %s", elide.String(v.User), local)}}
+		}
+	}
+	p.VMs = append(p.VMs, pv)
+	return nil
+}
 
+// skip orders each VM's problems by priority and marks the VMs that the
+// options leave out (excluded, or skipped for a problem they resolve
+// that way), whose problems then block nothing.
+func (p *Plan) skip() {
 	for _, pv := range p.VMs {
 		slices.SortStableFunc(pv.Problems, func(a, b Problem) int {
 			return slices.Index(codeOrder, a.Code) - slices.Index(codeOrder, b.Code)
@@ -298,13 +331,12 @@ func NewPlan(h *host.Host, b *Backup, opts PlanOptions) (*Plan, error) {
 		for _, pr := range pv.Problems {
 			switch {
 			case pr.Code == Excluded,
-				pr.Code == AlreadyExists && opts.SkipConflicting,
-				(pr.Code == MissingTemplate || pr.Code == MissingNetVM) && opts.SkipBroken:
+				pr.Code == AlreadyExists && p.opts.SkipConflicting,
+				(pr.Code == MissingTemplate || pr.Code == MissingNetVM) && p.opts.SkipBroken:
 				pv.Skipped = true
 			}
 		}
 	}
-	return p, nil
 }
 
 // freeName finds <name>-N, cutting name so that the result is a valid name.
