@@ -77,7 +77,7 @@ type pass struct {
 	reports map[*VM]*VMReport
 	used    map[*VM]int64 // stream bytes read per VM
 	// images per VM: the volumes whose image came (verify, extract)
-	images map[*VM][]string
+	images   map[*VM][]string
 	r        progress.Reporter // through progress.Async: never on the data path
 	closeRep func()            // delivers what r has queued
 	stage    progress.Stage
