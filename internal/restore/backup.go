@@ -1,4 +1,7 @@
-// Package restore is the restore engine. Open reads an archive's header
+// Package restore is the restore engine. OpenSource opens where a backup
+// is (a file, standard input, a dom0 command, a file or command in a VM, a
+// format 1 directory) as a Source, which can be reopened to try another
+// passphrase. Open reads an archive's header
 // and qubes.xml (format 4, or the older formats 3 and 2 through package
 // legacy; OpenDir a format 1 directory) and lists what the backup holds; Plan decides, for
 // a host (or for none: verify-only and extract), what will be restored and
@@ -8,9 +11,16 @@
 // directory. Restoring into a host comes later and uses the same Plan.
 //
 // A Backup is read once, front to back: Open reads the metadata, and one
-// data pass (VerifyOnly or ExtractTo) reads the rest. The archive reader
-// decrypts only the files of the VMs the plan restores; it waits for the
-// plan before deciding.
+// data pass (VerifyOnly, ExtractTo or Restore) reads the rest. The archive
+// reader decrypts only the files of the VMs the plan restores; it waits for
+// the plan before deciding. Until a data pass begins, the same Backup can
+// be planned again with other options.
+//
+// Problems and CheckHost's warnings list their Resolutions, which Apply
+// (ApplyRun) sets in the options. The data passes report progress through
+// progress.Async, with per-VM events. Open, CheckHost and the data passes
+// take a context; cancelled, they return an error wrapping ErrCancelled and
+// ctx.Err().
 package restore
 
 import (
