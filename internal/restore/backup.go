@@ -1,14 +1,14 @@
 // Package restore is the restore engine. OpenSource opens where a backup
 // is (a file, standard input, a dom0 command, a file or command in a VM, a
 // format 1 directory) as a Source, which can be reopened to try another
-// passphrase. Open reads an archive's header
-// and qubes.xml (format 4, or the older formats 3 and 2 through package
-// legacy; OpenDir a format 1 directory) and lists what the backup holds; Plan decides, for
-// a host (or for none: verify-only and extract), what will be restored and
-// finds every problem first (doc/reference.md B.3, B.4, with the fixes of E.5,
+// passphrase. Open reads an archive's header and qubes.xml (format 4, or
+// the older formats 3 and 2 through package legacy; OpenDir a format 1
+// directory) and lists what the backup holds; NewPlan decides, for a host
+// (or for none: verify-only and extract), what will be restored and finds
+// every problem first (doc/reference.md B.3, B.4, with the fixes of E.5,
 // E.7 and E.9); VerifyOnly reads every selected file to its end and proves
 // the backup complete (E.3, Qubes #3498); ExtractTo writes the data to a
-// directory. Restoring into a host comes later and uses the same Plan.
+// directory; Restore restores into a host with the same Plan.
 //
 // A Backup is read once, front to back: Open reads the metadata, and one
 // data pass (VerifyOnly, ExtractTo or Restore) reads the rest. The archive
