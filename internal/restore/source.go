@@ -86,9 +86,10 @@ type SourceOptions struct {
 var ErrCannotReopen = errors.New("the backup source cannot be read again")
 
 // Source is an opened Location: the archive's bytes, read once. A file is
-// opened; a command or a VM service is started. Read it through Open, or
-// through the Open function. Close it when done: Finish after a data pass
-// that succeeded, Close otherwise.
+// opened; a command or a VM service is started. Its Open method opens the
+// backup it holds (the Backup then reads from it); it is also an
+// io.Reader for the Open function. Close it when done: Finish after a
+// data pass that succeeded, Close otherwise.
 //
 // A Source is read once. After a failed Open (a wrong passphrase, say),
 // Reopen gives a new one from the start of the same location: the file
@@ -98,7 +99,6 @@ type Source struct {
 	Location Location
 	Kind     SourceKind
 
-	ctx  context.Context
 	opts SourceOptions
 	r    io.Reader
 	file *os.File
@@ -116,7 +116,7 @@ func OpenSource(ctx context.Context, loc Location, opts SourceOptions) (*Source,
 	if err := ctx.Err(); err != nil {
 		return nil, cancelled(ctx)
 	}
-	s := &Source{Location: loc, Kind: loc.Kind(), ctx: ctx, opts: opts}
+	s := &Source{Location: loc, Kind: loc.Kind(), opts: opts}
 	switch s.Kind {
 	case FromDir:
 		s.r = strings.NewReader("") // OpenDir reads the directory itself
