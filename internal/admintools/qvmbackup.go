@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -193,7 +192,7 @@ func (r *backupRun) run() error {
 		}
 	}
 
-	p, err := backup.NewPlan(h, opts)
+	p, err := backup.NewPlan(context.Background(), h, opts)
 	if err != nil {
 		return err
 	}
@@ -208,8 +207,8 @@ func (r *backupRun) run() error {
 	if len(p.Problems) > 0 {
 		for _, pr := range p.Problems {
 			err := error(pr)
-			if pr.Hint != "" {
-				err = cli.WithHint(err, "%s", pr.Hint)
+			if hint := backupHint(pr); hint != "" {
+				err = cli.WithHint(err, "%s", hint)
 			}
 			cli.PrintError(r.stderr, r.tool, err)
 		}
@@ -253,6 +252,32 @@ func (r *backupRun) run() error {
 		}
 	}
 	return r.backup(p)
+}
+
+// backupHint says how to resolve a problem of the plan in the tool's own
+// terms: its options and the qvm-* tools, where the engine's hint has
+// none to name.
+func backupHint(p backup.Problem) string {
+	switch p.Code {
+	case backup.UnreadableSource:
+		if p.Subject == "dom0" {
+			return "leave the dom0 home out with -x dom0"
+		}
+		return "leave it out with -x " + p.Subject
+	case backup.EmptySelection:
+		return "name the VMs to back up, or set include_in_backups (qvm-prefs VM include_in_backups True)"
+	case backup.NotEnoughMemory:
+		return "raise the budget with --max-memory or " + maxMemoryEnv + ", or lower the scrypt cost"
+	case backup.UnknownVM, backup.DestVMUnknown:
+		return "check the name with qvm-ls"
+	case backup.NoMatch:
+		return "check it with qvm-ls --tags / qvm-ls"
+	case backup.DestVMNotRunning:
+		return "start it first: qvm-start " + p.Subject
+	case backup.DestinationInHome:
+		return "choose a destination outside " + p.Subject + ", or leave the home out with -x dom0"
+	}
+	return p.Hint
 }
 
 // checkFlags finds the contradictions in the command line.
@@ -343,16 +368,11 @@ func (r *backupRun) options(h *host.Host) (backup.Options, *profile.Profile, err
 			}
 			return backup.Options{}, nil, err
 		}
-		if prof.Include != nil && len(prof.Include) == 0 {
+		opts, err := prof.Options()
+		if errors.Is(err, profile.ErrNoSelection) {
 			return backup.Options{}, nil, fmt.Errorf("backup profile %s selects no VM (include: [])", o.profile)
 		}
-		return backup.Options{
-			VMs:         prof.Include,
-			Exclude:     prof.Exclude,
-			Compression: prof.Compression.FilterName(),
-			ScryptLogN:  uint8(prof.ScryptLogN),
-			Destination: backup.Destination{Path: prof.DestinationPath, VM: prof.DestinationVM},
-		}, &prof, nil
+		return opts, &prof, err
 	}
 	opts := backup.Options{
 		VMs:                  r.args[1:],
@@ -374,55 +394,19 @@ func (r *backupRun) options(h *host.Host) (backup.Options, *profile.Profile, err
 // isDom0 reports whether a destination VM means dom0.
 func isDom0(vm string) bool { return vm == "" || vm == profile.Dom0 }
 
-// isDom0Path reports whether a dom0 location is a path, as the engine
-// decides: absolute, or starting with "." ("./", "../").
-func isDom0Path(loc string) bool {
-	return strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, ".")
-}
-
 // profileToSave is what --save-profile stores, checked before anything
-// happens: a profile can hold a dom0 path (made absolute, as the
-// reference does) or a VM's location, not standard output or a command.
+// happens: a profile can hold a dom0 path or a VM's location, not
+// standard output or a command.
 func (r *backupRun) profileToSave(opts backup.Options) (*profile.Profile, error) {
-	dst := opts.Destination
-	p := &profile.Profile{
-		DestinationVM:   profile.Dom0,
-		DestinationPath: dst.Path,
-		Include:         opts.VMs,
-		Exclude:         opts.Exclude,
-		ScryptLogN:      int(opts.ScryptLogN),
+	p, err := profile.FromOptions(opts)
+	if errors.Is(err, profile.ErrDestination) {
+		return nil, cli.WithHint(cli.AsUsage(fmt.Errorf("--save-profile: %w", err)),
+			"a profile's dom0 destination is a directory or file path; a command is possible in a VM (--dest-vm)")
 	}
-	if len(p.Include) == 0 {
-		p.Include = nil // include: null, the default selection
-	}
-	if !isDom0(dst.VM) {
-		p.DestinationVM = dst.VM
-	} else {
-		if !isDom0Path(dst.Path) {
-			what := "a dom0 command"
-			if dst.Path == "-" {
-				what = "standard output"
-			}
-			return nil, cli.WithHint(cli.Usagef("--save-profile: a profile cannot send the backup to %s", what),
-				"a profile's dom0 destination is a directory or file path; a command is possible in a VM (--dest-vm)")
-		}
-		abs, err := filepath.Abs(dst.Path)
-		if err != nil {
-			return nil, err
-		}
-		p.DestinationPath = abs
-	}
-	switch opts.Compression {
-	case "none":
-		p.Compression.Off = true
-	case "gzip":
-	default:
-		p.Compression.Filter = opts.Compression
-	}
-	if err := p.Validate(); err != nil {
+	if err != nil {
 		return nil, cli.AsUsage(fmt.Errorf("--save-profile: %w", err))
 	}
-	return p, nil
+	return &p, nil
 }
 
 // printSummary shows the reference summary table and our additions:

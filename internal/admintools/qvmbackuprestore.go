@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"pedos.dev/backup/internal/cli"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
-	"pedos.dev/backup/internal/qrexec"
 	"pedos.dev/backup/internal/restore"
 	"pedos.dev/backup/internal/scryptenc"
 )
@@ -123,6 +121,9 @@ type restoreRun struct {
 	exit      int
 	tty       *os.File // questions, when stdin carries the archive
 	sig       *cli.Signals
+	intoHost  bool   // a restore into the host, not --verify-only or --extract-to
+	password  []byte // the passphrase, cleared when the run ends
+	unwatch   func() // ends the source's signal hook
 	// warned: the warnings printed so far. CheckHost's trial shows a VM's
 	// warnings before the question, and the VM's result has them again.
 	warned map[string]bool
@@ -194,84 +195,127 @@ func (r *restoreRun) run() error {
 	if err := r.checkFlags(); err != nil {
 		return err
 	}
-	intoHost := !r.o.verifyOnly && r.o.extractTo == ""
+	r.intoHost = !r.o.verifyOnly && r.o.extractTo == ""
+	h, err := r.prepare()
+	if r.tty != nil {
+		defer r.tty.Close()
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { clear(r.password) }()
+	src, b, err := r.open(h)
+	if err != nil {
+		return err
+	}
+	defer r.unwatch()
+	defer src.Close()
+	defer b.Close()
+	plan, err := r.plan(h, b)
+	if err != nil || plan == nil {
+		return err
+	}
+	if ok, err := r.checkAndConfirm(h, plan); !ok || err != nil {
+		return err
+	}
+	return r.dataPass(h, src, b, plan)
+}
+
+// prepare opens the host when the run needs one and checks, before the
+// passphrase is asked for, what can be checked: the pool, and a terminal
+// for the question when the archive comes on stdin.
+func (r *restoreRun) prepare() (*host.Host, error) {
 	var h *host.Host
-	if intoHost || r.o.destVM != "" && r.o.destVM != "dom0" {
+	if r.intoHost || r.location().InVM() {
 		var err error
 		if h, err = r.host(); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if intoHost && r.o.pool != "" {
-		// Checked before the passphrase is asked for.
+	if r.intoHost && r.o.pool != "" {
 		db, err := h.Load()
 		if err == nil {
 			err = poolFlag(db, r.o.pool)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if r.args[0] == "-" && !r.o.yes && intoHost {
+	if r.args[0] == "-" && !r.o.yes && r.intoHost {
 		tty, err := os.OpenFile("/dev/tty", os.O_RDWR|syscall.O_NOCTTY, 0)
 		if err != nil {
-			return cli.WithHint(cli.Usagef("no terminal to ask whether to proceed on, and the backup comes on standard input"), "add --yes to restore without asking")
+			return nil, cli.WithHint(cli.Usagef("no terminal to ask whether to proceed on, and the backup comes on standard input"), "add --yes to restore without asking")
 		}
-		defer tty.Close()
 		r.tty = tty
 	}
+	return h, nil
+}
+
+// location is backup_location with --dest-vm.
+func (r *restoreRun) location() restore.Location {
+	return restore.Location{Path: r.args[0], VM: r.o.destVM}
+}
+
+// open asks for the passphrase (a format 1 directory has none), opens the
+// source and reads the backup's header and qubes.xml.
+func (r *restoreRun) open(h *host.Host) (*restore.Source, *restore.Backup, error) {
+	loc := r.location()
 	var pass []byte
-	if !r.isDir() { // format 1 directories are not encrypted
+	if loc.Kind() != restore.FromDir {
 		var err error
 		if pass, err = r.passphrase(); err != nil {
-			return err
+			return nil, nil, err
 		}
-		defer clear(pass)
+		// The archive reader derives the chunks' keys with it as it reads:
+		// it is cleared when the run ends.
+		r.password = pass
 	}
-
 	if !r.o.quiet {
 		fmt.Fprintln(r.stderr, "Checking backup content...")
 	}
-	var b *restore.Backup
-	var err error
-	src := io.ReadCloser(io.NopCloser(strings.NewReader("")))
-	if r.isDir() {
-		// Format 1: a directory with qubes.xml (no encryption then).
-		if b, err = restore.OpenDir(r.args[0]); err != nil {
-			return openError(err)
+	// Until the data pass, a signal simply ends the program (see
+	// watchSignals): nothing has been changed. A command that waits (a
+	// network, a prompt) would outlive that exit, so the signal stops it
+	// first; closing the source stops it too.
+	src, err := restore.OpenSource(context.Background(), loc, restore.SourceOptions{Stdin: r.stdin, Stderr: r.stderr, Host: h})
+	if err != nil {
+		if loc.InVM() {
+			err = cli.WithHint(err, "the VM must be running (qvm-start %s)", loc.VM)
 		}
-	} else {
-		// Until the data pass, a signal simply ends the program (see
-		// watchSignals): nothing has been changed, and a source command
-		// dies with it, or of the pipe we leave. Closing the source stops
-		// it too.
-		if src, err = r.openSource(context.Background(), h); err != nil {
-			return err
-		}
-		limits := scryptenc.DefaultLimits
-		limits.Force = r.o.forceKDF
-		if b, err = restore.Open(src, restore.OpenOptions{Passphrase: pass, Limits: limits, ForceFilter: r.o.filter,
-			MaxMemory: r.maxMemory, MaxChunkSize: r.maxChunk, KeyCost: r.keyCost}); err != nil {
-			// A source that failed by itself (a command's exit status, a
-			// VM service's error) is the cause of whatever reading found.
-			if cerr := src.Close(); cerr != nil {
-				return fmt.Errorf("the backup source failed: %w (%v)", cerr, openError(err))
-			}
-			return openError(err)
-		}
+		return nil, nil, err
 	}
-	defer src.Close()
-	defer b.Close()
+	unwatch := r.sig.AtSignal(src.Stop)
+	limits := scryptenc.DefaultLimits
+	limits.Force = r.o.forceKDF
+	b, err := src.Open(context.Background(), restore.OpenOptions{Passphrase: pass, Limits: limits, ForceFilter: r.o.filter,
+		MaxMemory: r.maxMemory, MaxChunkSize: r.maxChunk, KeyCost: r.keyCost})
+	if err != nil {
+		unwatch()
+		// A source that failed by itself (a command's exit status, a VM
+		// service's error) is the cause of whatever reading found.
+		var se *restore.SourceError
+		if errors.As(err, &se) {
+			return nil, nil, fmt.Errorf("the backup source failed: %w (%v)", se.Err, openError(se.Read))
+		}
+		return nil, nil, openError(err)
+	}
+	r.unwatch = unwatch
 	if v := b.Header.Version; v < 4 && !r.o.quiet {
 		fmt.Fprintf(r.stderr, "This backup is in the format %d of older systems; its VMs are converted to today's settings.\n", v)
 	}
+	return src, b, nil
+}
 
+// plan makes the restore plan and prints the summary. A plan with
+// problems is printed with them and returned as nil, with the exit
+// status set.
+func (r *restoreRun) plan(h *host.Host, b *restore.Backup) (*restore.Plan, error) {
 	var planHost *host.Host
-	if intoHost {
+	if r.intoHost {
 		planHost = h
 	}
 	plan, err := restore.NewPlan(planHost, b, restore.PlanOptions{
-		VMs: r.args[1:], Exclude: r.o.exclude, VerifyOnly: !intoHost,
+		VMs: r.args[1:], Exclude: r.o.exclude, VerifyOnly: !r.intoHost,
 		SkipBroken: r.o.skipBroken, IgnoreMissing: r.o.ignoreMissing,
 		SkipConflicting: r.o.skipConflicting, RenameConflicting: r.o.renameConflicting,
 		SkipDom0Home: r.o.skipDom0Home, IgnoreUsernameMismatch: r.o.ignoreUsernameMismatch,
@@ -279,11 +323,11 @@ func (r *restoreRun) run() error {
 	})
 	if err != nil {
 		if errors.Is(err, restore.ErrUnknownVM) {
-			return cli.WithHint(err, "name VMs as the summary of the backup lists them")
+			return nil, cli.WithHint(err, "name VMs as the summary of the backup lists them")
 		}
-		return err
+		return nil, err
 	}
-	r.printSummary(plan, intoHost)
+	r.printSummary(plan, r.intoHost)
 	for _, w := range plan.Warnings {
 		r.warn(w)
 	}
@@ -291,54 +335,98 @@ func (r *restoreRun) run() error {
 		var pe *restore.ProblemsError
 		errors.As(perr, &pe)
 		for _, p := range pe.Problems {
-			e := error(p)
-			if len(p.Resolve) > 0 {
-				e = cli.WithHint(e, "to go on, use %s", strings.Join(p.Resolve, " or "))
-			} else {
-				e = cli.WithHint(e, "leave it out with -x/--exclude")
-			}
-			cli.PrintError(r.stderr, r.tool, e)
+			cli.PrintError(r.stderr, r.tool, cli.WithHint(p, "%s", restoreHint(p)))
 		}
 		fmt.Fprintln(r.stderr, "Nothing was changed.")
 		r.exit = cli.ExitError
-		return nil
+		return nil, nil
 	}
 	if len(plan.Restored()) == 0 {
 		if len(b.VMs) == 0 && b.Dom0 == nil {
-			return errors.New("nothing to restore: the backup's qubes.xml lists no VM whose data the backup holds")
+			return nil, errors.New("nothing to restore: the backup's qubes.xml lists no VM whose data the backup holds")
 		}
-		return errors.New("nothing to restore: every VM of the backup is left out")
+		return nil, errors.New("nothing to restore: every VM of the backup is left out")
 	}
-	if intoHost {
-		warns, err := restore.CheckHost(h, plan, r.restoreOptions())
-		for _, w := range warns {
-			r.warn(w)
-		}
-		if err != nil {
-			fmt.Fprintln(r.stderr, "Nothing was changed.")
-			if errors.Is(err, host.ErrPoolDriver) || errors.Is(err, host.ErrNoSuchPool) {
-				err = cli.WithHint(err, "choose a file pool with --pool (qvm-pool lists the pools)")
-			}
-			return err
-		}
-		if !r.o.quiet {
-			fmt.Fprintln(r.stdout, "\nThe above VMs will be copied and added to your system. Existing VMs will NOT be removed.")
-			if r.o.pool != "" {
-				fmt.Fprintf(r.stdout, "Their volumes go to the pool %s.\n", r.o.pool)
-			}
-		}
-		if !r.o.yes {
-			ok, err := r.env.confirm(r.tty)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				fmt.Fprintln(r.stdout, "Restore not started; nothing was changed (--yes restores without asking).")
-				r.exit = ExitDeclined
-				return nil
-			}
+	return plan, nil
+}
+
+// resolutionFlags spells the engine's resolutions as the options that set
+// them.
+var resolutionFlags = map[restore.Resolution]string{
+	restore.SkipConflicting:          "--skip-conflicting",
+	restore.RenameConflicting:        "--rename-conflicting",
+	restore.SkipBroken:               "--skip-broken",
+	restore.IgnoreMissing:            "--ignore-missing",
+	restore.ExcludeVM:                "--exclude",
+	restore.SkipDom0Home:             "--skip-dom0-home",
+	restore.IgnoreUsernameMismatch:   "--ignore-username-mismatch",
+	restore.IgnoreSizeLimit:          "--ignore-size-limit",
+	restore.RestoreGlobalDefaults:    "--restore-global-defaults",
+	restore.RestoreDom0DefaultDispVM: "--restore-dom0-default-dispvm",
+}
+
+// flagsOf spells resolutions as options, "A or B".
+func flagsOf(rs []restore.Resolution) string {
+	flags := make([]string, len(rs))
+	for i, r := range rs {
+		flags[i] = resolutionFlags[r]
+	}
+	return strings.Join(flags, " or ")
+}
+
+// restoreHint says how to resolve a problem of the plan.
+func restoreHint(p restore.Problem) string {
+	if len(p.Resolve) == 0 {
+		return "leave it out with -x/--exclude"
+	}
+	return "to go on, use " + flagsOf(p.Resolve)
+}
+
+// checkAndConfirm tries a restore into the host on a copy of its database
+// (CheckHost), shows its warnings and asks whether to proceed. ok is false
+// when the run is to end here.
+func (r *restoreRun) checkAndConfirm(h *host.Host, plan *restore.Plan) (ok bool, err error) {
+	if !r.intoHost {
+		return true, nil
+	}
+	warns, err := restore.CheckHost(context.Background(), h, plan, r.restoreOptions())
+	for _, w := range warns {
+		if len(w.Resolve) > 0 {
+			r.warn(w.Message + " (use " + flagsOf(w.Resolve) + ")")
+		} else {
+			r.warn(w.Message)
 		}
 	}
+	if err != nil {
+		fmt.Fprintln(r.stderr, "Nothing was changed.")
+		if errors.Is(err, host.ErrPoolDriver) || errors.Is(err, host.ErrNoSuchPool) {
+			err = cli.WithHint(err, "choose a file pool with --pool (qvm-pool lists the pools)")
+		}
+		return false, err
+	}
+	if !r.o.quiet {
+		fmt.Fprintln(r.stdout, "\nThe above VMs will be copied and added to your system. Existing VMs will NOT be removed.")
+		if r.o.pool != "" {
+			fmt.Fprintf(r.stdout, "Their volumes go to the pool %s.\n", r.o.pool)
+		}
+	}
+	if r.o.yes {
+		return true, nil
+	}
+	ok, err = r.env.confirm(r.tty)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		fmt.Fprintln(r.stdout, "Restore not started; nothing was changed (--yes restores without asking).")
+		r.exit = ExitDeclined
+	}
+	return ok, nil
+}
+
+// dataPass runs the chosen data pass, then reads the source to its end
+// for its own outcome, and words an interruption.
+func (r *restoreRun) dataPass(h *host.Host, src *restore.Source, b *restore.Backup, plan *restore.Plan) error {
 	rep, err := backupProgress(r.progressMode(), r.stderr)
 	if err != nil {
 		return err
@@ -352,12 +440,9 @@ func (r *restoreRun) run() error {
 		bar.Clear()
 	}
 	if err == nil {
-		// Read to the end, so that a command or VM source ends on its own
-		// and its outcome is known (not killed by a closed pipe).
-		_, err = io.Copy(io.Discard, src)
-	}
-	if cerr := src.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("the backup source failed: %w", cerr)
+		err = src.Finish()
+	} else {
+		src.Close()
 	}
 	if err != nil && r.sig.Interrupted() {
 		r.exit = ExitInterrupted
@@ -392,7 +477,7 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 			t.WriteTo(r.stdout)
 		}
 		if err != nil {
-			return cli.WithHint(fmt.Errorf("verification failed: %w", err), "the backup is damaged or incomplete: do not rely on it")
+			return cli.WithHint(fmt.Errorf("verification failed: %w", sizeLimitFlag(err)), "the backup is damaged or incomplete: do not rely on it")
 		}
 		fmt.Fprintln(r.stdout, "The backup is complete and intact.")
 		return nil
@@ -401,7 +486,7 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 			if errors.Is(err, restore.ErrExtractDir) {
 				return cli.WithHint(err, "--extract-to takes a new or empty directory")
 			}
-			return fmt.Errorf("extraction failed; what it had written to %s was removed: %w", r.o.extractTo, err)
+			return fmt.Errorf("extraction failed; what it had written to %s was removed: %w", r.o.extractTo, sizeLimitFlag(err))
 		}
 		fmt.Fprintf(r.stdout, "Extracted to %s\n", r.o.extractTo)
 		return nil
@@ -436,10 +521,19 @@ func (r *restoreRun) restoreOptions() restore.Options {
 	return restore.Options{Dom0DefaultDispVM: r.o.dom0DefaultDispVM, GlobalDefaults: r.o.globalDefaults, Pool: r.o.pool}
 }
 
+// sizeLimitFlag names the option that reads a VM's data beyond its
+// backup-size, when that is what stopped it.
+func sizeLimitFlag(err error) error {
+	if errors.Is(err, restore.ErrSizeLimit) {
+		return fmt.Errorf("%w (use %s)", err, resolutionFlags[restore.IgnoreSizeLimit])
+	}
+	return err
+}
+
 // verdict is a VM's result cell.
 func verdict(v restore.VMReport, ok string) string {
 	if v.Err != nil {
-		return "FAILED: " + v.Err.Error()
+		return "FAILED: " + sizeLimitFlag(v.Err).Error()
 	}
 	return fmt.Sprintf("%s (%d file(s), %s)", ok, v.Files, cli.FormatSize(v.Bytes))
 }
@@ -496,96 +590,6 @@ func (r *restoreRun) passphrase() ([]byte, error) {
 		return r.readPassphraseFile(r.o.passFile)
 	}
 	return cli.ReadPassphrase(restorePassphrasePrompt, false)
-}
-
-// openSource opens backup_location: a file, stdin, a dom0 command or a
-// location in a VM.
-func (r *restoreRun) openSource(ctx context.Context, h *host.Host) (io.ReadCloser, error) {
-	loc := r.args[0]
-	if vm := r.o.destVM; vm != "" && vm != "dom0" {
-		src, err := qrexec.OpenRestoreSource(ctx, qrexec.NewLocal(h), vm, loc)
-		if err != nil {
-			return nil, cli.WithHint(err, "the VM must be running (qvm-start %s)", vm)
-		}
-		return src, nil
-	}
-	if loc == "-" {
-		return io.NopCloser(r.stdin), nil
-	}
-	if fi, err := os.Stat(loc); isDom0Path(loc) || err == nil && !fi.IsDir() {
-		return os.Open(loc)
-	}
-	src, err := startCommand(ctx, loc, r.stderr)
-	if err != nil {
-		return nil, err
-	}
-	// A command that waits (a network, a prompt) would outlive the exit
-	// a signal causes before the data pass: one that writes dies of the
-	// closed pipe, one that waits must be stopped.
-	src.unwatch = r.sig.AtSignal(func() { src.cmd.Process.Kill() })
-	return src, nil
-}
-
-// isDir reports whether backup_location is a directory in dom0: a format
-// 1 backup.
-func (r *restoreRun) isDir() bool {
-	if vm := r.o.destVM; vm != "" && vm != "dom0" {
-		return false
-	}
-	fi, err := os.Stat(r.args[0])
-	return err == nil && fi.IsDir()
-}
-
-// commandSource is the standard output of a dom0 command; Close reports
-// how the command ended, after stopping it if its output was not read to
-// the end (the restore failed or was declined).
-type commandSource struct {
-	out     io.ReadCloser
-	cmd     *exec.Cmd
-	line    string
-	eof     bool
-	done    bool
-	err     error
-	unwatch func()
-}
-
-func startCommand(ctx context.Context, line string, stderr io.Writer) (*commandSource, error) {
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
-	cmd.Stderr = stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %q: %w", line, err)
-	}
-	return &commandSource{out: out, cmd: cmd, line: line}, nil
-}
-
-func (c *commandSource) Read(p []byte) (int, error) {
-	n, err := c.out.Read(p)
-	if err == io.EOF {
-		c.eof = true
-	}
-	return n, err
-}
-
-func (c *commandSource) Close() error {
-	if c.done {
-		return c.err
-	}
-	c.done = true
-	if c.unwatch != nil {
-		c.unwatch()
-	}
-	if !c.eof {
-		c.cmd.Process.Kill()
-	}
-	c.out.Close()
-	if err := c.cmd.Wait(); err != nil && c.eof {
-		c.err = fmt.Errorf("command %q: %w", c.line, err)
-	}
-	return c.err
 }
 
 // openError words the errors of reading the header and qubes.xml.

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"pedos.dev/backup/internal/archive"
@@ -223,7 +224,7 @@ func TestSelectionProblems(t *testing.T) {
 	}{
 		{[]string{"work", "nosuch"}, nil, UnknownVM},
 		{nil, []string{"wrok"}, UnknownVM},
-		{[]string{"@tag:nosuch"}, nil, BadSelector},
+		{[]string{"@tag:nosuch"}, nil, NoMatch},
 		{[]string{"@type:HVM"}, nil, BadSelector},
 		{nil, []string{"@type:Bogus"}, BadSelector},
 		{[]string{"@colour:red"}, nil, BadSelector},
@@ -234,7 +235,7 @@ func TestSelectionProblems(t *testing.T) {
 		dir := t.TempDir()
 		opts := testOptions(Destination{Path: dir})
 		opts.VMs, opts.Exclude = c.vms, c.exclude
-		p, err := NewPlan(h, opts)
+		p, err := NewPlan(t.Context(), h, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -276,17 +277,19 @@ func mapsEqual(a, b map[string]string) bool {
 
 // Progress: Preparing, then Writing per file and per MiB, Finishing, and
 // Done with Done == Total; Done never decreases; Total is the data the
-// result reports.
+// result reports. Each VM starts and is done, in archive order.
 func TestProgress(t *testing.T) {
 	h := demoHost(t)
 	rec := &recorder{}
-	p := mustPlan(t, h, testOptions(Destination{Path: "-"}))
+	opts := testOptions(Destination{Path: "-"})
+	opts.syncProgress = true // every update, none coalesced
+	p := mustPlan(t, h, opts)
 	var buf bytes.Buffer
 	res, err := Run(context.Background(), p, &buf, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := rec.events
+	ev, vmEvents := splitEvents(rec.events)
 	if len(ev) < 20 {
 		t.Fatalf("only %d events", len(ev))
 	}
@@ -322,6 +325,89 @@ func TestProgress(t *testing.T) {
 	// At least one event per MiB of data.
 	if n := int64(len(ev)); n < last.Total>>20 {
 		t.Errorf("%d events for %d bytes", n, last.Total)
+	}
+	var want []string
+	for _, vm := range res.VMs {
+		want = append(want, "vm-started "+vm, "vm-done "+vm)
+	}
+	if !slices.Equal(vmEvents, want) {
+		t.Errorf("per-VM events %q, want %q", vmEvents, want)
+	}
+}
+
+// splitEvents separates the updates from the per-VM events and warnings
+// ("kind vm").
+func splitEvents(events []progress.Event) (updates []progress.Event, others []string) {
+	for _, e := range events {
+		if e.Kind == progress.Update {
+			updates = append(updates, e)
+		} else {
+			others = append(others, e.Kind.String()+" "+e.VM)
+		}
+	}
+	return updates, others
+}
+
+// manifestWriter closes seen once the archive's manifest passes.
+type manifestWriter struct {
+	bytes.Buffer
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *manifestWriter) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte(archive.ManifestName)) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return w.Buffer.Write(b)
+}
+
+// A consumer that takes no event until the archive is written does not
+// hold the backup up: the archive is written all the same, and then the
+// consumer gets every per-VM event, the stages in order, and Done last.
+func TestProgressSlowConsumer(t *testing.T) {
+	h := demoHost(t)
+	p := mustPlan(t, h, testOptions(Destination{Path: "-"}))
+	out := &manifestWriter{seen: make(chan struct{})}
+	rec := &recorder{}
+	slow := progress.Func(func(e progress.Event) {
+		<-out.seen // would never come if the data path waited for us
+		rec.Report(e)
+	})
+	res, err := Run(t.Context(), p, out, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, vmEvents := splitEvents(rec.events)
+	var want []string
+	for _, vm := range res.VMs {
+		want = append(want, "vm-started "+vm, "vm-done "+vm)
+	}
+	if !slices.Equal(vmEvents, want) {
+		t.Errorf("per-VM events %q, want %q", vmEvents, want)
+	}
+	var stages []progress.Stage
+	for _, e := range ev {
+		if len(stages) == 0 || stages[len(stages)-1] != e.Stage {
+			stages = append(stages, e.Stage)
+		}
+	}
+	if !slices.Equal(stages, []progress.Stage{progress.Preparing, progress.Writing, progress.Finishing, progress.Done}) {
+		t.Errorf("stages %v", stages)
+	}
+	if last := ev[len(ev)-1]; last.Done != res.Data {
+		t.Errorf("last %+v", last)
+	}
+}
+
+// A cancelled context stops the planning too.
+func TestNewPlanCancelled(t *testing.T) {
+	h := demoHost(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := NewPlan(ctx, h, testOptions(Destination{Path: "-"}))
+	if !errors.Is(err, ErrCancelled) || !errors.Is(err, context.Canceled) {
+		t.Errorf("NewPlan: %v", err)
 	}
 }
 
@@ -379,20 +465,20 @@ func TestOptionProblems(t *testing.T) {
 	h := demoHost(t)
 	opts := testOptions(Destination{Path: "-"})
 	opts.Passphrase = []byte("bad\npassphrase")
-	p, _ := NewPlan(h, opts)
+	p, _ := NewPlan(t.Context(), h, opts)
 	wantProblem(t, p, BadPassphrase)
 
 	opts = testOptions(Destination{Path: "-"})
 	opts.ScryptLogN = 5
-	p, _ = NewPlan(h, opts)
+	p, _ = NewPlan(t.Context(), h, opts)
 	wantProblem(t, p, BadScryptParameters)
 
 	// A dom0 home that is gone blocks a backup that includes it.
 	if err := h.SetDom0(host.Dom0{User: "user", Home: filepath.Join(t.TempDir(), "gone")}); err != nil {
 		t.Fatal(err)
 	}
-	p, _ = NewPlan(h, testOptions(Destination{Path: "-"}))
-	if pr := wantProblem(t, p, UnreadableSource); pr.Subject != "dom0" || !strings.Contains(pr.Hint, "-x dom0") {
+	p, _ = NewPlan(t.Context(), h, testOptions(Destination{Path: "-"}))
+	if pr := wantProblem(t, p, UnreadableSource); pr.Subject != "dom0" || !slices.Equal(pr.Resolve, []Resolution{ExcludeVM}) || pr.Hint == "" {
 		t.Errorf("problem %+v", pr)
 	}
 }

@@ -66,6 +66,17 @@
 // fsync, publishing) and Done. Done and Total count the uncompressed bytes
 // of the stored files' tar streams (content plus tar headers, never
 // holes), so Done grows evenly, never decreases, and ends equal to Total.
+// Around each VM's files it reports VMStarted and VMDone, or VMFailed with
+// the error that stopped the backup in them; the result's warnings come as
+// Warning events. Every event goes through progress.Async: a slow consumer
+// never holds up the archive, and has had every event when Run returns.
+//
+// # Problems and cancellation
+//
+// Each Problem lists its Resolutions: option changes that Resolution.Apply
+// makes (a front end plans again with them), choices for the user and
+// actions on the host. NewPlan, Run and Verify take a context; cancelled,
+// they return an error wrapping ErrCancelled and ctx.Err().
 //
 // # Durations and sizes
 //

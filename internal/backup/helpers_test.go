@@ -59,7 +59,7 @@ func testOptions(dest Destination) Options {
 // mustPlan makes a plan that must have no problems.
 func mustPlan(t *testing.T, h *host.Host, opts Options) *Plan {
 	t.Helper()
-	p, err := NewPlan(h, opts)
+	p, err := NewPlan(t.Context(), h, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -49,8 +50,10 @@ func (it *item) close() {
 }
 
 // measurer lists and measures the files of VMs. keep says whether volumes
-// stay open (Run) or are closed at once (NewPlan).
+// stay open (Run) or are closed at once (NewPlan). A cancelled ctx stops
+// it before its next file.
 type measurer struct {
+	ctx        context.Context
 	h          *host.Host
 	keep       bool
 	compressed bool
@@ -81,6 +84,9 @@ func (m *measurer) vm(d *host.Domain) (items []*item, err error) {
 	for _, v := range vols {
 		if !v.SaveOnStop {
 			continue
+		}
+		if err := m.ctx.Err(); err != nil {
+			return items, cancelled(m.ctx)
 		}
 		it, err := m.volume(name, v.Name, subdir+v.Name+".img")
 		if err != nil {

@@ -45,6 +45,9 @@ type Options struct {
 	// chunkSize cuts compressed streams; 0 means the format's 100 MiB.
 	// Only tests change it.
 	chunkSize int
+	// syncProgress reports on the data path, not through progress.Async,
+	// so that an event marks a precise moment. Only tests set it.
+	syncProgress bool
 }
 
 // Destination is where the archive goes: see the package documentation.

@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"time"
 
+	"pedos.dev/backup/internal/cmdrun"
 	"pedos.dev/backup/internal/publish"
 	"pedos.dev/backup/internal/qrexec"
 )
@@ -160,102 +157,47 @@ func (s sinkOutput) abort(cause error) error {
 }
 
 // cmdOutput feeds a dom0 command (trusted: the dom0 user's own command
-// line) run by /bin/sh -c in its own process group, so that stopping it
-// stops everything it started.
-type cmdOutput struct {
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	line    string
-	out     *tail
-	done    chan struct{} // closed when the command has ended, with waitErr
-	waitErr error
-}
+// line) run by package cmdrun in its own process group, so that stopping
+// it stops everything it started. Its output is kept for its error.
+type cmdOutput struct{ c *cmdrun.Cmd }
 
 // Write feeds the command's stdin.
-func (c *cmdOutput) Write(b []byte) (int, error) { return c.stdin.Write(b) }
+func (o cmdOutput) Write(b []byte) (int, error) { return o.c.Stdin.Write(b) }
 
-func startCommand(ctx context.Context, line string) (*cmdOutput, error) {
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
-	c := &cmdOutput{cmd: cmd, line: line, out: &tail{max: 4096}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = c.out, c.out
-	stdin, err := cmd.StdinPipe()
+func startCommand(ctx context.Context, line string) (cmdOutput, error) {
+	c, err := cmdrun.Start(ctx, line, cmdrun.Config{Stdin: true})
 	if err != nil {
-		return nil, err
+		return cmdOutput{}, err
 	}
-	c.stdin = stdin
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %q: %w", line, err)
-	}
-	// Waiting all along tells a command that failed by itself (and broke
-	// the pipe) from one that abort kills.
-	go func() {
-		c.waitErr = cmd.Wait()
-		close(c.done)
-	}()
-	return c, nil
+	return cmdOutput{c}, nil
 }
 
-func (c *cmdOutput) commit() (string, error) {
-	c.stdin.Close()
-	<-c.done
-	if c.waitErr != nil {
-		return "", c.failed(c.waitErr)
+func (o cmdOutput) commit() (string, error) {
+	o.c.Stdin.Close()
+	if err := o.c.Wait(); err != nil {
+		return "", o.failed(err)
 	}
 	return "", nil
 }
 
 // abort kills the command unless it has ended already: it must not take
 // the end of the pipe for the end of a complete backup.
-func (c *cmdOutput) abort(error) error {
-	select {
-	case <-c.done:
-	default:
-		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-		<-c.done
+func (o cmdOutput) abort(error) error {
+	o.c.Kill()
+	err := o.c.Wait()
+	o.c.Stdin.Close()
+	switch {
+	case o.c.Killed():
+		return nil // our doing, or the context's
+	case err == nil:
+		return fmt.Errorf("backup command %q ended before the backup was complete", o.c.Line)
 	}
-	c.stdin.Close()
-	var ee *exec.ExitError
-	if errors.As(c.waitErr, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-			return nil // our doing, or the context's
-		}
-	}
-	if c.waitErr == nil {
-		return fmt.Errorf("backup command %q ended before the backup was complete", c.line)
-	}
-	return c.failed(c.waitErr)
+	return o.failed(err)
 }
 
-func (c *cmdOutput) failed(err error) error {
-	if out := strings.TrimSpace(c.out.String()); out != "" {
-		return fmt.Errorf("backup command %q failed (%v): %s", c.line, err, out)
+func (o cmdOutput) failed(err error) error {
+	if out := o.c.Output(); out != "" {
+		return fmt.Errorf("backup command %q failed (%v): %s", o.c.Line, err, out)
 	}
-	return fmt.Errorf("backup command %q failed: %v", c.line, err)
-}
-
-// tail keeps the last max bytes written to it: the end of a command's
-// output, for its error message.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.ToValidUTF8(string(t.b), "?")
+	return fmt.Errorf("backup command %q failed: %v", o.c.Line, err)
 }

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -96,8 +97,14 @@ const NoDom0UserNote = "This host names no dom0 user: the home of the running us
 // NewPlan resolves the selection and the destination, measures what will be
 // stored and checks that the backup can run. It reads the host but changes
 // nothing. Problems are reported in the plan; the error is for a host that
-// cannot be read at all.
-func NewPlan(h *host.Host, opts Options) (*Plan, error) {
+// cannot be read at all, or a cancel: when ctx is cancelled, NewPlan
+// returns at once with an error wrapping ErrCancelled and ctx.Err(), and
+// the measuring stops at its next file.
+func NewPlan(ctx context.Context, h *host.Host, opts Options) (*Plan, error) {
+	return abandonable(ctx, func() (*Plan, error) { return newPlan(ctx, h, opts) })
+}
+
+func newPlan(ctx context.Context, h *host.Host, opts Options) (*Plan, error) {
 	db, err := h.Load()
 	if err != nil {
 		return nil, err
@@ -105,10 +112,31 @@ func NewPlan(h *host.Host, opts Options) (*Plan, error) {
 	p := &Plan{h: h, opts: opts}
 	p.checkOptions()
 	selected := p.selectVMs(db)
-	m := p.measurer(false)
-	var home string
+	home, err := p.measureSelected(ctx, db, selected)
+	if err != nil {
+		return nil, err
+	}
+	spaceDir := p.resolveTarget(db, home)
+	if err := p.estimate(db); err != nil {
+		return nil, err
+	}
+	if spaceDir != "" {
+		p.checkSpace(spaceDir)
+	}
+	return p, nil
+}
+
+// measureSelected measures the files of the selected VMs (closing them
+// again: Run measures anew) and fills VMs. It returns the dom0 home when
+// it is selected; its error is a cancel.
+func (p *Plan) measureSelected(ctx context.Context, db *host.DB, selected []string) (home string, err error) {
+	m := p.measurer(ctx, false)
 	for _, name := range selected {
 		v, items, dom0, err := measureVM(m, db, name)
+		if ctx.Err() != nil {
+			closeItems(items)
+			return "", cancelled(ctx)
+		}
 		if err != nil {
 			p.problem(UnreadableSource, name, unreadableHint(name), "cannot back up %s: %v", name, err)
 			continue
@@ -119,18 +147,7 @@ func NewPlan(h *host.Host, opts Options) (*Plan, error) {
 		p.VMs = append(p.VMs, v)
 		closeItems(items)
 	}
-	if len(selected) == 0 && !p.has(UnknownVM, BadSelector) {
-		p.problem(EmptySelection, "", "name the VMs to back up, or set include_in_backups (qvm-prefs VM include_in_backups True)",
-			"no VMs selected for backup")
-	}
-	spaceDir := p.resolveTarget(db, home)
-	if err := p.estimate(db); err != nil {
-		return nil, err
-	}
-	if spaceDir != "" {
-		p.checkSpace(spaceDir)
-	}
-	return p, nil
+	return home, nil
 }
 
 // SetPassphrase sets the passphrase of a plan made without one (the
@@ -168,6 +185,8 @@ type SummaryRow struct {
 	// Note is RunningWarning for a running VM, the PlannedVM's own Note
 	// (dom0), else "".
 	Note string
+	// Resolve acts on the note: ShutDownVM for a running VM.
+	Resolve []Resolution
 }
 
 // Summary returns the data of the summary table; the caller formats it.
@@ -186,6 +205,7 @@ func (p *Plan) Summary() Summary {
 		row.Note = v.Note
 		if v.Running {
 			row.Note = RunningWarning
+			row.Resolve = []Resolution{ShutDownVM}
 		}
 		s.Rows = append(s.Rows, row)
 		s.Total += v.Size
@@ -220,15 +240,15 @@ func (p *Plan) chunkSize() int64 {
 	return archive.ChunkSize
 }
 
-func (p *Plan) measurer(keep bool) *measurer {
-	return &measurer{h: p.h, keep: keep, compressed: p.Compression != "none", chunk: p.chunkSize()}
+func (p *Plan) measurer(ctx context.Context, keep bool) *measurer {
+	return &measurer{ctx: ctx, h: p.h, keep: keep, compressed: p.Compression != "none", chunk: p.chunkSize()}
 }
 
 func unreadableHint(vm string) string {
 	if vm == "dom0" {
-		return "leave the dom0 home out with -x dom0"
+		return "leave the dom0 home out"
 	}
-	return "leave it out with -x " + vm
+	return "leave it out"
 }
 
 // checkOptions checks compression, scrypt cost and passphrase.
@@ -253,7 +273,7 @@ func (p *Plan) checkOptions() {
 	if err := p.Scrypt.ValidateForWriting(); err != nil {
 		p.problem(BadScryptParameters, strconv.Itoa(int(p.Scrypt.LogN)), "", "%v", err)
 	} else if err := archive.CheckWriterMemory(archive.WriterOptions{Params: p.Scrypt, ChunkSize: int(p.chunkSize()), MaxMemory: p.opts.MaxMemory}); err != nil {
-		p.problem(NotEnoughMemory, "", "raise the budget with --max-memory or PEDOS_MAX_MEMORY, or lower the scrypt cost", "%v", err)
+		p.problem(NotEnoughMemory, "", "raise the memory budget, or lower the scrypt cost", "%v", err)
 	}
 	if len(p.opts.Passphrase) > 0 {
 		if err := archive.CheckPassphrase(p.opts.Passphrase); err != nil {
@@ -278,7 +298,7 @@ func (p *Plan) selectVMs(db *host.DB) []string {
 	for _, sel := range p.opts.VMs {
 		names, ok := p.match(db, sel, false)
 		if ok && len(names) == 0 {
-			p.problem(BadSelector, sel, "check it with qvm-ls --tags / qvm-ls", "%s matches no VM", sel)
+			p.problem(NoMatch, sel, "check the host's VMs and their tags", "%s matches no VM", sel)
 		}
 		for _, n := range names {
 			in[n] = true
@@ -303,6 +323,10 @@ func (p *Plan) selectVMs(db *host.DB) []string {
 	}
 	slices.SortFunc(selected, dom0First)
 	slices.Sort(p.NotSelected)
+	if len(selected) == 0 && !p.has(UnknownVM, BadSelector, NoMatch) {
+		p.problem(EmptySelection, "", "name the VMs to back up, or set include_in_backups on those a default backup takes",
+			"no VMs selected for backup")
+	}
 	return selected
 }
 
@@ -326,7 +350,7 @@ func (p *Plan) match(db *host.DB, sel string, exclude bool) (names []string, ok 
 	}
 	option := ""
 	if exclude {
-		option = "-x "
+		option = "exclusion "
 	}
 	switch {
 	case strings.HasPrefix(s, "@tag:"):
@@ -358,9 +382,9 @@ func (p *Plan) match(db *host.DB, sel string, exclude bool) (names []string, ok 
 	default:
 		if _, err := db.Domain(s); err != nil {
 			if exclude {
-				p.problem(UnknownVM, sel, "check the name with qvm-ls", "cannot exclude %q: no such VM", sel)
+				p.problem(UnknownVM, sel, "check the name against the host's VMs", "cannot exclude %q: no such VM", sel)
 			} else {
-				p.problem(UnknownVM, sel, "check the name with qvm-ls", "no such VM: %q", sel)
+				p.problem(UnknownVM, sel, "check the name against the host's VMs", "no such VM: %q", sel)
 			}
 			return nil, false
 		}
@@ -418,9 +442,9 @@ func (p *Plan) resolveTarget(db *host.DB, home string) (spaceDir string) {
 				"no backup location in VM %s given", dst.VM)
 		}
 		if _, err := db.Domain(dst.VM); err != nil {
-			p.problem(DestVMUnknown, dst.VM, "check the name with qvm-ls", "destination VM %q does not exist", dst.VM)
+			p.problem(DestVMUnknown, dst.VM, "check the name against the host's VMs", "destination VM %q does not exist", dst.VM)
 		} else if !p.h.IsRunning(dst.VM) {
-			p.problem(DestVMNotRunning, dst.VM, "start it first: qvm-start "+dst.VM,
+			p.problem(DestVMNotRunning, dst.VM, "start it first",
 				"destination VM %s is not running", dst.VM)
 		}
 		return ""
@@ -475,7 +499,7 @@ func (p *Plan) resolveTarget(db *host.DB, home string) (spaceDir string) {
 		spaceDir = parent
 	}
 	if home != "" && inside(spaceDir, home) {
-		p.problem(DestinationInHome, home, "choose a destination outside "+home+", or leave the home out with -x dom0",
+		p.problem(DestinationInHome, home, "choose a destination outside "+home+", or leave the home out",
 			"cannot back up the dom0 home directory into itself: %s is inside %s", p.Target.Path, home)
 		return ""
 	}

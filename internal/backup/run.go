@@ -34,19 +34,20 @@ type Result struct {
 	Warnings []string
 }
 
-// ErrCancelled is wrapped by Run's error when ctx was cancelled.
-var ErrCancelled = errors.New("backup cancelled")
-
 // Run makes the backup the plan describes, streaming it to the target, and
-// reports progress to r (which may be nil). out receives the archive when
-// the target is standard output ("-") and is unused otherwise.
+// reports progress to r (which may be nil): updates, and for each VM
+// VMStarted then VMDone, or VMFailed for the VM whose file failed, and the
+// Result's warnings. r is called through progress.Async, never on the data
+// path, and has had every event when Run returns. out receives the archive
+// when the target is standard output ("-") and is unused otherwise.
 //
 // The files are measured again when Run starts, and the volumes kept open
 // from then on, so the stored images are the committed ones of that
 // moment, and backup-size bounds what is stored. On any failure or when
-// ctx is cancelled, Run returns an error and leaves nothing that looks like
-// a finished backup (except on standard output, which cannot be taken
-// back). On success it sets backup_timestamp on every backed-up VM.
+// ctx is cancelled (the error then wraps ErrCancelled), Run returns an
+// error and leaves nothing that looks like a finished backup (except on
+// standard output, which cannot be taken back). On success it sets
+// backup_timestamp on every backed-up VM.
 func Run(ctx context.Context, p *Plan, out io.Writer, r progress.Reporter) (*Result, error) {
 	if err := p.Err(); err != nil {
 		return nil, err
@@ -54,114 +55,183 @@ func Run(ctx context.Context, p *Plan, out io.Writer, r progress.Reporter) (*Res
 	if len(p.opts.Passphrase) == 0 {
 		return nil, errors.New("backup: no passphrase given")
 	}
-	if r == nil {
-		r = progress.Discard
+	rep, closeRep := p.reporter(r)
+	defer closeRep()
+	run := &run{p: p, ctx: ctx, start: time.Now(), now: p.now()}
+	run.m = &meter{r: rep, start: run.start}
+	run.m.emit(progress.Preparing)
+	defer run.closeItems()
+	if err := run.measure(); err != nil {
+		return nil, err
 	}
-	start := time.Now()
-	now := p.now()
-	m := &meter{r: r, start: start}
-	m.emit(progress.Preparing)
-
-	db, err := p.h.Load()
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	vms, items, err := p.measure(db)
-	defer func() {
-		for _, its := range items {
-			closeItems(its)
-		}
-	}()
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	xml, err := archiveDB(db, vms, p.opts.SelectedMetadataOnly)
-	if err != nil {
-		return nil, fmt.Errorf("backup: making qubes.xml: %w", err)
-	}
-	for _, v := range vms {
-		m.total += v.Data
-	}
-
 	// The destination's ctx stops a dom0 command or a VM service when the
 	// caller cancels; a failure here aborts them explicitly instead.
 	dctx, stopDest := context.WithCancel(ctx)
 	defer stopDest()
-	dst, err := p.open(dctx, out, now)
-	if err != nil {
-		return nil, fmt.Errorf("backup: opening the destination: %w", err)
+	if err := run.open(dctx, out); err != nil {
+		return nil, err
 	}
-	counted := &countingWriter{w: dst}
-	aw, err := archive.NewWriter(counted, archive.WriterOptions{
+	location, err := run.end(run.write())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, cancelled(ctx)
+		}
+		return nil, fmt.Errorf("backup failed: %w", err)
+	}
+	return run.result(location), nil
+}
+
+// reporter is what Run and Verify report to: r through progress.Async,
+// off the data path; the func delivers what is queued.
+func (p *Plan) reporter(r progress.Reporter) (progress.Reporter, func()) {
+	if p.opts.syncProgress {
+		if r == nil {
+			r = progress.Discard
+		}
+		return r, func() {}
+	}
+	a := progress.Async(r)
+	return a, a.Close
+}
+
+// run is one Run of a plan, in its phases: measure, open, write, end and
+// result.
+type run struct {
+	p          *Plan
+	ctx        context.Context
+	start, now time.Time
+	m          *meter
+	vms        []PlannedVM // as measured now, in archive order
+	items      [][]*item   // their files, volumes open
+	xml        []byte      // the archive's qubes.xml
+	dst        output
+	counted    *countingWriter
+	aw         *archive.Writer
+}
+
+// measure measures the plan's VMs again, keeping their volumes open, and
+// makes qubes.xml.
+func (run *run) measure() error {
+	db, err := run.p.h.Load()
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	run.vms, run.items, err = run.p.measure(run.ctx, db)
+	if err != nil {
+		if run.ctx.Err() != nil {
+			return cancelled(run.ctx)
+		}
+		return fmt.Errorf("backup: %w", err)
+	}
+	if run.xml, err = archiveDB(db, run.vms, run.p.opts.SelectedMetadataOnly); err != nil {
+		return fmt.Errorf("backup: making qubes.xml: %w", err)
+	}
+	for _, v := range run.vms {
+		run.m.total += v.Data
+	}
+	return nil
+}
+
+func (run *run) closeItems() {
+	for _, its := range run.items {
+		closeItems(its)
+	}
+}
+
+// open opens the destination and starts the archive writer on it.
+func (run *run) open(dctx context.Context, out io.Writer) error {
+	p := run.p
+	dst, err := p.open(dctx, out, run.now)
+	if err != nil {
+		return fmt.Errorf("backup: opening the destination: %w", err)
+	}
+	run.dst = dst
+	run.counted = &countingWriter{w: dst}
+	run.aw, err = archive.NewWriter(run.counted, archive.WriterOptions{
 		Passphrase:  p.opts.Passphrase,
 		Compression: p.Compression,
 		Params:      p.Scrypt,
-		Time:        now,
+		Time:        run.now,
 		ChunkSize:   int(p.chunkSize()),
 		MaxMemory:   p.opts.MaxMemory,
 	})
 	if err != nil {
 		dst.abort(err)
-		return nil, fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: %w", err)
 	}
-	stopWatch := context.AfterFunc(ctx, func() { aw.Abort(fmt.Errorf("%w: %w", ErrCancelled, context.Cause(ctx))) })
-	err = writeAll(ctx, aw, xml, vms, items, m, now)
+	return nil
+}
+
+// write stores everything and closes the archive writer (manifest).
+func (run *run) write() error {
+	ctx := run.ctx
+	stopWatch := context.AfterFunc(ctx, func() { run.aw.Abort(cancelled(ctx)) })
+	defer stopWatch()
+	err := writeAll(ctx, run.aw, run.xml, run.vms, run.items, run.m, run.now)
 	if err == nil {
-		m.emit(progress.Finishing)
-		err = aw.Close()
+		run.m.emit(progress.Finishing)
+		err = run.aw.Close()
 	}
-	stopWatch()
 	if err == nil {
 		err = ctx.Err() // the last moment a cancel can still stop it
 	}
-	var location string
-	if err == nil {
-		location, err = dst.commit()
-	} else {
-		aw.Abort(err)
-		aw.Close()
-		if derr := dst.abort(err); derr != nil && ctx.Err() == nil {
-			err = derr // e.g. the command that broke the pipe, and why
-		}
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: %w", ErrCancelled, context.Cause(ctx))
-		}
-		return nil, fmt.Errorf("backup failed: %w", err)
-	}
+	return err
+}
 
+// end commits the destination after a write that succeeded, else aborts
+// it; it returns where the backup is, or why it failed: the destination's
+// own account of a failure it caused (a command that broke the pipe) when
+// it has one.
+func (run *run) end(err error) (location string, _ error) {
+	if err == nil {
+		return run.dst.commit()
+	}
+	run.aw.Abort(err)
+	run.aw.Close()
+	if derr := run.dst.abort(err); derr != nil && run.ctx.Err() == nil {
+		err = derr
+	}
+	return "", err
+}
+
+// result describes the finished backup, records backup_timestamp and
+// reports the end.
+func (run *run) result(location string) *Result {
+	p, m := run.p, run.m
 	res := &Result{
 		Location: location,
 		Target:   p.Target,
-		BackupID: aw.Header().BackupID,
-		Bytes:    counted.n.Load(),
+		BackupID: run.aw.Header().BackupID,
+		Bytes:    run.counted.n.Load(),
 		Data:     m.total,
-		Elapsed:  time.Since(start),
+		Elapsed:  time.Since(run.start),
 	}
-	for _, v := range vms {
+	for _, v := range run.vms {
 		res.VMs = append(res.VMs, v.Name)
 	}
 	if p.Target.Kind == ToFile && location != p.Target.Path {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s was created by someone else meanwhile; the backup is %s", p.Target.Path, location))
 	}
-	if err := setTimestamps(p.h, res.VMs, now); err != nil {
+	if err := setTimestamps(p.h, res.VMs, run.now); err != nil {
 		res.Warnings = append(res.Warnings, "the backup is complete, but recording backup_timestamp failed: "+err.Error())
 	}
 	m.done, m.cur, m.vm, m.file = m.total, 0, "", ""
+	for _, w := range res.Warnings {
+		m.event(progress.Warning, "", nil, w)
+	}
 	m.emit(progress.Done)
-	return res, nil
+	return res
 }
 
 // measure lists and measures the plan's VMs again, in archive order (by
 // name, the dom0 home last), keeping the volumes open.
-func (p *Plan) measure(db *host.DB) ([]PlannedVM, [][]*item, error) {
+func (p *Plan) measure(ctx context.Context, db *host.DB) ([]PlannedVM, [][]*item, error) {
 	names := make([]string, 0, len(p.VMs))
 	for _, v := range p.VMs {
 		names = append(names, v.Name)
 	}
 	slices.SortFunc(names, dom0Last)
-	m := p.measurer(true)
+	m := p.measurer(ctx, true)
 	var vms []PlannedVM
 	var items [][]*item
 	for _, name := range names {
@@ -190,7 +260,7 @@ func dom0Last(a, b string) int {
 	return 1
 }
 
-// writeAll stores qubes.xml and every file.
+// writeAll stores qubes.xml and every file, VM by VM.
 func writeAll(ctx context.Context, aw *archive.Writer, xml []byte, vms []PlannedVM, items [][]*item, m *meter, now time.Time) error {
 	names := []string{archive.QubesXMLName}
 	for _, its := range items {
@@ -202,34 +272,45 @@ func writeAll(ctx context.Context, aw *archive.Writer, xml []byte, vms []Planned
 	if err := aw.AddBytes(archive.QubesXMLName, xml); err != nil {
 		return err
 	}
-	for i := range vms {
+	for i, v := range vms {
+		m.event(progress.VMStarted, v.Name, nil, "")
 		for _, it := range items[i] {
-			m.begin(it)
-			err := aw.AddFile(it.Name, func(w io.Writer) error {
-				tw := sparsetar.NewWriter(&progressWriter{ctx: ctx, w: w, m: m})
-				var err error
-				switch it.kind {
-				case volumeFile:
-					_, err = tw.AddVolume(it.Name, it.f)
-				case smallFile:
-					err = tw.AddBytes(it.Name, it.content, it.mode, it.mtime)
-				case emptyFile:
-					err = tw.AddBytes(it.Name, nil, 0o644, now)
-				case homeTree:
-					err = tw.AddTree(it.Name, it.Source)
-				}
-				if err != nil {
-					return err
-				}
-				return tw.Close()
-			})
-			it.close()
-			if err != nil {
+			if err := writeItem(ctx, aw, it, m, now); err != nil {
+				m.event(progress.VMFailed, v.Name, err, "")
 				return err
 			}
-			m.end(it)
 		}
+		m.event(progress.VMDone, v.Name, nil, "")
 	}
+	return nil
+}
+
+// writeItem stores one file as its inner tar stream.
+func writeItem(ctx context.Context, aw *archive.Writer, it *item, m *meter, now time.Time) error {
+	m.begin(it)
+	err := aw.AddFile(it.Name, func(w io.Writer) error {
+		tw := sparsetar.NewWriter(&progressWriter{ctx: ctx, w: w, m: m})
+		var err error
+		switch it.kind {
+		case volumeFile:
+			_, err = tw.AddVolume(it.Name, it.f)
+		case smallFile:
+			err = tw.AddBytes(it.Name, it.content, it.mode, it.mtime)
+		case emptyFile:
+			err = tw.AddBytes(it.Name, nil, 0o644, now)
+		case homeTree:
+			err = tw.AddTree(it.Name, it.Source)
+		}
+		if err != nil {
+			return err
+		}
+		return tw.Close()
+	})
+	it.close()
+	if err != nil {
+		return err
+	}
+	m.end(it)
 	return nil
 }
 
@@ -260,6 +341,7 @@ const reportEvery = 1 << 20
 type meter struct {
 	r          progress.Reporter
 	start      time.Time
+	stage      progress.Stage // the last one reported
 	vm, file   string
 	total      int64
 	done       int64 // finished files
@@ -269,7 +351,14 @@ type meter struct {
 
 func (m *meter) emit(stage progress.Stage) {
 	m.reported = m.done + m.cur
+	m.stage = stage
 	m.r.Report(progress.Event{Stage: stage, VM: m.vm, File: m.file, Done: m.reported, Total: m.total, Elapsed: time.Since(m.start)})
+}
+
+// event reports a VM's start, end or failure, or a warning.
+func (m *meter) event(kind progress.Kind, vm string, err error, msg string) {
+	m.r.Report(progress.Event{Kind: kind, Stage: m.stage, VM: vm, Done: m.done + m.cur, Total: m.total,
+		Elapsed: time.Since(m.start), Err: err, Message: msg})
 }
 
 func (m *meter) begin(it *item) {
@@ -300,7 +389,7 @@ type progressWriter struct {
 
 func (pw *progressWriter) Write(b []byte) (int, error) {
 	if err := pw.ctx.Err(); err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrCancelled, context.Cause(pw.ctx))
+		return 0, cancelled(pw.ctx)
 	}
 	n, err := pw.w.Write(b)
 	pw.m.add(n)

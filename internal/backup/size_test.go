@@ -116,7 +116,7 @@ func BenchmarkRun(b *testing.B) {
 	for _, filter := range []string{"none", "gzip", "zstd"} {
 		b.Run(filter, func(b *testing.B) {
 			opts := Options{VMs: []string{"work"}, Compression: filter, Passphrase: testPass, Destination: Destination{Path: "-"}}
-			p, err := NewPlan(h, opts)
+			p, err := NewPlan(b.Context(), h, opts)
 			if err != nil || p.Err() != nil {
 				b.Fatal(err, p.Err())
 			}
@@ -152,7 +152,7 @@ func TestTarSizes(t *testing.T) {
 	os.WriteFile(filepath.Join(u.Home, strings.Repeat("n", 150)), nil, 0o644)
 
 	db, _ := h.Load()
-	m := &measurer{h: h, keep: true, chunk: 1 << 20}
+	m := &measurer{ctx: t.Context(), h: h, keep: true, chunk: 1 << 20}
 	for _, v := range mustPlan(t, h, testOptions(Destination{Path: "-"})).VMs {
 		_, items, _, err := measureVM(m, db, v.Name)
 		if err != nil {

@@ -25,14 +25,16 @@ type VMCheck struct {
 // decrypted and authenticated, every stream decompressed, every inner tar
 // read to its end marker, the manifest matched) and reports per VM. It
 // needs the plan's passphrase and VM list to name what it finds; a file
-// of the archive that belongs to no planned VM is an error.
+// of the archive that belongs to no planned VM is an error. Progress goes
+// to r as for Run: updates, VMStarted and VMDone (once the archive has
+// ended and proved complete), or VMFailed. A cancelled ctx stops it with
+// an error wrapping ErrCancelled.
 func Verify(ctx context.Context, p *Plan, res *Result, r progress.Reporter) ([]VMCheck, error) {
 	if res == nil || res.Location == "" || res.Target.VM != "" {
 		return nil, errors.New("backup: only a backup file in dom0 can be read back")
 	}
-	if r == nil {
-		r = progress.Discard
-	}
+	rep, closeRep := p.reporter(r)
+	defer closeRep()
 	f, err := os.Open(res.Location)
 	if err != nil {
 		return nil, err
@@ -47,30 +49,50 @@ func Verify(ctx context.Context, p *Plan, res *Result, r progress.Reporter) ([]V
 	for i, v := range p.VMs {
 		checks[i].Name = v.Name
 	}
-	v := &verifyMeter{r: r, start: time.Now(), total: res.Data}
+	v := &verifyMeter{r: rep, start: time.Now(), total: res.Data}
+	failed := func(i int, err error) ([]VMCheck, error) {
+		err = fmt.Errorf("reading back %s: %w", res.Location, err)
+		if ctx.Err() != nil {
+			err = cancelled(ctx)
+		}
+		if i >= 0 {
+			v.event(progress.VMFailed, p.VMs[i].Name, err)
+		}
+		return nil, err
+	}
+	cur := -1
 	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		if ctx.Err() != nil {
+			return failed(cur, ctx.Err())
 		}
 		file, err := ar.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading back %s: %w", res.Location, err)
+			return failed(cur, err)
 		}
 		i := p.vmOf(file.Name)
 		if i < 0 {
-			return nil, fmt.Errorf("reading back %s: %s belongs to no VM of this backup", res.Location, file.Name)
+			return failed(cur, fmt.Errorf("%s belongs to no VM of this backup", file.Name))
+		}
+		if i != cur {
+			cur = i
+			v.event(progress.VMStarted, p.VMs[i].Name, nil)
 		}
 		v.vm, v.file = p.VMs[i].Name, file.Name
 		n, err := readStored(file.Name, &countingReader{r: file, v: v})
 		if err != nil {
-			return nil, fmt.Errorf("reading back %s: %s: %w", res.Location, file.Name, err)
+			return failed(i, fmt.Errorf("%s: %w", file.Name, err))
 		}
 		checks[i].Files++
 		checks[i].Data += n
 	}
+	// The manifest proved the whole archive complete: every VM is good.
+	for _, c := range checks {
+		v.event(progress.VMDone, c.Name, nil)
+	}
+	v.vm, v.file = "", ""
 	v.emit(progress.Done)
 	return checks, nil
 }
@@ -107,6 +129,10 @@ type verifyMeter struct {
 func (v *verifyMeter) emit(stage progress.Stage) {
 	v.reported = v.done
 	v.r.Report(progress.Event{Stage: stage, VM: v.vm, File: v.file, Done: v.done, Total: v.total, Elapsed: time.Since(v.start)})
+}
+
+func (v *verifyMeter) event(kind progress.Kind, vm string, err error) {
+	v.r.Report(progress.Event{Kind: kind, Stage: progress.Verifying, VM: vm, Done: v.done, Total: v.total, Elapsed: time.Since(v.start), Err: err})
 }
 
 type countingReader struct {

@@ -63,7 +63,9 @@ func terminalWidth(w *os.File) func() int {
 }
 
 // throttle decides which events are shown: the first, every stage change
-// (entering Done included) and then at most one per interval.
+// (entering Done included) and then at most one per interval. The
+// printers show updates only: a VM's outcome and the warnings are in the
+// tools' own output.
 type throttle struct {
 	now     func() time.Time
 	every   time.Duration
@@ -73,6 +75,9 @@ type throttle struct {
 }
 
 func (t *throttle) due(e progress.Event) bool {
+	if e.Kind != progress.Update {
+		return false
+	}
 	now := t.now()
 	switch {
 	case !t.started || e.Stage != t.stage:

@@ -215,3 +215,39 @@ func TestChooseProgress(t *testing.T) {
 }
 
 func typeName(v any) string { return fmt.Sprintf("%T", v) }
+
+// The printers show updates only: the per-VM events and warnings that an
+// engine reports between them change nothing in their output.
+func TestProgressIgnoresVMEvents(t *testing.T) {
+	var mixed []step
+	for i, s := range run {
+		mixed = append(mixed, s)
+		kind := []progress.Kind{progress.VMStarted, progress.VMDone, progress.VMFailed, progress.Warning}[i%4]
+		mixed = append(mixed, step{s.at, progress.Event{Kind: kind, Stage: s.e.Stage, VM: "work", Done: s.e.Done, Err: fmt.Errorf("x"), Message: "x"}})
+	}
+	for _, mk := range []func(out *bytes.Buffer, clock *fakeClock) progress.Reporter{
+		func(out *bytes.Buffer, clock *fakeClock) progress.Reporter {
+			b := NewProgressBar(out, nil)
+			b.t.now = clock.now
+			return b
+		},
+		func(out *bytes.Buffer, clock *fakeClock) progress.Reporter {
+			l := NewProgressLines(out, LinesInterval)
+			l.t.now = clock.now
+			return l
+		},
+		func(out *bytes.Buffer, clock *fakeClock) progress.Reporter {
+			j := NewProgressJSON(out)
+			j.t.now = clock.now
+			return j
+		},
+	} {
+		var plain, withVMs bytes.Buffer
+		clock := new(fakeClock)
+		play(mk(&plain, clock), clock, &plain, run, nil)
+		play(mk(&withVMs, clock), clock, &withVMs, mixed, nil)
+		if plain.String() != withVMs.String() {
+			t.Errorf("%T: with per-VM events\n%q\nwithout\n%q", mk(&plain, clock), withVMs.String(), plain.String())
+		}
+	}
+}

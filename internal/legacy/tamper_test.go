@@ -72,7 +72,7 @@ func TestTamperFormat3(t *testing.T) {
 		{"hmac altered", func(t *testing.T) []byte {
 			return altered(t, "vm5/private.img.002.hmac", func(d []byte) []byte {
 				i := bytes.IndexByte(d, '=') + 3
-				d[i] = "01"[d[i]&1] // another hex digit
+				d[i] = "10"[d[i]&1] // another hex digit: odd ones become 0, even ones 1
 				return d
 			})
 		}, pass, ErrCorrupt, "vm5/private.img.002"},

@@ -1,6 +1,13 @@
 // Package progress is how the backup and restore engines report progress:
 // they emit Events to a Reporter, and the terminal, JSON and GUI printers
 // implement Reporter.
+//
+// An engine never waits for its Reporter: it reports through Async, which
+// queues the events and delivers them from a goroutine of its own, so a
+// slow consumer (a terminal held with Ctrl-S, a busy GUI) does not slow
+// the archive. Updates (Kind Update, the bytes done) are then coalesced:
+// a consumer that falls behind sees the latest. The per-VM events and the
+// warnings are never dropped. A GUI that redraws wants Throttle too.
 package progress
 
 import (
@@ -21,17 +28,56 @@ const (
 	Done      Stage = "done"
 )
 
+// Kind says what an event reports.
+type Kind int
+
+const (
+	// Update: the stage, and how much data is done. Only the latest
+	// update matters; one may be coalesced with the next.
+	Update Kind = iota
+	// VMStarted: the engine begins VM's data.
+	VMStarted
+	// VMDone: VM is complete (backed up, verified, extracted or
+	// restored, as the engine does).
+	VMDone
+	// VMFailed: VM failed; Err says why.
+	VMFailed
+	// Warning: Message is something the user should know about VM (or
+	// about the whole run, VM "").
+	Warning
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Update:
+		return "update"
+	case VMStarted:
+		return "vm-started"
+	case VMDone:
+		return "vm-done"
+	case VMFailed:
+		return "vm-failed"
+	case Warning:
+		return "warning"
+	}
+	return "unknown"
+}
+
 // Event is one report. Done and Total count uncompressed bytes of VM data
 // (volume data, files, the dom0 home), so progress moves evenly however
 // well the data compresses; Total is the plan's estimate and Done may
-// pass it slightly.
+// pass it slightly. Every kind of event carries the stage and the bytes
+// done so far.
 type Event struct {
+	Kind    Kind
 	Stage   Stage
 	VM      string // the VM being processed ("dom0" for the dom0 home), or ""
 	File    string // the stored file, e.g. "vm3/private.img", or ""
 	Done    int64
 	Total   int64
 	Elapsed time.Duration
+	Err     error  // VMFailed: why
+	Message string // Warning: what
 }
 
 // Fraction is Done/Total clamped to [0, 1] (0 when Total is unknown).
@@ -60,7 +106,8 @@ func (e Event) ETA() time.Duration {
 }
 
 // Reporter receives events. Engines call it from one goroutine at a time,
-// often (every chunk of data), so implementations throttle their output.
+// often (every MiB of data), through Async, so implementations may take
+// their time, and throttle their output.
 type Reporter interface {
 	Report(Event)
 }
@@ -72,7 +119,11 @@ type Func func(Event)
 func (f Func) Report(e Event) { f(e) }
 
 // Discard ignores every event.
-var Discard Reporter = Func(func(Event) {})
+var Discard Reporter = discard{}
+
+type discard struct{}
+
+func (discard) Report(Event) {}
 
 // FormatSize writes a byte count for the engines' messages: bytes below
 // 1024, else one decimal and KiB, MiB, GiB or TiB ("2.0 GiB").

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 )
 
 // OpenRestoreSource starts the restore service in vm with location, a file
@@ -41,9 +42,13 @@ func OpenRestoreSource(ctx context.Context, t Transport, vm, location string) (i
 	return src, nil
 }
 
+// source may be closed while a Read is under way in another goroutine
+// (an archive reader that ran ahead): mu guards its state, never a read
+// of the stream itself. Only one of Read and Close waits for the service.
 type source struct {
 	vm     string
 	conn   Conn
+	mu     sync.Mutex
 	err    error // sticky: io.EOF or the error that ended the stream
 	closed bool
 }
@@ -51,12 +56,22 @@ type source struct {
 var errClosed = errors.New("restore source is closed")
 
 func (s *source) Read(b []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
+	s.mu.Lock()
+	err := s.err
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
 	}
 	n, err := s.conn.Read(b)
-	switch {
-	case err == io.EOF:
+	if err == nil {
+		return n, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil { // closed meanwhile: Close waits for the service
+		return n, s.err
+	}
+	if err == io.EOF {
 		// The end of its stdout is not yet the end of the stream: only its
 		// exit status says whether it was complete.
 		if err = s.conn.Wait(); err == nil {
@@ -64,23 +79,25 @@ func (s *source) Read(b []byte) (int, error) {
 		} else {
 			err = serviceFailed("reading backup from", s.vm, err)
 		}
-		s.err = err
-	case err != nil:
+	} else {
 		s.conn.Abort()
 		s.conn.Wait()
-		s.err = serviceFailed("reading backup from", s.vm, err)
-		err = s.err
+		err = serviceFailed("reading backup from", s.vm, err)
 	}
+	s.err = err
 	return n, err
 }
 
 func (s *source) Close() error {
+	s.mu.Lock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
 	err := s.err
 	s.err = errClosed
+	s.mu.Unlock()
 	switch err {
 	case nil:
 		s.conn.Abort()

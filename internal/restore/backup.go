@@ -1,20 +1,31 @@
-// Package restore is the restore engine. Open reads an archive's header
-// and qubes.xml (format 4, or the older formats 3 and 2 through package
-// legacy; OpenDir a format 1 directory) and lists what the backup holds; Plan decides, for
-// a host (or for none: verify-only and extract), what will be restored and
-// finds every problem first (doc/reference.md B.3, B.4, with the fixes of E.5,
+// Package restore is the restore engine. OpenSource opens where a backup
+// is (a file, standard input, a dom0 command, a file or command in a VM, a
+// format 1 directory) as a Source, which can be reopened to try another
+// passphrase. Open reads an archive's header and qubes.xml (format 4, or
+// the older formats 3 and 2 through package legacy; OpenDir a format 1
+// directory) and lists what the backup holds; NewPlan decides, for a host
+// (or for none: verify-only and extract), what will be restored and finds
+// every problem first (doc/reference.md B.3, B.4, with the fixes of E.5,
 // E.7 and E.9); VerifyOnly reads every selected file to its end and proves
 // the backup complete (E.3, Qubes #3498); ExtractTo writes the data to a
-// directory. Restoring into a host comes later and uses the same Plan.
+// directory; Restore restores into a host with the same Plan.
 //
 // A Backup is read once, front to back: Open reads the metadata, and one
-// data pass (VerifyOnly or ExtractTo) reads the rest. The archive reader
-// decrypts only the files of the VMs the plan restores; it waits for the
-// plan before deciding.
+// data pass (VerifyOnly, ExtractTo or Restore) reads the rest. The archive
+// reader decrypts only the files of the VMs the plan restores; it waits for
+// the plan before deciding. Until a data pass begins, the same Backup can
+// be planned again with other options.
+//
+// Problems and CheckHost's warnings list their Resolutions, which Apply
+// (ApplyRun) sets in the options. The data passes report progress through
+// progress.Async, with per-VM events. Open, CheckHost and the data passes
+// take a context; cancelled, they return an error wrapping ErrCancelled and
+// ctx.Err().
 package restore
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,10 +51,17 @@ var (
 	ErrUnknownVM = errors.New("no such VM in the backup")
 	// ErrUsed: the backup's data has already been read (or it was closed).
 	ErrUsed = errors.New("the backup has already been read")
+	// ErrWrongPassphrase: the passphrase does not open the archive (or
+	// its header is damaged). Open fails with it before anything else;
+	// reopen the source (Source.Reopen) and try another.
+	ErrWrongPassphrase = archive.ErrBadPassphrase
 )
 
 // OpenOptions configure Open.
 type OpenOptions struct {
+	// Passphrase opens the archive. The reader derives the keys of the
+	// chunks with it as it reads them: keep it intact (do not clear it)
+	// until the data pass has ended.
 	Passphrase []byte
 	// Limits bound the scrypt parameters accepted from the archive; zero
 	// means scryptenc.DefaultLimits.
@@ -135,7 +153,7 @@ type Backup struct {
 	// Dom0 is the dom0 home, or nil when the backup holds none.
 	Dom0 *VM
 
-	reader source
+	reader stream
 	opened atomic.Bool // Open has returned
 
 	mu       sync.Mutex
@@ -147,10 +165,18 @@ type Backup struct {
 }
 
 // Open reads the header and qubes.xml of an archive of format 4, 3 or 2
-// and lists the backed-up VMs. It fails with archive.ErrBadPassphrase
-// before anything else when the passphrase is wrong. The Backup must be
-// closed.
-func Open(r io.Reader, opts OpenOptions) (*Backup, error) {
+// and lists the backed-up VMs. It fails with ErrWrongPassphrase before
+// anything else when the passphrase is wrong. The Backup must be closed.
+//
+// When ctx is cancelled, Open returns at once with an error wrapping
+// ErrCancelled and ctx.Err(); a key derivation under way cannot be
+// interrupted and ends in the background, as does a read of r, which the
+// caller may close to end it (Source.Open does).
+func Open(ctx context.Context, r io.Reader, opts OpenOptions) (*Backup, error) {
+	return abandonable(ctx, func() (*Backup, error) { return open(r, opts) }, func(b *Backup) { b.Close() })
+}
+
+func open(r io.Reader, opts OpenOptions) (*Backup, error) {
 	b := &Backup{ready: make(chan struct{}), closed: make(chan struct{})}
 	br := bufio.NewReaderSize(r, 64<<10)
 	version, err := legacy.Detect(br)

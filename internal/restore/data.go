@@ -29,6 +29,17 @@ func sizeLimit(size int64) int64 { return size + size/16 + sizeSlack }
 // sizeSlack is the fixed part of the margin (a variable for tests).
 var sizeSlack int64 = 4 << 20
 
+// ErrSizeLimit is wrapped by the error of a VM whose data is more than
+// its backup-size allows (PlanOptions.IgnoreSizeLimit, which the
+// resolution IgnoreSizeLimit sets, reads it all).
+var ErrSizeLimit = errors.New("more data than the backup-size allows")
+
+// sizeLimitError is a failure that ErrSizeLimit explains; its text is
+// its own.
+type sizeLimitError struct{ error }
+
+func (e sizeLimitError) Unwrap() []error { return []error{e.error, ErrSizeLimit} }
+
 // VMReport is what a data pass found for one VM.
 type VMReport struct {
 	Name string // original name; "dom0" for the home
@@ -66,10 +77,11 @@ type pass struct {
 	reports map[*VM]*VMReport
 	used    map[*VM]int64 // stream bytes read per VM
 	// images per VM: the volumes whose image came (verify, extract)
-	images map[*VM][]string
-	r      progress.Reporter
-	stage  progress.Stage
-	ctx    context.Context // of run; checked as data flows
+	images   map[*VM][]string
+	r        progress.Reporter // through progress.Async: never on the data path
+	closeRep func()            // delivers what r has queued
+	stage    progress.Stage
+	ctx      context.Context // of run; checked as data flows
 	// ended, if set, is called when a VM's files are known to have all
 	// been read: the next VM's file begins, a failure is in a later
 	// VM's file, or the archive ends.
@@ -78,6 +90,13 @@ type pass struct {
 	done    int64
 	total   int64
 	lastRep int64
+
+	// The VMs met, as run reads: by VM, the current one (whose file came
+	// last) and those known to have all their files read.
+	byVM      map[*VM]*PlannedVM
+	current   *VMReport
+	currentPV *PlannedVM
+	finished  map[*VMReport]bool
 }
 
 func newPass(b *Backup, plan *Plan, r progress.Reporter, stage progress.Stage) (*pass, error) {
@@ -87,21 +106,30 @@ func newPass(b *Backup, plan *Plan, r progress.Reporter, stage progress.Stage) (
 	if err := plan.Err(); err != nil {
 		return nil, err
 	}
-	if r == nil {
-		r = progress.Discard
-	}
 	ps := &pass{b: b, plan: plan, reports: map[*VM]*VMReport{}, used: map[*VM]int64{},
-		images: map[*VM][]string{}, r: r, stage: stage, start: time.Now()}
+		images: map[*VM][]string{}, stage: stage, start: time.Now(),
+		byVM: map[*VM]*PlannedVM{}, finished: map[*VMReport]bool{}}
+	if plan.opts.syncProgress {
+		if r == nil {
+			r = progress.Discard
+		}
+		ps.r, ps.closeRep = r, func() {}
+	} else {
+		a := progress.Async(r)
+		ps.r, ps.closeRep = a, a.Close
+	}
 	sel := map[*VM]bool{}
 	for _, pv := range plan.VMs {
 		if pv.Restored() {
 			ps.vms = append(ps.vms, pv)
 			sel[pv.VM] = true
 			ps.reports[pv.VM] = &VMReport{Name: pv.VM.Name, Path: pv.VM.Path}
+			ps.byVM[pv.VM] = pv
 			ps.total += pv.VM.Size
 		}
 	}
 	if err := b.start(sel); err != nil {
+		ps.closeRep()
 		return nil, err
 	}
 	return ps, nil
@@ -112,123 +140,170 @@ func (ps *pass) emit(stage progress.Stage, vm, file string) {
 	ps.r.Report(progress.Event{Stage: stage, VM: vm, File: file, Done: ps.done, Total: ps.total, Elapsed: time.Since(ps.start)})
 }
 
+// event reports a VM's start, end or failure, or a warning (vm "": about
+// the whole run).
+func (ps *pass) event(kind progress.Kind, vm string, err error, msg string) {
+	ps.r.Report(progress.Event{Kind: kind, Stage: ps.stage, VM: vm, Done: ps.done, Total: ps.total,
+		Elapsed: time.Since(ps.start), Err: err, Message: msg})
+}
+
+// outcomes reports the end of a verification or an extraction: each VM
+// done, or failed with its report's error.
+func (ps *pass) outcomes() {
+	for _, pv := range ps.vms {
+		if rep := ps.reports[pv.VM]; rep.Err != nil {
+			ps.event(progress.VMFailed, pv.VM.Name, rep.Err, "")
+		} else {
+			ps.event(progress.VMDone, pv.VM.Name, nil, "")
+		}
+	}
+}
+
+// handler stores or checks one file of pv: f is its inner tar stream,
+// limit bounds what it may hold.
+type handler func(pv *PlannedVM, f io.Reader, name string, limit int64) error
+
 // run reads every selected file and hands it to handle, then checks that
-// the archive proved complete and that every restored VM had files.
-func (ps *pass) run(ctx context.Context, handle func(pv *PlannedVM, f io.Reader, name string, limit int64) error) error {
+// the archive proved complete and that every restored VM had files. A
+// cancelled ctx stops it with an error wrapping ErrCancelled.
+func (ps *pass) run(ctx context.Context, handle handler) error {
 	defer ps.b.Close()
 	// Cancelling must also end a wait for the source (a stalled pipe, a
 	// network) or for a key derivation, not only a pass whose data flows.
 	defer context.AfterFunc(ctx, func() { ps.b.Close() })()
 	ps.ctx = ctx
 	ps.emit(progress.Preparing, "", "")
-	byVM := map[*VM]*PlannedVM{}
-	for _, pv := range ps.vms {
-		byVM[pv.VM] = pv
-	}
-	var current *VMReport
-	var currentPV *PlannedVM
-	finished := map[*VMReport]bool{} // a later VM's file came after its files
-	finish := func() {
-		if currentPV != nil && !finished[current] {
-			finished[current] = true
-			if ps.ended != nil {
-				ps.ended(currentPV)
-			}
-		}
-	}
-	fail := func(err error) error {
-		if errors.Is(err, archive.ErrIncomplete) {
-			if names := ps.unseen(); len(names) > 0 {
-				for _, pv := range ps.vms {
-					if slices.Contains(names, pv.VM.Name) {
-						ps.reports[pv.VM].Err = fmt.Errorf("%w: VM %s: none of its files (%s) are in the archive", archive.ErrIncomplete, pv.VM.Name, pv.VM.Path)
-					}
-				}
-				err = fmt.Errorf("%w (VMs with none of their files in the archive: %s)", err, strings.Join(names, ", "))
-			}
-		}
-		if current != nil && current.Err == nil {
-			current.Err = err
-		}
-		for _, pv := range ps.vms {
-			if rep := ps.reports[pv.VM]; rep.Err == nil && !finished[rep] {
-				rep.Err = ErrNotReached
-			}
-		}
-		return err
-	}
 	for {
-		if err := ctx.Err(); err != nil {
-			return fail(err)
+		if ctx.Err() != nil {
+			return ps.fail(cancelled(ctx))
 		}
 		name, f, err := ps.b.reader.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			// The failure concerns the VM whose file it hit, if known; the
-			// VM before it then had all its files.
-			in := ps.b.reader.FailedIn()
-			if in != "" && currentPV != nil && ps.b.owner(in) != currentPV.VM || ps.b.reader.FailedAfterFiles() {
-				finish()
+			return ps.readFailed(err)
+		}
+		if err := ps.file(name, f, handle); err != nil {
+			if ctx.Err() != nil {
+				err = cancelled(ctx)
 			}
-			current = nil
-			if v := ps.b.owner(in); in != "" && v != nil && ps.reports[v] != nil && !finished[ps.reports[v]] {
-				current = ps.reports[v]
-			}
-			return fail(err)
+			return ps.fail(err)
 		}
-		v := ps.b.owner(name)
-		if v == nil {
-			return fail(fmt.Errorf("%w: %s belongs to no VM of the backup", archive.ErrUnexpectedMember, name))
-		}
-		pv := byVM[v]
-		if pv == nil {
-			// Read ahead before the selection was known. Read it to its
-			// end rather than let Next discard it: discarding a file whose
-			// decoder still runs races inside package archive.
-			if _, err := io.Copy(io.Discard, f); err != nil {
-				return fail(fmt.Errorf("%s: %w", name, err))
-			}
-			continue
-		}
-		if finished[ps.reports[v]] {
-			return fail(fmt.Errorf("%w: %s comes after files of another VM, but VM %s's files had ended", archive.ErrUnexpectedMember, name, v.Name))
-		}
-		if current != nil && current != ps.reports[v] {
-			finish()
-		}
-		current, currentPV = ps.reports[v], pv
-		if v.Class != host.AdminVM && strings.Contains(strings.TrimPrefix(name, v.Path), "/") {
-			return fail(fmt.Errorf("%w: %s is not a file directly under %s", archive.ErrUnexpectedMember, name, v.Path))
-		}
-		budget := int64(1 << 62)
-		// Formats 1-3 may store no backup-size (0): then there is no bound.
-		if !ps.plan.opts.IgnoreSizeLimit && v.Size > 0 {
-			budget = sizeLimit(v.Size)
-		}
-		lr := &limitedReader{r: f, ps: ps, v: v, budget: budget, name: name}
-		ps.emit(ps.stage, v.Name, name)
-		limit := budget
-		if base, ok := strings.CutSuffix(path.Base(name), ".img"); ok && v.Class != host.AdminVM {
-			if vol, ok := v.volume(base); ok {
-				limit = max(limit, vol.Size)
-			}
-		}
-		before := ps.used[v]
-		if err := handle(pv, lr, name, limit); err != nil {
-			if errors.Is(err, sparsetar.ErrTooLarge) && limit < 1<<62 {
-				err = fmt.Errorf("%w (the VM's backup-size is %d; use --ignore-size-limit)", err, v.Size)
-			}
-			return fail(fmt.Errorf("VM %s: %s: %w", v.Name, name, err))
-		}
-		current.Files++
-		current.Bytes += ps.used[v] - before
-		ps.emit(ps.stage, v.Name, name)
 	}
-	finish()
-	// Every restored VM has files, and every file of the archive belongs
-	// to a VM of the backup (the reader checked the manifest, if any).
+	ps.finishCurrent()
+	return ps.checkEnd()
+}
+
+// file hands one file of the archive to handle, within the VM's budget,
+// after checking that it belongs where it is.
+func (ps *pass) file(name string, f io.Reader, handle handler) error {
+	v := ps.b.owner(name)
+	if v == nil {
+		return fmt.Errorf("%w: %s belongs to no VM of the backup", archive.ErrUnexpectedMember, name)
+	}
+	pv := ps.byVM[v]
+	if pv == nil {
+		// Read ahead before the selection was known. Read it to its
+		// end rather than let Next discard it: discarding a file whose
+		// decoder still runs races inside package archive.
+		if _, err := io.Copy(io.Discard, f); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}
+	rep := ps.reports[v]
+	if ps.finished[rep] {
+		return fmt.Errorf("%w: %s comes after files of another VM, but VM %s's files had ended", archive.ErrUnexpectedMember, name, v.Name)
+	}
+	if ps.current != rep {
+		ps.finishCurrent()
+		ps.event(progress.VMStarted, v.Name, nil, "")
+	}
+	ps.current, ps.currentPV = rep, pv
+	if v.Class != host.AdminVM && strings.Contains(strings.TrimPrefix(name, v.Path), "/") {
+		return fmt.Errorf("%w: %s is not a file directly under %s", archive.ErrUnexpectedMember, name, v.Path)
+	}
+	budget := int64(1 << 62)
+	// Formats 1-3 may store no backup-size (0): then there is no bound.
+	if !ps.plan.opts.IgnoreSizeLimit && v.Size > 0 {
+		budget = sizeLimit(v.Size)
+	}
+	lr := &limitedReader{r: f, ps: ps, v: v, budget: budget, name: name}
+	ps.emit(ps.stage, v.Name, name)
+	limit := budget
+	if base, ok := strings.CutSuffix(path.Base(name), ".img"); ok && v.Class != host.AdminVM {
+		if vol, ok := v.volume(base); ok {
+			limit = max(limit, vol.Size)
+		}
+	}
+	before := ps.used[v]
+	if err := handle(pv, lr, name, limit); err != nil {
+		if errors.Is(err, sparsetar.ErrTooLarge) && limit < 1<<62 {
+			err = sizeLimitError{fmt.Errorf("%w (the VM's backup-size is %d)", err, v.Size)}
+		}
+		return fmt.Errorf("VM %s: %s: %w", v.Name, name, err)
+	}
+	rep.Files++
+	rep.Bytes += ps.used[v] - before
+	ps.emit(ps.stage, v.Name, name)
+	return nil
+}
+
+// finishCurrent notes that the current VM's files have all been read.
+func (ps *pass) finishCurrent() {
+	if ps.currentPV != nil && !ps.finished[ps.current] {
+		ps.finished[ps.current] = true
+		if ps.ended != nil {
+			ps.ended(ps.currentPV)
+		}
+	}
+}
+
+// readFailed is fail for a failure of the archive reader: it concerns the
+// VM whose file it hit, if known; the VM before it then had all its
+// files.
+func (ps *pass) readFailed(err error) error {
+	r := ps.b.reader
+	in := r.FailedIn()
+	if in != "" && ps.currentPV != nil && ps.b.owner(in) != ps.currentPV.VM || r.FailedAfterFiles() {
+		ps.finishCurrent()
+	}
+	ps.current = nil
+	if v := ps.b.owner(in); in != "" && v != nil && ps.reports[v] != nil && !ps.finished[ps.reports[v]] {
+		ps.current = ps.reports[v]
+	}
+	return ps.fail(err)
+}
+
+// fail records err as the current VM's failure and every VM not reached
+// as not checked, and returns err.
+func (ps *pass) fail(err error) error {
+	if errors.Is(err, archive.ErrIncomplete) {
+		if names := ps.unseen(); len(names) > 0 {
+			for _, pv := range ps.vms {
+				if slices.Contains(names, pv.VM.Name) {
+					ps.reports[pv.VM].Err = fmt.Errorf("%w: VM %s: none of its files (%s) are in the archive", archive.ErrIncomplete, pv.VM.Name, pv.VM.Path)
+				}
+			}
+			err = fmt.Errorf("%w (VMs with none of their files in the archive: %s)", err, strings.Join(names, ", "))
+		}
+	}
+	if ps.current != nil && ps.current.Err == nil {
+		ps.current.Err = err
+	}
+	for _, pv := range ps.vms {
+		if rep := ps.reports[pv.VM]; rep.Err == nil && !ps.finished[rep] {
+			rep.Err = ErrNotReached
+		}
+	}
+	return err
+}
+
+// checkEnd checks, at the archive's end, that every restored VM had files
+// and that every file of the archive belongs to a VM of the backup (the
+// reader checked the manifest, if any).
+func (ps *pass) checkEnd() error {
 	var errs []error
 	for _, pv := range ps.vms {
 		if rep := ps.reports[pv.VM]; rep.Files == 0 {
@@ -285,7 +360,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	l.ps.used[l.v] += int64(n)
 	l.ps.done += int64(n)
 	if l.ps.used[l.v] > l.budget {
-		return n, fmt.Errorf("%w: VM %s holds more data than its backup-size %d allows (use --ignore-size-limit)", archive.ErrTooLarge, l.v.Name, l.v.Size)
+		return n, sizeLimitError{fmt.Errorf("%w: VM %s holds more data than its backup-size %d allows", archive.ErrTooLarge, l.v.Name, l.v.Size)}
 	}
 	if l.ps.done-l.ps.lastRep >= 1<<20 {
 		l.ps.emit(l.ps.stage, l.v.Name, l.name)
@@ -299,16 +374,21 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 // reader's own end checks (manifest, chunk order, a full last chunk), a
 // file for every restored VM, and no file outside the backup's VMs. It
 // touches no host. The report is returned even with an error; a Backup
-// can be read only once.
+// can be read only once. Progress goes to r through progress.Async:
+// updates, VMStarted as each VM's files begin, and at the end VMDone or
+// VMFailed (with its report's error) for each VM. A cancelled ctx stops
+// it with an error wrapping ErrCancelled.
 func VerifyOnly(ctx context.Context, b *Backup, plan *Plan, r progress.Reporter) (*VerifyReport, error) {
 	ps, err := newPass(b, plan, r, progress.Verifying)
 	if err != nil {
 		return nil, err
 	}
+	defer ps.closeRep()
 	err = ps.run(ctx, ps.checkFile)
 	if err == nil {
 		err = ps.checkImages()
 	}
+	ps.outcomes()
 	if err == nil {
 		ps.finish()
 	}
@@ -332,9 +412,9 @@ const extractMarker = ".pedos-extracting"
 // not exist yet (its parent must): dir/qubes.xml (the archive's), each
 // VM's files as dir/<VM name>/<file name> (volumes sparse, the "empty"
 // marker left out) and the dom0 home as dir/dom0-home/<user>/. It makes the
-// same checks as VerifyOnly and needs no host. On error, and on a panic,
-// it removes what it wrote; an error wrapping ErrExtractDir means it wrote
-// nothing.
+// same checks as VerifyOnly, reports progress as it does, and needs no
+// host. On error, and on a panic, it removes what it wrote; an error
+// wrapping ErrExtractDir means it wrote nothing.
 func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progress.Reporter) error {
 	created, marker, err := prepareDir(dir)
 	if err != nil {
@@ -354,6 +434,7 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 	if err != nil {
 		return err
 	}
+	defer ps.closeRep()
 	if err := os.WriteFile(filepath.Join(dir, archive.QubesXMLName), b.QubesXML, 0o644); err != nil {
 		return err
 	}
@@ -423,6 +504,7 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 	if err == nil {
 		err = ps.checkImages()
 	}
+	ps.outcomes()
 	if err == nil {
 		ps.finish()
 		complete = true

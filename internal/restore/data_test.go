@@ -102,6 +102,7 @@ func TestVerifyOnlyTampered(t *testing.T) {
 	b.VM("work").Size = 1000
 	_, err = VerifyOnly(t.Context(), b, p, nil)
 	wantErr(t, err, archive.ErrTooLarge, "work")
+	wantErr(t, err, ErrSizeLimit)
 }
 
 func TestExtractTo(t *testing.T) {

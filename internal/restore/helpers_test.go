@@ -61,7 +61,7 @@ func goodArchive(t *testing.T) ([]byte, *host.Host) {
 		}
 		demoSource = h.Root()
 		out := filepath.Join(dir, "backup")
-		p, err := backup.NewPlan(h, backup.Options{ScryptLogN: 10, Passphrase: testPass,
+		p, err := backup.NewPlan(t.Context(), h, backup.Options{ScryptLogN: 10, Passphrase: testPass,
 			Destination: backup.Destination{Path: out}, Now: func() time.Time { return testTime }})
 		if err == nil {
 			err = p.Err()
@@ -86,7 +86,7 @@ func goodArchive(t *testing.T) ([]byte, *host.Host) {
 
 func openBackup(t *testing.T, data []byte) *Backup {
 	t.Helper()
-	b, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass})
+	b, err := Open(t.Context(), bytes.NewReader(data), OpenOptions{Passphrase: testPass})
 	if err != nil {
 		t.Fatal(err)
 	}

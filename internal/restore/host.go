@@ -102,6 +102,9 @@ type hostRun struct {
 	extra  map[*PlannedVM][]host.Feature // menu-items from a whitelisted-appmenus.list
 	// globalWarnings: global settings that could not be applied.
 	globalWarnings []string
+	// ps is the data pass of a restore (nil for CheckHost's trial): its
+	// reporter is told of each VM added and each warning.
+	ps *pass
 }
 
 func newHostRun(h *host.Host, plan *Plan, opts Options) *hostRun {
@@ -237,7 +240,9 @@ func (hr *hostRun) add(db *host.DB, pv *PlannedVM, stage *host.StagedVM) ([]stri
 	}
 	for vm, ws := range lateWarns {
 		if t := hr.targets[vm]; t != nil && hr.results[t] != nil {
-			hr.results[t].Warnings = append(hr.results[t].Warnings, ws...)
+			for _, w := range ws {
+				hr.warn(t, w)
+			}
 		} else {
 			warns = append(warns, ws...)
 		}
@@ -250,12 +255,20 @@ func (hr *hostRun) add(db *host.DB, pv *PlannedVM, stage *host.StagedVM) ([]stri
 // the archive has proved it complete (see above), then the dom0 home as
 // <home>/home-restore-YYYY-MM-DD-HHMMSS. The Result lists every VM's
 // outcome, also with an error; the error is nil only when every VM was
-// restored.
+// restored, and wraps ErrCancelled when ctx was cancelled.
+//
+// Progress goes to r through progress.Async: updates; VMStarted as each
+// VM's files begin; VMDone as each VM is added; the warnings of each VM
+// (VM set) and of the host's settings (VM ""); at the end VMFailed, with
+// its result's error, for each VM not restored.
+//
+// Until the data pass begins (the host check failed, the host could not
+// be read), b is left as it was: a front end may change the options, make
+// a new plan for the same b and call Restore again.
 func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Options, r progress.Reporter) (*Result, error) {
 	// Its warnings are for a front end to show first; each VM's own come
 	// back from its Commit.
-	if _, err := CheckHost(h, plan, opts); err != nil {
-		b.Close()
+	if _, err := CheckHost(ctx, h, plan, opts); err != nil {
 		return nil, err
 	}
 	// What restores that died (SIGKILL, a crash) left: their staging
@@ -270,16 +283,15 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 		pool, err = restorePool(db, plan, opts)
 	}
 	if err != nil {
-		b.Close()
 		return nil, err
 	}
 	ps, err := newPass(b, plan, r, progress.Reading)
 	if err != nil {
-		b.Close()
 		return nil, err
 	}
+	defer ps.closeRep()
 	hr := newHostRun(h, plan, opts)
-	hr.pool = pool
+	hr.pool, hr.ps = pool, ps
 	for _, pv := range ps.vms {
 		hr.results[pv] = &VMResult{VMReport: VMReport{Name: pv.VM.Name, Path: pv.VM.Path}, Target: pv.Target}
 	}
@@ -287,26 +299,44 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 	if !b.Header.Manifest {
 		ps.ended = hr.complete // nothing more will prove the VM complete
 	}
-	err = ps.run(ctx, hr.file)
-	if err == nil {
-		ps.emit(progress.Finishing, "", "")
-		for _, pv := range ps.vms {
-			if hr.results[pv].Outcome == "" {
-				hr.complete(pv)
-			}
-		}
-		if err = hr.err(); err == nil && opts.Dom0DefaultDispVM {
-			err = hr.applyDom0DefaultDispVM()
-		}
-		if err == nil && opts.GlobalDefaults {
-			hr.globalWarnings = hr.applyGlobals()
-		}
-		if err == nil {
-			ps.finish()
+	err = hr.run(ctx)
+	hr.discard()
+	return hr.result(ctx, removed, err)
+}
+
+// run is the data pass of a restore, then what its end proves: each VM
+// not added yet is complete, and the host-wide settings asked for.
+func (hr *hostRun) run(ctx context.Context) error {
+	ps := hr.ps
+	err := ps.run(ctx, hr.file)
+	if err != nil {
+		return err
+	}
+	ps.emit(progress.Finishing, "", "")
+	for _, pv := range ps.vms {
+		if hr.results[pv].Outcome == "" {
+			hr.complete(pv)
 		}
 	}
-	hr.discard()
+	if err = hr.err(); err == nil && hr.opts.Dom0DefaultDispVM {
+		err = hr.applyDom0DefaultDispVM()
+	}
+	if err == nil && hr.opts.GlobalDefaults {
+		hr.globalWarnings = hr.applyGlobals()
+	}
+	if err == nil {
+		ps.finish()
+	}
+	return err
+}
+
+// result gives each VM its outcome, after a run that ended with err.
+func (hr *hostRun) result(ctx context.Context, removed []string, err error) (*Result, error) {
+	ps := hr.ps
 	res := &Result{Warnings: hr.globalWarnings, Removed: removed}
+	for _, w := range res.Warnings {
+		ps.event(progress.Warning, "", nil, w)
+	}
 	var failed []string
 	interrupted := err != nil && ctx.Err() != nil
 	for _, pv := range ps.vms {
@@ -325,10 +355,8 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 			// is the interruption.
 			vr.Outcome = OutcomeNotDone
 			vr.Err = &stoppedError{base: ErrNotDone, cause: context.Cause(ctx)}
-			failed = append(failed, pv.VM.Name)
 		case vr.Err != nil && !errors.Is(vr.Err, ErrNotReached):
 			vr.Outcome = OutcomeFailed
-			failed = append(failed, pv.VM.Name)
 		default:
 			vr.Outcome = OutcomeNotDone
 			if vr.Err == nil {
@@ -340,11 +368,17 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 			if err != nil {
 				vr.Err = &stoppedError{base: vr.Err, cause: err}
 			}
+		}
+		if vr.Outcome != OutcomeRestored {
 			failed = append(failed, pv.VM.Name)
+			ps.event(progress.VMFailed, pv.VM.Name, vr.Err, "")
 		}
 		res.VMs = append(res.VMs, *vr)
 	}
-	if err == nil && len(failed) > 0 {
+	switch {
+	case interrupted:
+		err = cancelled(ctx)
+	case err == nil && len(failed) > 0:
 		err = fmt.Errorf("not restored: %s", strings.Join(failed, ", "))
 	}
 	return res, err
@@ -402,9 +436,19 @@ func (hr *hostRun) commit(pv *PlannedVM) {
 		hr.fail(pv, fmt.Errorf("VM %s could not be added: %w", pv.Target, err))
 		return
 	}
-	res.Warnings = append(res.Warnings, warns...)
+	for _, w := range warns {
+		hr.warn(pv, w)
+	}
 	res.Outcome = OutcomeRestored
 	delete(hr.staged, pv)
+	hr.report(progress.VMDone, pv, nil)
+}
+
+// report tells the pass's reporter about pv, in a restore.
+func (hr *hostRun) report(kind progress.Kind, pv *PlannedVM, err error) {
+	if hr.ps != nil {
+		hr.ps.event(kind, pv.VM.Name, err, "")
+	}
 }
 
 func (hr *hostRun) fail(pv *PlannedVM, err error) {

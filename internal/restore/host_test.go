@@ -252,7 +252,8 @@ func TestRestoreFailureLeavesHost(t *testing.T) {
 		"cancelled": func(t *testing.T, h *host.Host) (*Result, error) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			return restoreCtx(ctx, t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{},
+			// Reported on the data path: the cancel comes as personal begins.
+			return restoreCtx(ctx, t, h, data, PlanOptions{IgnoreUsernameMismatch: true, syncProgress: true}, Options{},
 				progress.Func(func(e progress.Event) {
 					if e.VM == "personal" {
 						cancel()
@@ -305,6 +306,53 @@ func TestRestoreRenameAndOptions(t *testing.T) {
 	}
 }
 
+// A wizard's Back button: a Restore that stops before its data pass (a
+// plan with problems, a host check that fails) leaves the opened Backup
+// as it was, so that new options, a new plan and another Restore go on
+// with it.
+func TestRestoreKeepsBackupUntilThePass(t *testing.T) {
+	data, a := goodArchive(t)
+	h := emptyHost(t, "user")
+	if err := h.CreateVM("personal", host.StandaloneVM, host.VMOptions{Label: "red"}); err != nil {
+		t.Fatal(err)
+	}
+	b := openBackup(t, data)
+	popts := PlanOptions{VMs: []string{"debian-12", "personal"}}
+	p, err := NewPlan(h, b, popts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pe *ProblemsError
+	if _, err := Restore(t.Context(), h, b, p, Options{}, nil); !errors.As(err, &pe) {
+		t.Fatalf("a plan with problems: %v", err)
+	}
+	// Resolved, but into a pool the host does not have.
+	if pr := pe.Problems[0]; pr.VM != "personal" || pr.Resolve[0] != SkipConflicting || !pr.Resolve[0].Apply(&popts, pr.VM) {
+		t.Fatalf("%v does not apply", pe.Problems[0].Resolve[0])
+	}
+	if p, err = NewPlan(h, b, popts); err != nil || p.Err() != nil {
+		t.Fatal(err, p.Err())
+	}
+	if _, err := Restore(t.Context(), h, b, p, Options{Pool: "nosuch"}, nil); !errors.Is(err, host.ErrNoSuchPool) {
+		t.Fatalf("no such pool: %v", err)
+	}
+	// Back again, another choice: rename rather than skip.
+	popts = PlanOptions{VMs: []string{"debian-12", "personal"}, RenameConflicting: true}
+	if p, err = NewPlan(h, b, popts); err != nil || p.Err() != nil {
+		t.Fatal(err, p.Err())
+	}
+	res, err := Restore(t.Context(), h, b, p, Options{}, nil)
+	if err != nil {
+		t.Fatalf("%v %+v", err, res)
+	}
+	sameVM(t, a, h, "debian-12", "debian-12", nil)
+	sameVM(t, a, h, "personal", "personal-1", nil)
+	// The data pass has read it: now it is used.
+	if _, err := VerifyOnly(t.Context(), b, p, nil); !errors.Is(err, ErrUsed) {
+		t.Errorf("a second pass: %v", err)
+	}
+}
+
 func TestCheckHostRefusesBeforeTouching(t *testing.T) {
 	data, _ := goodArchive(t)
 	h := emptyHost(t, "user")
@@ -313,14 +361,14 @@ func TestCheckHostRefusesBeforeTouching(t *testing.T) {
 	if err != nil || p.Err() != nil {
 		t.Fatal(err, p.Err())
 	}
-	warns, err := CheckHost(h, p, Options{})
+	warns, err := CheckHost(t.Context(), h, p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// What a restore would not apply unless asked: the global settings
 	// this host leaves unset (the demo's dom0 has no default_dispvm of its
 	// own, so there is no E.23 warning).
-	if len(warns) != 1 || !strings.Contains(warns[0], "--restore-global-defaults") || !strings.Contains(warns[0], "default_netvm=sys-firewall") {
+	if len(warns) != 1 || !slices.Equal(warns[0].Resolve, []Resolution{RestoreGlobalDefaults}) || !strings.Contains(warns[0].Message, "default_netvm=sys-firewall") {
 		t.Errorf("warnings %q", warns)
 	}
 	// A VM database that would be invalid: the host gains a VM of a
@@ -358,7 +406,8 @@ func TestPanicLeavesNothing(t *testing.T) {
 	d0, _ := h.Dom0()
 	staged := false
 	panics(t, func() {
-		restoreInto(t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{}, progress.Func(func(e progress.Event) {
+		// Reported on the data path, so that the panic is the restore's.
+		restoreInto(t, h, data, PlanOptions{IgnoreUsernameMismatch: true, syncProgress: true}, Options{}, progress.Func(func(e progress.Event) {
 			partial, _ := filepath.Glob(filepath.Join(d0.Home, ".home-restore-*.partial"))
 			restoring, _ := filepath.Glob(filepath.Join(h.Root(), "appvms", ".restoring-*"))
 			if len(partial) > 0 && len(restoring) > 0 {
@@ -375,7 +424,7 @@ func TestPanicLeavesNothing(t *testing.T) {
 	parent := t.TempDir()
 	out := filepath.Join(parent, "out")
 	b := openBackup(t, data)
-	p, _ := NewPlan(nil, b, PlanOptions{})
+	p, _ := NewPlan(nil, b, PlanOptions{syncProgress: true})
 	panics(t, func() {
 		ExtractTo(t.Context(), b, p, out, progress.Func(func(e progress.Event) {
 			if _, err := os.Stat(filepath.Join(out, "vault")); err == nil {
@@ -398,6 +447,8 @@ func TestExtractToLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Kept open to the end: a finalizer closing it would drop the lock.
+	defer marker.Close()
 	os.WriteFile(filepath.Join(dir, "qubes.xml"), []byte("half"), 0o600)
 	b := openBackup(t, data)
 	p, _ := NewPlan(nil, b, PlanOptions{})
@@ -479,7 +530,7 @@ func TestRestoreResultsNameTheCause(t *testing.T) {
 	h = emptyHost(t, "bob")
 	ctx, cancel := context.WithCancelCause(t.Context())
 	defer cancel(nil)
-	res, err = restoreCtx(ctx, t, h, data, PlanOptions{IgnoreUsernameMismatch: true}, Options{},
+	res, err = restoreCtx(ctx, t, h, data, PlanOptions{IgnoreUsernameMismatch: true, syncProgress: true}, Options{},
 		progress.Func(func(e progress.Event) {
 			if e.VM == "personal" {
 				cancel(errors.New("interrupted (hangup)"))

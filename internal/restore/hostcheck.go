@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -17,12 +18,17 @@ import (
 
 // CheckHost tries the restore's changes to the VM database on a copy:
 // every VM is added in restore order and every reference set. It returns
-// what would be left at a default, and an error when a VM cannot be
+// what would be left at a default (with the options that would apply it
+// instead, if any), and an error when a VM cannot be
 // added at all or the host lacks space for the data. Restore calls it
-// first; a front end calls it to show the warnings before asking.
-func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
+// first; a front end calls it to show the warnings before asking. It
+// stops, with an error wrapping ErrCancelled, when ctx is cancelled.
+func CheckHost(ctx context.Context, h *host.Host, plan *Plan, opts Options) ([]Warning, error) {
 	if h == nil || !plan.hasHost || plan.opts.VerifyOnly {
 		return nil, errors.New("restore: the plan was not made for restoring into a host")
+	}
+	if ctx.Err() != nil {
+		return nil, cancelled(ctx)
 	}
 	if err := plan.Err(); err != nil {
 		return nil, err
@@ -35,7 +41,7 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 	if hr.pool, err = restorePool(db, plan, opts); err != nil {
 		return nil, err
 	}
-	var warns []string
+	var warns []Warning
 	var need int64
 	for _, pv := range plan.Restored() {
 		need += pv.VM.Size
@@ -44,12 +50,17 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 		if pv.VM.Class == host.AdminVM {
 			continue
 		}
+		if ctx.Err() != nil {
+			return warns, cancelled(ctx)
+		}
 		err := hr.queue(pv, func(q *PlannedVM) error {
 			w, err := hr.add(db, q, nil)
 			if err != nil {
 				return fmt.Errorf("VM %s cannot be restored: %w", q.VM.Name, err)
 			}
-			warns = append(warns, w...)
+			for _, m := range w {
+				warns = append(warns, Warning{Message: m})
+			}
 			return nil
 		})
 		if err != nil {
@@ -68,7 +79,8 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 		for _, p := range globals {
 			list = append(list, p.Name+"="+p.Value)
 		}
-		warns = append(warns, fmt.Sprintf("the backup's global settings this host leaves unset (%s) are not applied (use --restore-global-defaults)", strings.Join(list, ", ")))
+		warns = append(warns, Warning{Message: fmt.Sprintf("the backup's global settings this host leaves unset (%s) are not applied", strings.Join(list, ", ")),
+			Resolve: []Resolution{RestoreGlobalDefaults}})
 	}
 	if d0 := plan.backup.DB; d0 != nil {
 		if dom0, err := d0.Domain("dom0"); err == nil {
@@ -76,7 +88,8 @@ func CheckHost(h *host.Host, plan *Plan, opts Options) ([]string, error) {
 			switch {
 			case isDefault:
 			case !opts.Dom0DefaultDispVM:
-				warns = append(warns, fmt.Sprintf("the backup's dom0 default_dispvm %s is not applied (use --restore-dom0-default-dispvm)", elide.Quote(v)))
+				warns = append(warns, Warning{Message: fmt.Sprintf("the backup's dom0 default_dispvm %s is not applied", elide.Quote(v)),
+					Resolve: []Resolution{RestoreDom0DefaultDispVM}})
 			default:
 				// Tried on the copy, where every restored VM now exists.
 				here, _ := db.Domain("dom0")

@@ -14,6 +14,7 @@ import (
 
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/progress"
 	"pedos.dev/backup/internal/publish"
 	"pedos.dev/backup/internal/sparsetar"
 )
@@ -117,8 +118,12 @@ func (hr *hostRun) stageTree(pv *PlannedVM, stage *host.StagedVM, f io.Reader, n
 	return nil
 }
 
+// warn adds a warning to pv's result and reports it.
 func (hr *hostRun) warn(pv *PlannedVM, w string) {
 	hr.results[pv].Warnings = append(hr.results[pv].Warnings, w)
+	if hr.ps != nil {
+		hr.ps.event(progress.Warning, pv.VM.Name, nil, w)
+	}
 }
 
 // homeStage is the dom0 home being restored.
@@ -252,6 +257,7 @@ func (hr *hostRun) finishDom0() {
 	hs.release()
 	hr.results[hs.pv].Target = dir
 	hr.results[hs.pv].Outcome = OutcomeRestored
+	hr.report(progress.VMDone, hs.pv, nil)
 }
 
 // renameFree renames the directory tmp to the first of base, base-2,

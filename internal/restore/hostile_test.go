@@ -141,7 +141,7 @@ var goodHome = craftedFile{"dom0-home/user", func(tw *tar.Writer) {
 func verifyAndExtractFail(t *testing.T, data []byte, target error) {
 	t.Helper()
 	run := func(what string, pass func(b *Backup, p *Plan) error) {
-		b, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass})
+		b, err := Open(t.Context(), bytes.NewReader(data), OpenOptions{Passphrase: testPass})
 		if err == nil {
 			defer b.Close()
 			var p *Plan
@@ -174,7 +174,7 @@ func restoreFails(t *testing.T, data []byte, target error, words ...string) {
 	h := emptyHost(t, "user")
 	xml, _ := os.ReadFile(filepath.Join(h.Root(), host.DBFile))
 	dirs := listDirs(t, h)
-	b, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass})
+	b, err := Open(t.Context(), bytes.NewReader(data), OpenOptions{Passphrase: testPass})
 	if err == nil {
 		defer b.Close()
 		var p *Plan
@@ -391,7 +391,7 @@ func otherArchive(t *testing.T) []byte {
 	t.Helper()
 	h := demoHost(t)
 	out := filepath.Join(t.TempDir(), "other")
-	p, err := backup.NewPlan(h, backup.Options{ScryptLogN: 10, Passphrase: testPass, Destination: backup.Destination{Path: out}})
+	p, err := backup.NewPlan(t.Context(), h, backup.Options{ScryptLogN: 10, Passphrase: testPass, Destination: backup.Destination{Path: out}})
 	if err != nil || p.Err() != nil {
 		t.Fatal(err, p.Err())
 	}
@@ -433,7 +433,7 @@ func TestHostileTextIsShortened(t *testing.T) {
 	long := strings.Repeat("a", 100000)
 	shown := `"` + strings.Repeat("a", 64) + `"… (100000 bytes)`
 	x := bytes.Replace(xml, []byte(`<property name="name">box</property>`), []byte(`<property name="name">`+long+`</property>`), 1)
-	_, err := Open(bytes.NewReader(craftXML(t, x, goodRoot, goodPrivate, goodHome)), OpenOptions{Passphrase: testPass})
+	_, err := Open(t.Context(), bytes.NewReader(craftXML(t, x, goodRoot, goodPrivate, goodHome)), OpenOptions{Passphrase: testPass})
 	if err == nil || !strings.Contains(err.Error(), "invalid VM name "+shown) || len(err.Error()) > 300 {
 		t.Errorf("name: %.400v", err)
 	}

@@ -339,7 +339,7 @@ func openLegacy(t *testing.T, data []byte, dir string) *Backup {
 	if dir != "" {
 		b, err = OpenDir(dir)
 	} else {
-		b, err = Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass})
+		b, err = Open(t.Context(), bytes.NewReader(data), OpenOptions{Passphrase: testPass})
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -436,7 +436,7 @@ func TestRestoreLegacyArchives(t *testing.T) {
 			h = emptyHost(t, "user")
 			xml, _ := os.ReadFile(filepath.Join(h.Root(), host.DBFile))
 			dirs := listDirs(t, h)
-			_, err = Open(bytes.NewReader(data), OpenOptions{Passphrase: []byte("wrong horse")})
+			_, err = Open(t.Context(), bytes.NewReader(data), OpenOptions{Passphrase: []byte("wrong horse")})
 			wantErr(t, err, archive.ErrBadPassphrase)
 			unchanged(t, h, xml, dirs)
 
@@ -535,6 +535,7 @@ func TestRestoreLegacySparseImages(t *testing.T) {
 	h := emptyHost(t, "user")
 	_, err := restoreLegacy(t, h, w.Bytes(), "")
 	wantErr(t, err, sparsetar.ErrTooLarge, "work", "carries")
+	wantErr(t, err, ErrSizeLimit)
 }
 
 // A format 1 backup is a directory (no encryption, no integrity check):

@@ -83,6 +83,6 @@ func sameSet(got []string, want string) bool {
 
 func TestOpenWrongPassphrase(t *testing.T) {
 	data, _ := goodArchive(t)
-	_, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: []byte("wrong horse")})
+	_, err := Open(t.Context(), bytes.NewReader(data), OpenOptions{Passphrase: []byte("wrong horse")})
 	wantErr(t, err, archive.ErrBadPassphrase)
 }

@@ -47,9 +47,9 @@ type Problem struct {
 	VM      string // original name; "dom0" for the dom0 home
 	Code    Code
 	Message string // names the VM and what is missing or taken
-	// Resolve lists the options (by their command-line spelling) that
-	// would let the restore go on; empty for Excluded.
-	Resolve []string
+	// Resolve lists the options that would let the restore go on, each
+	// set with Resolution.Apply; empty for Excluded.
+	Resolve []Resolution
 }
 
 func (p Problem) Error() string { return p.Message }
@@ -63,8 +63,16 @@ func (e *ProblemsError) Error() string {
 	b.WriteString("the restore cannot go on:")
 	for _, p := range e.Problems {
 		fmt.Fprintf(&b, "\n  %s", p.Message)
-		if len(p.Resolve) > 0 {
-			fmt.Fprintf(&b, " (use %s)", strings.Join(p.Resolve, " or "))
+		for i, r := range p.Resolve {
+			if i == 0 {
+				b.WriteString(" (to go on: ")
+			} else {
+				b.WriteString(", or ")
+			}
+			b.WriteString(r.String())
+			if i == len(p.Resolve)-1 {
+				b.WriteString(")")
+			}
 		}
 	}
 	return b.String()
@@ -101,6 +109,11 @@ type PlanOptions struct {
 	IgnoreSizeLimit bool
 	// LocalUser is the dom0 user to compare with; "" means the host's.
 	LocalUser string
+
+	// syncProgress makes the data passes report on the data path, not
+	// through progress.Async, so that an event marks a precise moment.
+	// Only tests set it.
+	syncProgress bool
 }
 
 // PlannedVM is what the plan does with one VM of the backup.
@@ -175,56 +188,77 @@ func NewPlan(h *host.Host, b *Backup, opts PlanOptions) (*Plan, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownVM, strings.Join(unknown, ", "))
 	}
 	p := &Plan{backup: b, opts: opts, hasHost: db != nil}
-	excluded := func(name string) bool {
-		return slices.Contains(opts.Exclude, name) || (len(opts.VMs) > 0 && !slices.Contains(opts.VMs, name))
+	byName := p.selectVMs()
+	if db != nil && !opts.VerifyOnly {
+		p.conflicts(db)
 	}
+	p.references(db, byName)
+	if err := p.home(h); err != nil {
+		return nil, err
+	}
+	p.skip()
+	return p, nil
+}
+
+// excluded reports whether the options leave the VM of that name out.
+func (p *Plan) excluded(name string) bool {
+	return slices.Contains(p.opts.Exclude, name) || (len(p.opts.VMs) > 0 && !slices.Contains(p.opts.VMs, name))
+}
+
+// selectVMs plans every VM of the backup but the dom0 home, the excluded
+// ones with that problem, and returns them by name.
+func (p *Plan) selectVMs() map[string]*PlannedVM {
 	byName := map[string]*PlannedVM{}
-	for _, v := range b.VMs {
+	for _, v := range p.backup.VMs {
 		pv := &PlannedVM{VM: v, Target: v.Name}
-		if excluded(v.Name) {
+		if p.excluded(v.Name) {
 			pv.Problems = []Problem{{VM: v.Name, Code: Excluded, Message: fmt.Sprintf("VM %s is excluded from the restore", v.Name)}}
 		}
 		p.VMs = append(p.VMs, pv)
 		byName[v.Name] = pv
 	}
+	return byName
+}
 
-	// Name conflicts, and renames, in qid order.
-	if db != nil && !opts.VerifyOnly {
-		taken := map[string]bool{}
-		for _, d := range db.Domains() {
-			taken[d.Name()] = true
-		}
-		for _, v := range b.VMs {
-			taken[v.Name] = true
-		}
-		for _, pv := range p.VMs {
-			if len(pv.Problems) > 0 {
-				continue
-			}
-			if _, err := db.Domain(pv.VM.Name); err != nil {
-				continue
-			}
-			if opts.RenameConflicting {
-				if n := freeName(pv.VM.Name, taken); n != "" {
-					pv.Target = n
-					taken[n] = true
-					continue
-				}
-			}
-			pr := Problem{VM: pv.VM.Name, Code: AlreadyExists, Resolve: []string{"--skip-conflicting", "--rename-conflicting", "--exclude"},
-				Message: fmt.Sprintf("VM %s: a VM of that name already exists on the host", pv.VM.Name)}
-			if opts.RenameConflicting {
-				pr.Message += " (and no free name was found)"
-				pr.Resolve = []string{"--skip-conflicting", "--exclude"}
-			}
-			pv.Problems = append(pv.Problems, pr)
-		}
+// conflicts finds the VMs whose name the host has, in qid order, and
+// renames them when asked.
+func (p *Plan) conflicts(db *host.DB) {
+	taken := map[string]bool{}
+	for _, d := range db.Domains() {
+		taken[d.Name()] = true
 	}
+	for _, v := range p.backup.VMs {
+		taken[v.Name] = true
+	}
+	for _, pv := range p.VMs {
+		if len(pv.Problems) > 0 {
+			continue
+		}
+		if _, err := db.Domain(pv.VM.Name); err != nil {
+			continue
+		}
+		if p.opts.RenameConflicting {
+			if n := freeName(pv.VM.Name, taken); n != "" {
+				pv.Target = n
+				taken[n] = true
+				continue
+			}
+		}
+		pr := Problem{VM: pv.VM.Name, Code: AlreadyExists, Resolve: []Resolution{SkipConflicting, RenameConflicting, ExcludeVM},
+			Message: fmt.Sprintf("VM %s: a VM of that name already exists on the host", pv.VM.Name)}
+		if p.opts.RenameConflicting {
+			pr.Message += " (and no free name was found)"
+			pr.Resolve = []Resolution{SkipConflicting, ExcludeVM}
+		}
+		pv.Problems = append(pv.Problems, pr)
+	}
+}
 
-	// References, against the final set of restored VMs: start with every
-	// VM that has no problem yet as restored and drop those whose template
-	// or netvm is missing until nothing changes (each round only removes
-	// VMs, so this ends).
+// references plans the templates, netvms and default_dispvms against the
+// final set of restored VMs: it starts with every VM that has no problem
+// yet as restored and drops those whose template or netvm is missing
+// until nothing changes (each round only removes VMs, so this ends).
+func (p *Plan) references(db *host.DB, byName map[string]*PlannedVM) {
 	base := map[*PlannedVM][]Problem{}
 	in := map[*PlannedVM]bool{}
 	for _, pv := range p.VMs {
@@ -255,29 +289,41 @@ func NewPlan(h *host.Host, b *Backup, opts PlanOptions) (*Plan, error) {
 		pv.Problems = probs
 		p.Warnings = append(p.Warnings, warns...)
 	}
+}
 
-	// The dom0 home.
-	if v := b.Dom0; v != nil {
-		pv := &PlannedVM{VM: v, Target: "dom0"}
-		if opts.SkipDom0Home || excluded("dom0") {
-			pv.Problems = []Problem{{VM: "dom0", Code: Excluded, Message: "the dom0 home is excluded from the restore"}}
-		} else if h != nil && !opts.VerifyOnly && !opts.IgnoreUsernameMismatch {
-			local := opts.LocalUser
-			if local == "" {
-				d0, err := h.Dom0()
-				if err != nil {
-					return nil, err
-				}
-				local = d0.User
-			}
-			if local != "" && local != v.User {
-				pv.Problems = []Problem{{VM: "dom0", Code: UsernameMismatch, Resolve: []string{"--ignore-username-mismatch", "--skip-dom0-home"},
-					Message: fmt.Sprintf("the dom0 home in the backup is of user %s, not %s", elide.String(v.User), local)}}
-			}
-		}
-		p.VMs = append(p.VMs, pv)
+// home plans the dom0 home, if the backup has one: excluded, or another
+// user's.
+func (p *Plan) home(h *host.Host) error {
+	v := p.backup.Dom0
+	if v == nil {
+		return nil
 	}
+	opts := p.opts
+	pv := &PlannedVM{VM: v, Target: "dom0"}
+	if opts.SkipDom0Home || p.excluded("dom0") {
+		pv.Problems = []Problem{{VM: "dom0", Code: Excluded, Message: "the dom0 home is excluded from the restore"}}
+	} else if h != nil && !opts.VerifyOnly && !opts.IgnoreUsernameMismatch {
+		local := opts.LocalUser
+		if local == "" {
+			d0, err := h.Dom0()
+			if err != nil {
+				return err
+			}
+			local = d0.User
+		}
+		if local != "" && local != v.User {
+			pv.Problems = []Problem{{VM: "dom0", Code: UsernameMismatch, Resolve: []Resolution{IgnoreUsernameMismatch, SkipDom0Home},
+				Message: fmt.Sprintf("the dom0 home in the backup is of user %s, not %s", elide.String(v.User), local)}}
+		}
+	}
+	p.VMs = append(p.VMs, pv)
+	return nil
+}
 
+// skip orders each VM's problems by priority and marks the VMs that the
+// options leave out (excluded, or skipped for a problem they resolve
+// that way), whose problems then block nothing.
+func (p *Plan) skip() {
 	for _, pv := range p.VMs {
 		slices.SortStableFunc(pv.Problems, func(a, b Problem) int {
 			return slices.Index(codeOrder, a.Code) - slices.Index(codeOrder, b.Code)
@@ -285,13 +331,12 @@ func NewPlan(h *host.Host, b *Backup, opts PlanOptions) (*Plan, error) {
 		for _, pr := range pv.Problems {
 			switch {
 			case pr.Code == Excluded,
-				pr.Code == AlreadyExists && opts.SkipConflicting,
-				(pr.Code == MissingTemplate || pr.Code == MissingNetVM) && opts.SkipBroken:
+				pr.Code == AlreadyExists && p.opts.SkipConflicting,
+				(pr.Code == MissingTemplate || pr.Code == MissingNetVM) && p.opts.SkipBroken:
 				pv.Skipped = true
 			}
 		}
 	}
-	return p, nil
 }
 
 // freeName finds <name>-N, cutting name so that the result is a valid name.
@@ -359,11 +404,11 @@ func (p *Plan) resolve(pv *PlannedVM, db *host.DB, byName map[string]*PlannedVM,
 		return val
 	}
 	missing := func(code Code, what, name, def string) Problem {
-		pr := Problem{VM: v.Name, Code: code, Resolve: []string{"--skip-broken", "--ignore-missing", "--exclude"},
+		pr := Problem{VM: v.Name, Code: code, Resolve: []Resolution{SkipBroken, IgnoreMissing, ExcludeVM},
 			Message: fmt.Sprintf("VM %s: its %s %s is neither on the host nor restored from the backup", v.Name, what, elide.String(name))}
 		if p.opts.IgnoreMissing {
 			pr.Message += fmt.Sprintf(", and the host has no usable %s to use instead", def)
-			pr.Resolve = []string{"--skip-broken", "--exclude"}
+			pr.Resolve = []Resolution{SkipBroken, ExcludeVM}
 		}
 		return pr
 	}

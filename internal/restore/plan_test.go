@@ -2,6 +2,7 @@ package restore
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -83,7 +84,7 @@ func TestPlan(t *testing.T) {
 				"debian-12-dvm": "[missing-template]", "work": "[missing-template missing-netvm]", "personal": "[missing-template]"},
 			blocking: []string{"sys-net", "sys-firewall", "debian-12-dvm", "work", "personal"},
 			check: func(t *testing.T, p *Plan) {
-				if pr := p.VM("work").Problems[0]; slices.Contains(pr.Resolve, "--ignore-missing") {
+				if pr := p.VM("work").Problems[0]; slices.Contains(pr.Resolve, IgnoreMissing) {
 					t.Errorf("problem %+v offers --ignore-missing, which was given", pr)
 				}
 			},
@@ -207,5 +208,80 @@ func TestPlanRestoreOrder(t *testing.T) {
 	}
 	if names[0] != "debian-12" || names[1] != "debian-12-dvm" || names[len(names)-1] != "dom0" {
 		t.Errorf("restore order %v", names)
+	}
+}
+
+// Each resolution a problem offers, applied to the options, resolves it:
+// a new plan for the same backup has no blocking problem for that VM.
+func TestResolutionsResolve(t *testing.T) {
+	data, _ := goodArchive(t)
+	b := openBackup(t, data)
+	for _, c := range []struct {
+		name string
+		host func(t *testing.T) *host.Host
+		opts PlanOptions
+	}{
+		{"conflict", demoHost, PlanOptions{}},
+		{"missing template and netvm", hostWithDefaults, PlanOptions{Exclude: []string{"debian-12", "sys-net"}}},
+		{"username mismatch", func(t *testing.T) *host.Host { return emptyHost(t, "other") }, PlanOptions{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := c.host(t)
+			p, err := NewPlan(h, b, c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			probs := p.Problems()
+			if len(probs) == 0 {
+				t.Fatal("no problems")
+			}
+			for _, pr := range probs {
+				for _, r := range pr.Resolve {
+					opts := c.opts
+					opts.Exclude = slices.Clone(c.opts.Exclude)
+					if !r.Apply(&opts, pr.VM) {
+						t.Fatalf("%s: %v does not apply to the plan options", pr.VM, r)
+					}
+					p, err := NewPlan(h, b, opts)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, left := range p.Problems() {
+						if left.VM == pr.VM {
+							t.Errorf("%s: %v leaves %s", pr.VM, r, left.Message)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestResolutionApply(t *testing.T) {
+	var opts PlanOptions
+	for _, r := range []Resolution{SkipConflicting, RenameConflicting, SkipBroken, IgnoreMissing, SkipDom0Home, IgnoreUsernameMismatch, IgnoreSizeLimit} {
+		if !r.Apply(&opts, "work") {
+			t.Errorf("%v does not apply", r)
+		}
+	}
+	want := PlanOptions{SkipConflicting: true, RenameConflicting: true, SkipBroken: true, IgnoreMissing: true, SkipDom0Home: true, IgnoreUsernameMismatch: true, IgnoreSizeLimit: true}
+	if !ExcludeVM.Apply(&opts, "work") || !ExcludeVM.Apply(&opts, "work") || ExcludeVM.Apply(&opts, "") {
+		t.Error("ExcludeVM")
+	}
+	want.Exclude = []string{"work"}
+	if !reflect.DeepEqual(opts, want) {
+		t.Errorf("options %+v", opts)
+	}
+	var run Options
+	if RestoreGlobalDefaults.Apply(&opts, "") || SkipBroken.ApplyRun(&run) {
+		t.Error("a resolution applies to the wrong options")
+	}
+	if !RestoreGlobalDefaults.ApplyRun(&run) || !RestoreDom0DefaultDispVM.ApplyRun(&run) || !run.GlobalDefaults || !run.Dom0DefaultDispVM {
+		t.Errorf("run options %+v", run)
+	}
+	for r := SkipConflicting; r <= RestoreDom0DefaultDispVM; r++ {
+		if r.String() == Resolution(0).String() {
+			t.Errorf("%d has no description", r)
+		}
 	}
 }

@@ -61,7 +61,7 @@ func referenceHost(t *testing.T) *host.Host {
 func TestRestoreReferenceDatabaseIntoPools(t *testing.T) {
 	a := referenceHost(t)
 	out := filepath.Join(t.TempDir(), "backup")
-	p, err := backup.NewPlan(a, backup.Options{ScryptLogN: 10, Passphrase: testPass, VMs: []string{"fedora-41", "work", "vault", "dom0"},
+	p, err := backup.NewPlan(t.Context(), a, backup.Options{ScryptLogN: 10, Passphrase: testPass, VMs: []string{"fedora-41", "work", "vault", "dom0"},
 		Destination: backup.Destination{Path: out}, Now: func() time.Time { return testTime }})
 	if err == nil {
 		err = p.Err()

@@ -188,7 +188,7 @@ func TestRestoreReferenceArchives(t *testing.T) {
 				t.Fatal("the archive has no multi-chunk file")
 			}
 			h := emptyHost(t, "user")
-			b, err := Open(bytes.NewReader(data), OpenOptions{Passphrase: testPass})
+			b, err := Open(t.Context(), bytes.NewReader(data), OpenOptions{Passphrase: testPass})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -203,11 +203,13 @@ func TestRestoreReferenceArchives(t *testing.T) {
 			// E.23: the backup's dom0 default_dispvm reaches this host's
 			// dom0 only when asked (here, in one variant).
 			apply := c.filter == "none"
-			checks, err := CheckHost(h, p, Options{})
+			checks, err := CheckHost(t.Context(), h, p, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.ContainsFunc(checks, func(w string) bool { return strings.Contains(w, `dom0 default_dispvm "fedora-40-dvm"`) }) {
+			if !slices.ContainsFunc(checks, func(w Warning) bool {
+				return strings.Contains(w.Message, `dom0 default_dispvm "fedora-40-dvm"`) && slices.Equal(w.Resolve, []Resolution{RestoreDom0DefaultDispVM})
+			}) {
 				t.Errorf("no E.23 warning: %q", checks)
 			}
 			res, err := Restore(t.Context(), h, b, p, Options{Dom0DefaultDispVM: apply}, nil)
