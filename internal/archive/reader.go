@@ -441,7 +441,12 @@ func (r *Reader) deriveKey(head, keyString []byte, slotHeld bool) (*scryptenc.Ke
 		r.noteKDF(-weight)
 		r.kdfMemory.Release(weight)
 	}()
-	return h.DeriveKey(keyString)
+	// A closed reader (a cancelled restore) stops its derivations too.
+	k, err := h.DeriveKeyContext(r.ctx, keyString)
+	if err != nil && r.ctx.Err() != nil {
+		return nil, errAborted
+	}
+	return k, err
 }
 
 // noteKDF keeps the peak of derivation memory held, for tests.

@@ -2,6 +2,8 @@ package scryptenc
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"encoding/hex"
 	"runtime"
 	"sync"
@@ -81,7 +83,8 @@ func TestPairedKDF(t *testing.T) {
 		go func() {
 			p := params[i%3%2]
 			pass, salt := randomBytes(8+i, uint64(i)), randomBytes(32, uint64(100+i))
-			out <- result{pairedKDF(pass, salt, p), portableKDF(pass, salt, p.LogN, int(p.R), int(p.P))}
+			dk, _ := pairedKDF(context.Background(), pass, salt, p)
+			out <- result{dk, portableKDF(pass, salt, p.LogN, int(p.R), int(p.P))}
 		}()
 	}
 	for range 16 {
@@ -108,7 +111,7 @@ func TestKDFRequestsPairUp(t *testing.T) {
 	for i := range 5 {
 		wg.Go(func() {
 			pass, salt := randomBytes(8+i, uint64(i)), randomBytes(32, uint64(200+i))
-			if got, want := pairedKDF(pass, salt, p), portableKDF(pass, salt, p.LogN, 8, 1); !bytes.Equal(got, want) {
+			if got, want := mustKDF(pairedKDF(context.Background(), pass, salt, p)), portableKDF(pass, salt, p.LogN, 8, 1); !bytes.Equal(got, want) {
 				t.Errorf("request %d: %x, want %x", i, got, want)
 			}
 		})
@@ -117,6 +120,77 @@ func TestKDFRequestsPairUp(t *testing.T) {
 	if a, b := kdfRuns.alone.Load()-alone, kdfRuns.paired.Load()-paired; a != 1 || b != 2 {
 		t.Errorf("%d alone and %d pairs, want 1 and 2", a, b)
 	}
+}
+
+func mustKDF(dk []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return dk
+}
+
+// waitRunners waits until no derivation runner is left.
+func waitRunners() {
+	for {
+		kdfQueue.mu.Lock()
+		n := kdfQueue.runners
+		kdfQueue.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// A caller that gives up gets its context's error, and the derivation
+// stops rather than running on for nobody; a pair stops only when both
+// callers gave up, so a partner still gets its key.
+func TestKDFCancel(t *testing.T) {
+	if Lanes < 2 {
+		t.Skip("this CPU has no AVX2: derivations run in the caller")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	defer func(w func(Params) time.Duration) { pairWait = w }(pairWait)
+	p := DefaultParams // about a second here: far longer than cancelling takes
+
+	pairWait = func(Params) time.Duration { return 0 } // alone
+	stopped, alone, paired := kdfRuns.stopped.Load(), kdfRuns.alone.Load(), kdfRuns.paired.Load()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := pairedKDF(ctx, []byte("p"), []byte("salt"), p); errc <- err }()
+	for kdfRuns.alone.Load() == alone { // cancel once it runs
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled derivation: %v, want context.Canceled", err)
+	}
+	waitRunners()
+	if got := kdfRuns.stopped.Load() - stopped; got != 1 {
+		t.Errorf("%d derivations stopped, want the cancelled one", got)
+	}
+
+	pairWait = func(Params) time.Duration { return 2 * time.Second } // a pair
+	var wg sync.WaitGroup
+	ctxA, cancelA := context.WithCancel(context.Background())
+	wg.Go(func() {
+		// Its key was being made for the partner anyway: either answer.
+		if _, err := pairedKDF(ctxA, []byte("a"), []byte("salt"), p); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled partner: %v", err)
+		}
+	})
+	wg.Go(func() {
+		defer cancelA()
+		got := mustKDF(pairedKDF(context.Background(), []byte("b"), []byte("salt"), p))
+		if want := kdf([]byte("b"), []byte("salt"), p.LogN, int(p.R), int(p.P)); !bytes.Equal(got, want) {
+			t.Errorf("partner's key %x, want %x", got, want)
+		}
+	})
+	for kdfRuns.paired.Load() == paired && !t.Failed() { // cancel A once the pair runs
+		runtime.Gosched()
+	}
+	cancelA()
+	wg.Wait()
 }
 
 // A running derivation lets garbage collections through: the runtime

@@ -1,7 +1,9 @@
 package scryptenc
 
 import (
+	"context"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,11 +29,15 @@ var Lanes = func() int {
 // Requests run oldest first: a reader asks for chunk keys in the order it
 // needs them.
 type request struct {
+	ctx        context.Context // the caller's: once done, the work is dropped
 	pass, salt []byte
 	p          Params
 	done       chan struct{}
-	dk         []byte
+	dk         []byte // nil when dropped
 }
+
+// dropped reports whether the caller has given up on the request.
+func (r *request) dropped() bool { return r.ctx.Err() != nil }
 
 var kdfQueue struct {
 	mu      sync.Mutex
@@ -50,16 +56,21 @@ var kdfQueue struct {
 var pairWait = func(p Params) time.Duration { return Estimate(p) / 8 }
 
 // kdfRuns counts the derivations runKDFs ran alone and in pairs, for tests.
-var kdfRuns struct{ alone, paired atomic.Int64 }
+var kdfRuns struct{ alone, paired, stopped atomic.Int64 }
 
 // pairedKDF is kdf, run together with a concurrent request of the same
 // parameters when there is one (the chunk keys of a backup all share
-// their parameters).
-func pairedKDF(pass, salt []byte, p Params) []byte {
+// their parameters). When ctx ends first it returns ctx's error: a
+// request still queued is dropped, a running one stops within a few
+// milliseconds (a pair only when both callers have given up).
+func pairedKDF(ctx context.Context, pass, salt []byte, p Params) ([]byte, error) {
 	if Lanes < 2 {
-		return kdf(pass, salt, p.LogN, int(p.R), int(p.P))
+		if dk := kdfUntil(pass, salt, p.LogN, int(p.R), int(p.P), func() bool { return ctx.Err() != nil }); dk != nil {
+			return dk, nil
+		}
+		return nil, context.Cause(ctx)
 	}
-	me := &request{pass: pass, salt: salt, p: p, done: make(chan struct{})}
+	me := &request{ctx: ctx, pass: pass, salt: salt, p: p, done: make(chan struct{})}
 	q := &kdfQueue
 	q.mu.Lock()
 	q.pending = append(q.pending, me)
@@ -74,8 +85,22 @@ func pairedKDF(pass, salt []byte, p Params) []byte {
 		go runKDFs()
 	}
 	q.mu.Unlock()
-	<-me.done
-	return me.dk
+	select {
+	case <-me.done:
+	case <-ctx.Done():
+		q.mu.Lock()
+		if i := slices.Index(q.pending, me); i >= 0 {
+			q.pending = slices.Delete(q.pending, i, i+1)
+			q.mu.Unlock()
+			return nil, context.Cause(ctx)
+		}
+		q.mu.Unlock()
+		<-me.done // a runner has it, and stops soon
+	}
+	if me.dk == nil {
+		return nil, context.Cause(ctx)
+	}
+	return me.dk, nil
 }
 
 // runKDFs runs pending requests, a pair at a time where it can, until none
@@ -93,11 +118,15 @@ func runKDFs() {
 		q.mu.Unlock()
 		if b == nil {
 			kdfRuns.alone.Add(1)
-			a.dk = kdf(a.pass, a.salt, a.p.LogN, int(a.p.R), int(a.p.P))
+			a.dk = kdfUntil(a.pass, a.salt, a.p.LogN, int(a.p.R), int(a.p.P), a.dropped)
 		} else {
 			kdfRuns.paired.Add(1)
-			a.dk, b.dk = kdf2(a.pass, a.salt, b.pass, b.salt, a.p.LogN, int(a.p.R), int(a.p.P))
+			bothDropped := func() bool { return a.dropped() && b.dropped() }
+			a.dk, b.dk = kdf2Until(a.pass, a.salt, b.pass, b.salt, a.p.LogN, int(a.p.R), int(a.p.P), bothDropped)
 			close(b.done)
+		}
+		if a.dk == nil {
+			kdfRuns.stopped.Add(1)
 		}
 		close(a.done)
 		q.mu.Lock()

@@ -4,6 +4,7 @@ package scryptenc
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -240,11 +241,14 @@ type Key struct {
 	mac    [32]byte
 }
 
-func derive(pass []byte, salt []byte, p Params) (enc, mac [32]byte, err error) {
+func derive(ctx context.Context, pass []byte, salt []byte, p Params) (enc, mac [32]byte, err error) {
 	if err := derivable(p); err != nil {
 		return enc, mac, err
 	}
-	dk := pairedKDF(pass, salt, p)
+	dk, err := pairedKDF(ctx, pass, salt, p)
+	if err != nil {
+		return enc, mac, err
+	}
 	copy(enc[:], dk[:32])
 	copy(mac[:], dk[32:])
 	clear(dk)
@@ -276,7 +280,11 @@ func NewKey(pass []byte, p Params) (*Key, error) {
 	if err := derivable(p); err != nil {
 		return nil, err
 	}
-	k.finish(pairedKDF(pass, k.header[16:48], p))
+	dk, err := pairedKDF(context.Background(), pass, k.header[16:48], p)
+	if err != nil {
+		return nil, err
+	}
+	k.finish(dk)
 	return k, nil
 }
 
@@ -334,9 +342,16 @@ func (k *Key) finish(dk []byte) {
 // DeriveKey derives the key for an existing header and proves the
 // passphrase with the header HMAC. Check the limits first.
 func (h Header) DeriveKey(pass []byte) (*Key, error) {
+	return h.DeriveKeyContext(context.Background(), pass)
+}
+
+// DeriveKeyContext is DeriveKey that gives up when ctx ends, returning
+// its error: a derivation takes seconds and a work area of hundreds of
+// MiB, which a cancelled caller should not keep busy.
+func (h Header) DeriveKeyContext(ctx context.Context, pass []byte) (*Key, error) {
 	k := &Key{header: h.raw}
 	var err error
-	if k.enc, k.mac, err = derive(pass, h.raw[16:48], h.Params); err != nil {
+	if k.enc, k.mac, err = derive(ctx, pass, h.raw[16:48], h.Params); err != nil {
 		return nil, err
 	}
 	m := hmac.New(sha256.New, k.mac[:])
