@@ -3,8 +3,8 @@ package scryptenc
 import (
 	"bytes"
 	"context"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"runtime"
 	"sync"
 	"testing"
