@@ -53,6 +53,7 @@ type restoreWizard struct {
 	found, vmStatus, applied *widget.Label
 	undo                     *widget.Button
 	vmList                   *fyne.Container
+	vmScroll                 *container.Scroll
 
 	// The summary page.
 	summaryText *widget.Label
@@ -114,7 +115,8 @@ func newRestoreWizard(root string) *restoreWizard {
 	rw.summary = &Page{Title: "Restore: summary", Content: rw.summaryPage(), Enter: rw.enterSummary}
 	rw.runBox = container.NewStack()
 	rw.run = &Page{Title: "Restore: in progress", Content: rw.runBox, Enter: rw.enterRun, NoBack: true}
-	rw.finish = &Page{Title: "Restore: result", Content: rw.finishPage()}
+	// The data pass is over: there is no going back to run it again.
+	rw.finish = &Page{Title: "Restore: result", Content: rw.finishPage(), NoBack: true}
 	rw.wiz = NewWizard(rw.source, rw.choose, rw.summary, rw.run, rw.finish)
 	rw.wiz.OnCancel = rw.close
 	rw.wiz.OnFinish = rw.close
@@ -167,11 +169,10 @@ func (rw *restoreWizard) sourcePage() fyne.CanvasObject {
 	form := widget.NewForm(
 		widget.NewFormItem("AppVM", rw.vm),
 		widget.NewFormItem("Backup file", container.NewBorder(nil, nil, nil, rw.browse, rw.path)),
-		widget.NewFormItem("", rw.browseNote),
 		widget.NewFormItem("Passphrase", rw.pass),
-		widget.NewFormItem("", rw.passErr),
 	)
-	top := []fyne.CanvasObject{form, widget.NewSeparator(), rw.ignoreMissing, rw.ignoreUser, rw.verifyOnly, note}
+	top := []fyne.CanvasObject{form, rw.browseNote, rw.passErr, widget.NewSeparator(),
+		rw.ignoreMissing, rw.ignoreUser, rw.verifyOnly, note}
 	if rw.hostErr != nil {
 		bad := widget.NewLabel("Cannot read this host: " + rw.hostErr.Error())
 		bad.Importance = widget.DangerImportance
@@ -261,7 +262,8 @@ func (rw *restoreWizard) choosePage() fyne.CanvasObject {
 	top := container.NewVBox(rw.found, widget.NewSeparator())
 	bottom := container.NewVBox(widget.NewSeparator(), rw.vmStatus,
 		container.NewBorder(nil, nil, nil, rw.undo, rw.applied))
-	return container.NewBorder(top, bottom, nil, nil, container.NewVScroll(rw.vmList))
+	rw.vmScroll = container.NewVScroll(rw.vmList)
+	return container.NewBorder(top, bottom, nil, nil, rw.vmScroll)
 }
 
 // enterChoose opens the backup (unless what the source page says is
@@ -434,15 +436,29 @@ func (rw *restoreWizard) replan() {
 		return
 	}
 	rows := plan.Rows()
+	var first fyne.CanvasObject // the first VM with a blocking problem
+	var blocked []string
 	for i, pv := range plan.VMs {
-		rw.vmList.Add(rw.vmRow(pv, rows[i]))
+		row := rw.vmRow(pv, rows[i])
+		rw.vmList.Add(row)
+		if !pv.Skipped && !pv.Restored() && pv.Problems[0].Code != restore.Excluded {
+			blocked = append(blocked, pv.VM.Name)
+			if first == nil {
+				first = row
+			}
+		}
 	}
-	rw.vmList.Refresh()
+	// Lay the list out now, so that the first problem can be scrolled to.
+	rw.vmScroll.Refresh()
+	if first != nil {
+		rw.vmScroll.ScrollToOffset(fyne.NewPos(0, first.Position().Y))
+	}
 
 	blocking, restored := len(plan.Problems()), len(plan.Restored())
 	switch {
 	case blocking > 0:
-		rw.vmStatus.SetText(fmt.Sprintf("%d problem(s) keep the restore from going on: choose how to resolve each, or leave its VM out.", blocking))
+		rw.vmStatus.SetText(fmt.Sprintf("Problems keep the restore from going on (%s): choose how to resolve each, or leave its VM out.",
+			strings.Join(blocked, ", ")))
 		rw.vmStatus.Importance = widget.DangerImportance
 	case restored == 0:
 		rw.vmStatus.SetText("No VM is selected.")
@@ -780,7 +796,11 @@ func (rw *restoreWizard) showResult(verify bool, vrep *restore.VerifyReport, res
 				fmt.Fprintf(&s, "Removed %s, left by a restore that did not finish.\n", f)
 			}
 			for _, v := range res.VMs {
-				fmt.Fprintf(&s, "%s → %s: %s\n", v.Name, v.Target, vmVerdict(v.VMReport, string(v.Outcome)))
+				name := v.Name
+				if v.Target != v.Name {
+					name += " → " + v.Target
+				}
+				fmt.Fprintf(&s, "%s: %s\n", name, vmVerdict(v.VMReport, string(v.Outcome)))
 				for _, w := range v.Warnings {
 					fmt.Fprintf(&s, "    warning: %s\n", w)
 				}

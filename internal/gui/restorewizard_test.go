@@ -313,6 +313,12 @@ func TestRestoreWizardMigrates(t *testing.T) {
 	if got := d.rw.verdict.Text; !strings.Contains(got, "The restore is done") {
 		t.Fatalf("verdict %q\n%s", got, d.rw.results.Text)
 	}
+	if !d.rw.wiz.back.Disabled() {
+		t.Error("Back enabled on the result page: it would run the restore again")
+	}
+	if !strings.Contains(d.rw.results.Text, "work: restored (2 file(s)") {
+		t.Errorf("results:\n%s", d.rw.results.Text)
+	}
 	// A "done" line in the log as each VM landed.
 	log := d.rw.progress.Log()
 	dbSrc, _ := src.Load()
@@ -427,6 +433,9 @@ func TestRestoreWizardProblems(t *testing.T) {
 		d.toResult()
 		if got := d.rw.verdict.Text; !strings.Contains(got, "The restore is done") {
 			t.Fatalf("verdict %q\n%s", got, d.rw.results.Text)
+		}
+		if !strings.Contains(d.rw.results.Text, "work → work-1: restored") {
+			t.Errorf("results:\n%s", d.rw.results.Text)
 		}
 		db, _ := src.Load()
 		for _, n := range []string{"work-1", "personal-1", "work"} {
@@ -599,4 +608,61 @@ func TestRestoreWizardCancel(t *testing.T) {
 	if left := dst.CleanStaging(); len(left) > 0 {
 		t.Errorf("staging left: %v", left)
 	}
+}
+
+// restoreScreenshots are the Restore wizard's pages for TestScreenshots:
+// a backup of the demo host restored to a fresh host of user alice.
+var restoreScreenshots = []struct {
+	name string
+	open func(t *testing.T, a fyne.App) fyne.Window
+}{
+	{"restore-source", func(t *testing.T, a fyne.App) fyne.Window { return restoreUpTo(t, a, 0).win }},
+	{"restore-vms", func(t *testing.T, a fyne.App) fyne.Window { return restoreUpTo(t, a, 1).win }},
+	{"restore-summary", func(t *testing.T, a fyne.App) fyne.Window { return restoreUpTo(t, a, 2).win }},
+	{"restore-progress", func(t *testing.T, a fyne.App) fyne.Window { return restoreUpTo(t, a, 3).win }},
+	{"restore-result", func(t *testing.T, a fyne.App) fyne.Window { return restoreUpTo(t, a, 4).win }},
+}
+
+// restoreUpTo drives the wizard to its page n (0 the first): the user
+// leaves the dom0 home of another user out and applies the backup's
+// global settings.
+func restoreUpTo(t *testing.T, a fyne.App, n int) *restoreDriver {
+	_, src := demoHost(t)
+	file := demoBackup(t, src)
+	// A name as qvm-backup gives it, not a temporary path.
+	dir := t.TempDir()
+	name := "qubes-backup-2026-11-26T031500"
+	if err := os.Rename(file, filepath.Join(dir, name)); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	root, _ := freshHost(t, "alice")
+	d := startRestoreWizard(t, a, root)
+	d.source("./"+name, restorePass)
+	if n == 0 {
+		return d
+	}
+	if err := d.open(); err != nil {
+		t.Fatal(err)
+	}
+	if n == 1 {
+		return d
+	}
+	d.tapButton("dom0", "Skip the home")
+	d.nextAndSettle("the summary")
+	walkObjects(d.rw.runChoices, func(o fyne.CanvasObject) {
+		if c, ok := o.(*widget.Check); ok {
+			test.Tap(c)
+		}
+	})
+	if n == 2 {
+		return d
+	}
+	d.nextAndSettle("the data pass")
+	wait(t, d.passDone, "the data pass to end")
+	if n == 3 {
+		return d
+	}
+	d.next()
+	return d
 }
