@@ -298,6 +298,7 @@ func (rw *restoreWizard) enterChoose(ctx context.Context) error {
 				rw.base.IgnoreUsernameMismatch != base.IgnoreUsernameMismatch {
 				rw.base, rw.opts, rw.resolved = base, base, nil
 			}
+			rw.found.SetText(describeBackup(rw.b))
 			rw.replan()
 		})
 		return nil
@@ -601,6 +602,9 @@ func (rw *restoreWizard) enterSummary(ctx context.Context) error {
 		plan, verify = rw.plan, rw.opts.VerifyOnly
 		rw.summaryText.SetText(rw.summaryOf(plan))
 		rw.runChoices.Objects = nil
+		for _, w := range plan.Warnings {
+			rw.runChoices.Add(warningLabel(w))
+		}
 		rw.runChoices.Refresh()
 	})
 	if verify {
@@ -615,10 +619,7 @@ func (rw *restoreWizard) enterSummary(ctx context.Context) error {
 			return
 		}
 		for _, w := range warns {
-			l := widget.NewLabel("Warning: " + w.Message)
-			l.Wrapping = fyne.TextWrapWord
-			l.Importance = widget.WarningImportance
-			rw.runChoices.Add(l)
+			rw.runChoices.Add(warningLabel(w.Message))
 			for _, r := range w.Resolve {
 				c := widget.NewCheck(capitalize(r.String()), nil)
 				c.SetChecked(rw.runApplied[r])
@@ -629,6 +630,13 @@ func (rw *restoreWizard) enterSummary(ctx context.Context) error {
 		rw.runChoices.Refresh()
 	})
 	return err
+}
+
+func warningLabel(msg string) *widget.Label {
+	l := widget.NewLabel("Warning: " + msg)
+	l.Wrapping = fyne.TextWrapWord
+	l.Importance = widget.WarningImportance
+	return l
 }
 
 // summaryOf words the plan: what will be created, and where.

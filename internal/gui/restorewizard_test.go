@@ -666,3 +666,55 @@ func restoreUpTo(t *testing.T, a fyne.App, n int) *restoreDriver {
 	d.next()
 	return d
 }
+
+// The source can be dom0 or a running VM; a VM's files cannot be browsed
+// from dom0, so "…" is disabled for one and the page says to type.
+func TestRestoreWizardSourceVMs(t *testing.T) {
+	a := newApp(t)
+	root, h := demoHost(t)
+	if err := h.Start("work"); err != nil {
+		t.Fatal(err)
+	}
+	d := startRestoreWizard(t, a, root)
+	if got := d.rw.vm.Options; !slices.Equal(got, []string{"dom0", "work"}) {
+		t.Fatalf("sources %q, want dom0 and the running VM", got)
+	}
+	if d.rw.browse.Disabled() || d.rw.browseNote.Visible() {
+		t.Fatal("browsing disabled in dom0")
+	}
+	d.rw.vm.SetSelected("work")
+	test.Type(d.rw.path, "/home/user/backup")
+	if !d.rw.browse.Disabled() || !d.rw.browseNote.Visible() || d.rw.wiz.next.Disabled() {
+		t.Fatalf("in a VM: browse enabled %v, note %q", !d.rw.browse.Disabled(), d.rw.browseNote.Text)
+	}
+	if loc := d.rw.location(); loc.VM != "work" || loc.Path != "/home/user/backup" {
+		t.Fatalf("location %+v", loc)
+	}
+}
+
+// Back to the source page and on again with the same backup and
+// passphrase reuses the backup read (no second key derivation): a changed
+// option only plans again.
+func TestRestoreWizardBackReplans(t *testing.T) {
+	a := newApp(t)
+	root, src := demoHost(t)
+	file := demoBackup(t, src)
+	d := startRestoreWizard(t, a, root)
+	d.source(file, restorePass)
+	if err := d.open(); err != nil {
+		t.Fatal(err)
+	}
+	if !d.rw.wiz.next.Disabled() {
+		t.Fatal("Next enabled with every name taken")
+	}
+	b := d.rw.b
+	test.Tap(d.rw.wiz.back)
+	test.Tap(d.rw.verifyOnly)
+	d.nextAndSettle("the VM page again")
+	if d.rw.b != b || len(d.opened) > 0 {
+		t.Fatal("the backup was opened again")
+	}
+	if !strings.HasPrefix(d.rw.found.Text, "Backup: format 4") || d.rw.wiz.next.Disabled() {
+		t.Fatalf("verify-only: %q, Next disabled %v (%s)", d.rw.found.Text, d.rw.wiz.next.Disabled(), d.pageError())
+	}
+}
