@@ -682,6 +682,11 @@ func TestRestoreWizardSourceVMs(t *testing.T) {
 	if d.rw.browse.Disabled() || d.rw.browseNote.Visible() {
 		t.Fatal("browsing disabled in dom0")
 	}
+	test.Tap(d.rw.browse)
+	if d.win.Canvas().Overlays().Top() == nil {
+		t.Fatal("… opened no file dialog")
+	}
+	d.win.Canvas().Overlays().Top().Hide()
 	d.rw.vm.SetSelected("work")
 	test.Type(d.rw.path, "/home/user/backup")
 	if !d.rw.browse.Disabled() || !d.rw.browseNote.Visible() || d.rw.wiz.next.Disabled() {
