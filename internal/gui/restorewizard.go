@@ -283,8 +283,7 @@ func (rw *restoreWizard) enterChoose(ctx context.Context) error {
 			reuse = true
 			return
 		}
-		// Another location or passphrase, or a backup already read:
-		// start again from the source.
+		// Another location or passphrase: read the source again.
 		if rw.b != nil {
 			rw.b.Close()
 			rw.b = nil
