@@ -100,7 +100,6 @@ type openedWith struct {
 func ShowRestoreWizard(a fyne.App, root string) fyne.Window {
 	rw := newRestoreWizard(root)
 	win := ShowWizard(a, RestoreTitle, rw.wiz)
-	win.Resize(fyne.NewSize(760, 560))
 	rw.win = win
 	return win
 }
