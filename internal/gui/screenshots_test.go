@@ -41,6 +41,12 @@ func TestScreenshots(t *testing.T) {
 			return m.Window
 		}},
 	}
+	shots = append(shots, restoreScreenshots...)
+	// A shot may change the working directory (t.Chdir) for its paths.
+	dir, err := filepath.Abs(screenshotDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, shot := range shots {
 		t.Run(shot.name, func(t *testing.T) {
 			win := shot.open(t, newApp(t))
@@ -51,10 +57,10 @@ func TestScreenshots(t *testing.T) {
 			if !*update {
 				return
 			}
-			if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			f, err := os.Create(filepath.Join(screenshotDir, shot.name+".png"))
+			f, err := os.Create(filepath.Join(dir, shot.name+".png"))
 			if err != nil {
 				t.Fatal(err)
 			}
