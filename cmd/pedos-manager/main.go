@@ -17,12 +17,14 @@ import (
 
 	"pedos.dev/backup/internal/gui"
 	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/qrexec"
 )
 
 // appID names the application to Fyne, which keeps its preferences under it.
 const appID = "dev.pedos.manager"
 
 func main() {
+	qrexec.MaybeServe() // the VM side of a backup to a VM, when re-executed by the local transport
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
@@ -60,6 +62,7 @@ func run(args []string, stderr io.Writer) int {
 
 	a := app.NewWithID(appID)
 	hooks := gui.PlaceholderHooks(a)
+	hooks.Backup = func() { gui.ShowBackupWizard(a, *root) }
 	switch mode {
 	case "backup":
 		hooks.Backup()
