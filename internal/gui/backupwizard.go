@@ -568,27 +568,28 @@ func (b *backupWizard) showPlan() {
 		objs = append(objs, widget.NewSeparator(), info)
 	}
 
-	blocked := len(p.Problems) > 0
-	if blocked {
-		head := bold("The backup cannot start:")
-		head.Importance = widget.DangerImportance
-		objs = append(objs, widget.NewSeparator(), head)
-	}
+	var blocks []fyne.CanvasObject
 	for _, pr := range p.Problems {
-		objs = append(objs, b.problemView(pr))
+		blocks = append(blocks, b.problemView(pr))
 	}
 	// A profile cannot hold every destination (a dom0 command).
 	if b.saveProfile.Checked {
 		if _, err := profile.FromOptions(b.planOpts); err != nil {
-			blocked = true
-			msg := widget.NewLabel(fmt.Sprintf("The settings cannot be saved as the default profile: %v.", err))
+			msg := widget.NewLabel(fmt.Sprintf("• The settings cannot be saved as the default profile: %v.", err))
 			msg.Importance = widget.DangerImportance
 			msg.Wrapping = fyne.TextWrapWord
-			objs = append(objs, msg, container.NewHBox(widget.NewButton("Do not save the profile", func() {
+			blocks = append(blocks, container.NewVBox(msg, container.NewHBox(widget.NewButton("Do not save the profile", func() {
 				b.saveProfile.SetChecked(false)
 				b.replan()
-			})))
+			}))))
 		}
+	}
+	blocked := len(blocks) > 0
+	if blocked {
+		head := bold("The backup cannot start:")
+		head.Importance = widget.DangerImportance
+		objs = append(objs, widget.NewSeparator(), head)
+		objs = append(objs, blocks...)
 	}
 	b.summary.Objects = objs
 	b.summary.Refresh()

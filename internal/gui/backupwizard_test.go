@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"fyne.io/fyne/v2"
@@ -18,6 +20,7 @@ import (
 	"pedos.dev/backup/internal/profile"
 	"pedos.dev/backup/internal/progress"
 	"pedos.dev/backup/internal/restore"
+	"pedos.dev/backup/internal/testutil"
 )
 
 // backupHarness drives a Backup wizard as a user does, and tells the test
@@ -453,3 +456,221 @@ const (
 	seekData = 3
 	seekHole = 4
 )
+
+// Next stays disabled while a choice is missing or the plan has a
+// blocking problem; each problem names what resolves it, and a resolution
+// that changes the options plans again without the problem.
+func TestBackupWizardBlocks(t *testing.T) {
+	a := newApp(t)
+	root, h := demoHost(t)
+	u, err := h.Dom0()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := openBackupWizard(t, a, root)
+	b := hs.b
+	w := b.wiz
+
+	// Empty selection.
+	test.Tap(b.removeAllBtn)
+	if !w.next.Disabled() || !strings.Contains(b.total.Text, "Select at least one VM") {
+		t.Fatalf("empty selection: Next enabled %v, %q", !w.next.Disabled(), b.total.Text)
+	}
+	test.Tap(b.addAllBtn)
+	hs.next()
+
+	// No path, no passphrase, passphrases that differ.
+	if !w.next.Disabled() || !strings.Contains(b.passNote.Text, "Enter a passphrase") {
+		t.Fatalf("empty page: Next enabled %v, %q", !w.next.Disabled(), b.passNote.Text)
+	}
+	test.Type(b.pass, "pass")
+	test.Type(b.path, "/tmp")
+	if !w.next.Disabled() {
+		t.Fatal("Next enabled without the confirmation")
+	}
+
+	summaryBlocked := func(dest, want string) {
+		t.Helper()
+		hs.fillDestination(dest, "pass")
+		hs.next()
+		if got := texts(b.summary); !strings.Contains(got, want) || !strings.Contains(got, "The backup cannot start") {
+			t.Errorf("%s: the summary lacks %q:\n%s", dest, want, got)
+		}
+		if !w.next.Disabled() {
+			t.Errorf("%s: Next enabled", dest)
+		}
+	}
+
+	// A directory that does not exist: its resolution leads back to the
+	// destination.
+	summaryBlocked(filepath.Join(t.TempDir(), "nosuch")+"/", "does not exist")
+	test.Tap(button(t, b.summary, "Choose another destination"))
+	if w.Current() != b.destPage {
+		t.Fatalf("on %q after Choose another destination", w.Current().Title)
+	}
+
+	// The dom0 home into itself: leaving the home out re-plans.
+	summaryBlocked(u.Home, "home")
+	test.Tap(button(t, b.summary, "Leave the dom0 home out"))
+	hs.waitSettled(b.summaryPage)
+	if w.next.Disabled() || slices.Contains(b.selected, "dom0") || !slices.Contains(b.available, "dom0") {
+		t.Fatalf("after leaving the home out: Next enabled %v, selected %q\n%s", !w.next.Disabled(), b.selected, texts(b.summary))
+	}
+	test.Tap(w.back)
+
+	// A dom0 command cannot be saved as a profile.
+	summaryBlocked("cat > /dev/null", "cannot be saved")
+	test.Tap(button(t, b.summary, "Do not save the profile"))
+	hs.waitSettled(b.summaryPage)
+	if w.next.Disabled() || b.saveProfile.Checked {
+		t.Fatalf("after Do not save the profile: Next enabled %v\n%s", !w.next.Disabled(), texts(b.summary))
+	}
+	test.Tap(w.back)
+
+	// Too little space (a tmpfs, which needs root).
+	if dir := mountTmpfs(t, "2m"); dir != "" {
+		summaryBlocked(dir, "free")
+		test.Tap(w.back)
+	}
+	w.Cancel()
+}
+
+// mountTmpfs mounts a small tmpfs and unmounts it at the end; "" when
+// this user cannot mount.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Logf("no tmpfs, no check of the free space: %v %s", err, out)
+		return ""
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmounting %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// Cancel while the backup is being written stops it: the wizard closes
+// at once, and the destination is left empty, no temporary file either.
+// The compression filter (named by the default profile, which fills the
+// wizard) waits on a pipe until the test has tapped Cancel, so the backup
+// is surely under way when Cancel comes.
+func TestBackupWizardCancel(t *testing.T) {
+	testutil.RequireTool(t, "sh")
+	testutil.RequireTool(t, "gzip")
+	a := newApp(t)
+	root, _ := demoHost(t)
+	dest, bin := t.TempDir(), t.TempDir()
+	started, hold := filepath.Join(bin, "started"), filepath.Join(bin, "hold")
+	for _, f := range []string{started, hold} {
+		if err := syscall.Mkfifo(f, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := fmt.Sprintf("#!/bin/sh\necho >'%s'\nread x <'%s'\nexec gzip \"$@\"\n", started, hold)
+	if err := os.WriteFile(filepath.Join(bin, "slowzip"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	err := profile.Save(root, DefaultProfile, profile.Profile{DestinationVM: profile.Dom0, DestinationPath: dest,
+		Include: []string{"work"}, Compression: profile.Compression{Filter: "slowzip"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The filter opens started when it runs; reading it tells the test.
+	filterRuns := make(chan struct{})
+	go func() {
+		if f, err := os.Open(started); err == nil {
+			f.Close()
+		}
+		close(filterRuns)
+	}()
+	t.Cleanup(func() {
+		// Unblock the reader if no filter ever ran.
+		if f, err := os.OpenFile(started, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+
+	hs := openBackupWizard(t, a, root)
+	b := hs.b
+	if !slices.Equal(b.selected, []string{"work"}) || b.path.Text != dest {
+		t.Fatalf("not filled from the profile: %q, %q", b.selected, b.path.Text)
+	}
+	hs.next()
+	test.Type(b.pass, "pass")
+	test.Type(b.confirm, "pass")
+	hs.next()
+	if got := texts(b.summary); !strings.Contains(got, "slowzip") {
+		t.Fatalf("the summary does not name the profile's filter:\n%s", got)
+	}
+	test.Tap(b.wiz.next)
+	wait(t, filterRuns, "the compression filter to start")
+	test.Tap(b.wiz.abort)
+	if slices.Contains(a.Driver().AllWindows(), hs.win) {
+		t.Error("the window is open after Cancel")
+	}
+	// Let the filter go on: the engine then finds its context cancelled.
+	// (A filter that never reads again would hold Run up: the compress
+	// package waits for its filter without a context.)
+	f, err := os.OpenFile(hold, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("go\n")
+	f.Close()
+	if err := wait(t, hs.runDone, "Run to return"); err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Errorf("Run: %v", err)
+	}
+	if names, _ := os.ReadDir(dest); len(names) != 0 {
+		t.Errorf("the destination holds %v", names)
+	}
+}
+
+// A backup to a directory in a running VM, through the local qrexec
+// transport: the folder browser is off for a VM, and Verify (dom0 files
+// only) too.
+func TestBackupWizardToVM(t *testing.T) {
+	a := newApp(t)
+	root, h := demoHost(t)
+	if err := h.Start("work"); err != nil {
+		t.Fatal(err)
+	}
+	hs := openBackupWizard(t, a, root)
+	b := hs.b
+	test.Tap(b.removeAllBtn)
+	test.DoubleTap(listItem(t, b.availList, "vault"))
+	hs.next()
+	if !slices.Equal(b.targetVM.Options, []string{"dom0", "work"}) {
+		t.Fatalf("targets %q", b.targetVM.Options)
+	}
+	b.targetVM.SetSelected("work")
+	if !b.browse.Disabled() || !strings.Contains(b.browseNote.Text, "browsing a VM is not available") {
+		t.Errorf("browse enabled %v for a VM, note %q", !b.browse.Disabled(), b.browseNote.Text)
+	}
+	hs.fillDestination("/home/user", "pass")
+	hs.next()
+	if got := texts(b.summary); !strings.Contains(got, "work") {
+		t.Errorf("summary:\n%s", got)
+	}
+	hs.next()
+	if err := wait(t, hs.runDone, "the backup"); err != nil {
+		t.Fatal(err)
+	}
+	hs.next()
+	fsdir, err := h.FS("work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, _ := filepath.Glob(filepath.Join(fsdir, "home", "user", "qubes-backup-*"))
+	if len(names) != 1 {
+		t.Fatalf("the VM holds %q", names)
+	}
+	if !strings.Contains(b.finishText.Text, " in work") || !b.verify.Disabled() {
+		t.Errorf("finish: %q, verify enabled %v", b.finishText.Text, !b.verify.Disabled())
+	}
+	checkRestores(t, h, names[0], "pass", []string{"vault"})
+	b.wiz.Cancel()
+}
