@@ -559,11 +559,16 @@ func (b *backupWizard) showPlan() {
 		objs = append(objs, warningLabel(w))
 	}
 	if p.Target.Kind != 0 {
+		wrapped := func(s string) *widget.Label {
+			l := widget.NewLabel(s)
+			l.Wrapping = fyne.TextWrapWord // a long path must not widen the page
+			return l
+		}
 		info := widget.NewForm(
-			widget.NewFormItem("Destination", widget.NewLabel(p.Target.String())),
-			widget.NewFormItem("Compression", widget.NewLabel(p.Compression)),
-			widget.NewFormItem("Estimated size", widget.NewLabel("at most "+progress.FormatSize(p.EstimatedArchiveSize))),
-			widget.NewFormItem("Estimated time", widget.NewLabel(estimatedTime(p.EstimatedDuration))),
+			widget.NewFormItem("Destination", wrapped(p.Target.String())),
+			widget.NewFormItem("Compression", wrapped(p.Compression)),
+			widget.NewFormItem("Estimated size", wrapped("at most "+progress.FormatSize(p.EstimatedArchiveSize))),
+			widget.NewFormItem("Estimated time", wrapped(estimatedTime(p.EstimatedDuration))),
 		)
 		objs = append(objs, widget.NewSeparator(), info)
 	}
@@ -586,13 +591,14 @@ func (b *backupWizard) showPlan() {
 	}
 	blocked := len(blocks) > 0
 	if blocked {
+		// First, where the user looks for why Next is disabled.
 		head := bold("The backup cannot start:")
 		head.Importance = widget.DangerImportance
-		objs = append(objs, widget.NewSeparator(), head)
-		objs = append(objs, blocks...)
+		objs = slices.Concat([]fyne.CanvasObject{head}, blocks, []fyne.CanvasObject{widget.NewSeparator()}, objs)
 	}
 	b.summary.Objects = objs
 	b.summary.Refresh()
+	b.summaryBody.ScrollToTop()
 	b.summaryPage.SetReady(!blocked)
 }
 
@@ -600,12 +606,12 @@ func (b *backupWizard) showPlan() {
 // each resolution: one that changes the options plans again with it, one
 // that is the user's choice leads back to the page where it is made.
 func (b *backupWizard) problemView(pr backup.Problem) fyne.CanvasObject {
-	msg := widget.NewLabel("• " + pr.Message)
+	msg := widget.NewLabel("• " + capitalize(pr.Message))
 	msg.Importance = widget.DangerImportance
 	msg.Wrapping = fyne.TextWrapWord
 	box := container.NewVBox(msg)
 	if pr.Hint != "" {
-		hint := widget.NewLabel(pr.Hint)
+		hint := widget.NewLabel(capitalize(pr.Hint))
 		hint.Wrapping = fyne.TextWrapWord
 		box.Add(hint)
 	}
@@ -731,7 +737,7 @@ func (b *backupWizard) buildFinishPage() *Page {
 	b.verifyText.Wrapping = fyne.TextWrapWord
 	b.verifyBox = container.NewStack()
 	return &Page{Title: "Backup finished",
-		Content: container.NewBorder(container.NewVBox(b.finishText, container.NewHBox(b.verify), b.verifyText), nil, nil, nil, b.verifyBox),
+		Content: container.NewVScroll(container.NewVBox(b.finishText, container.NewHBox(b.verify), b.verifyBox, b.verifyText)),
 		Enter: func(ctx context.Context) error {
 			fyne.Do(func() { b.finishCtx = ctx; b.showResult() })
 			return nil
@@ -770,6 +776,7 @@ func (b *backupWizard) startVerify() {
 		checks, err := backup.Verify(ctx, plan, res, v.Reporter())
 		v.Close()
 		fyne.Do(func() {
+			b.verifyBox.Hide() // the verdict replaces the progress
 			if err != nil {
 				b.verifyText.SetText(fmt.Sprintf("Verification failed: %v. Do not rely on this backup.", err))
 				b.verifyText.Importance = widget.DangerImportance
