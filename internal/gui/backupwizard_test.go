@@ -612,15 +612,17 @@ func TestBackupWizardCancel(t *testing.T) {
 	if slices.Contains(a.Driver().AllWindows(), hs.win) {
 		t.Error("the window is open after Cancel")
 	}
-	// Let the filter go on: the engine then finds its context cancelled.
-	// (A filter that never reads again would hold Run up: the compress
-	// package waits for its filter without a context.)
-	f, err := os.OpenFile(hold, os.O_WRONLY, 0)
+	// Let the filter go on, if the engine has not killed it yet: it then
+	// finds its context cancelled. (A filter that never reads again would
+	// hold Run up: the compress package waits for its filter without a
+	// context.) O_RDWR opens the pipe without waiting for a reader, and
+	// keeps the line in it until Run has returned.
+	f, err := os.OpenFile(hold, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
 	f.WriteString("go\n")
-	f.Close()
 	if err := wait(t, hs.runDone, "Run to return"); err == nil || !strings.Contains(err.Error(), "cancelled") {
 		t.Errorf("Run: %v", err)
 	}
