@@ -96,7 +96,6 @@ type backupWizard struct {
 	result      *backup.Result
 	finishText  *widget.Label
 	verify      *widget.Button
-	verifyView  *ProgressView
 	verifyBox   *fyne.Container
 	verifyText  *widget.Label
 	finishCtx   context.Context
@@ -767,7 +766,6 @@ func (b *backupWizard) showResult() {
 func (b *backupWizard) startVerify() {
 	b.verify.Disable()
 	v := NewProgressView()
-	b.verifyView = v
 	b.verifyBox.Objects = []fyne.CanvasObject{v.Content()}
 	b.verifyBox.Refresh()
 	b.verifyText.SetText("Reading the backup back…")
