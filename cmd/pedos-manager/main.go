@@ -24,7 +24,7 @@ import (
 const appID = "dev.pedos.manager"
 
 func main() {
-	qrexec.MaybeServe() // the VM side of a restore from a VM, when re-executed by the local transport
+	qrexec.MaybeServe() // the VM side of a backup to or restore from a VM, when re-executed by the local transport
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
@@ -61,8 +61,10 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	a := app.NewWithID(appID)
-	hooks := gui.PlaceholderHooks(a)
-	hooks.Restore = func() { gui.ShowRestoreWizard(a, *root) }
+	hooks := gui.Hooks{
+		Backup:  func() { gui.ShowBackupWizard(a, *root) },
+		Restore: func() { gui.ShowRestoreWizard(a, *root) },
+	}
 	switch mode {
 	case "backup":
 		hooks.Backup()

@@ -206,25 +206,3 @@ func TestMainWindowHooks(t *testing.T) {
 	}
 	test.Tap(none.backup) // does nothing, and does not panic
 }
-
-// The placeholder hooks open a window named after the wizard.
-func TestPlaceholderHooks(t *testing.T) {
-	a := newApp(t)
-	hooks := PlaceholderHooks(a)
-	for _, c := range []struct {
-		open  func()
-		title string
-	}{{hooks.Backup, BackupTitle}, {hooks.Restore, RestoreTitle}} {
-		before := len(a.Driver().AllWindows())
-		c.open()
-		wins := a.Driver().AllWindows()
-		if len(wins) != before+1 || wins[len(wins)-1].Title() != c.title {
-			t.Fatalf("after the hook: %d windows, the last %q; want a new one %q", len(wins), wins[len(wins)-1].Title(), c.title)
-		}
-		win := wins[len(wins)-1]
-		win.Canvas().OnTypedKey()(&fyne.KeyEvent{Name: fyne.KeyEscape})
-		if slices.Contains(a.Driver().AllWindows(), win) {
-			t.Errorf("%s: Escape did not close the window", c.title)
-		}
-	}
-}

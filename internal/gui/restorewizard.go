@@ -601,7 +601,7 @@ func (rw *restoreWizard) enterSummary(ctx context.Context) error {
 		rw.summaryText.SetText(rw.summaryOf(plan))
 		rw.runChoices.Objects = nil
 		for _, w := range plan.Warnings {
-			rw.runChoices.Add(warningLabel(w))
+			rw.runChoices.Add(warningLabel("Warning: " + w))
 		}
 		rw.runChoices.Refresh()
 	})
@@ -617,7 +617,7 @@ func (rw *restoreWizard) enterSummary(ctx context.Context) error {
 			return
 		}
 		for _, w := range warns {
-			rw.runChoices.Add(warningLabel(w.Message))
+			rw.runChoices.Add(warningLabel("Warning: " + w.Message))
 			for _, r := range w.Resolve {
 				c := widget.NewCheck(capitalize(r.String()), nil)
 				c.SetChecked(rw.runApplied[r])
@@ -628,13 +628,6 @@ func (rw *restoreWizard) enterSummary(ctx context.Context) error {
 		rw.runChoices.Refresh()
 	})
 	return err
-}
-
-func warningLabel(msg string) *widget.Label {
-	l := widget.NewLabel("Warning: " + msg)
-	l.Wrapping = fyne.TextWrapWord
-	l.Importance = widget.WarningImportance
-	return l
 }
 
 // summaryOf words the plan: what will be created, and where.
@@ -679,13 +672,6 @@ func (rw *restoreWizard) summaryOf(plan *restore.Plan) string {
 	}
 	s.WriteString("\nExisting VMs will NOT be removed. Each VM appears only once all its data is restored and checked.")
 	return s.String()
-}
-
-func capitalize(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // --- The progress page ---

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
 )
 
 var update = flag.Bool("update", false, "write the screenshots to doc/screenshots (scripts/screenshots.sh)")
@@ -40,6 +41,12 @@ func TestScreenshots(t *testing.T) {
 			m.Window.Show()
 			return m.Window
 		}},
+		{"backup-select", func(t *testing.T, a fyne.App) fyne.Window { return backupShot(t, a, 0) }},
+		{"backup-destination", func(t *testing.T, a fyne.App) fyne.Window { return backupShot(t, a, 1) }},
+		{"backup-summary", func(t *testing.T, a fyne.App) fyne.Window { return backupShot(t, a, 2) }},
+		{"backup-summary-problem", func(t *testing.T, a fyne.App) fyne.Window { return backupShot(t, a, -1) }},
+		{"backup-progress", func(t *testing.T, a fyne.App) fyne.Window { return backupShot(t, a, 3) }},
+		{"backup-finish", func(t *testing.T, a fyne.App) fyne.Window { return backupShot(t, a, 4) }},
 	}
 	shots = append(shots, restoreScreenshots...)
 	// A shot may change the working directory (t.Chdir) for its paths.
@@ -85,4 +92,50 @@ func countColors(img image.Image) int {
 		}
 	}
 	return len(seen)
+}
+
+// backupShot opens the Backup wizard on the demo host (work running) and
+// goes on to page (0: Select VMs ... 4: Finish, verified); -1 is the
+// summary of a backup of the dom0 home into itself.
+func backupShot(t *testing.T, a fyne.App, page int) fyne.Window {
+	root, h := demoHost(t)
+	if err := h.Start("work"); err != nil {
+		t.Fatal(err)
+	}
+	hs := openBackupWizard(t, a, root)
+	b := hs.b
+	if page == 0 {
+		test.Tap(listItem(t, b.availList, "disp123"))
+		return hs.win
+	}
+	hs.next()
+	dest := filepath.Join(t.TempDir(), "backups")
+	if page < 0 {
+		u, err := h.Dom0()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dest = u.Home
+	} else if err := os.Mkdir(dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hs.fillDestination(dest, "correct horse battery staple")
+	if page == 1 {
+		return hs.win
+	}
+	hs.next()
+	if page <= 2 {
+		return hs.win
+	}
+	hs.next()
+	if err := wait(t, hs.runDone, "the backup"); err != nil {
+		t.Fatal(err)
+	}
+	if page == 3 {
+		return hs.win
+	}
+	hs.next()
+	test.Tap(b.verify)
+	wait(t, hs.checked, "Verify")
+	return hs.win
 }
