@@ -38,7 +38,6 @@ func ShowBackupWizard(a fyne.App, root string) fyne.Window {
 	b := newBackupWizard(root)
 	b.start(nil)
 	b.win = ShowWizard(a, BackupTitle, b.wiz)
-	b.win.Resize(fyne.NewSize(720, 560))
 	return b.win
 }
 

@@ -263,7 +263,10 @@ func enable(b *widget.Button, on bool) {
 func ShowWizard(a fyne.App, title string, wiz *Wizard) fyne.Window {
 	win := a.NewWindow(title)
 	win.SetContent(wiz)
-	win.Resize(fyne.NewSize(640, 480))
+	// Sized before it is shown: resizing a shown window raced with GLFW's
+	// first pointer event and crashed Fyne 2.7.1 (a nil window in
+	// processMouseMoved) in about one start of three under Xvfb.
+	win.Resize(fyne.NewSize(720, 560))
 	wiz.closeWindow = win.Close
 	win.SetCloseIntercept(wiz.Cancel)
 	closeOnEscape(win, wiz.Cancel)
