@@ -177,4 +177,3 @@ func (s *Store) List(ctx context.Context, loc Location, namePrefix string) ([]Ob
 	}
 	return objs, nil
 }
-

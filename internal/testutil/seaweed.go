@@ -271,4 +271,3 @@ func (s *Seaweed) MultipartUploads(bucket string) []string {
 	}
 	return keys
 }
-
