@@ -2,12 +2,16 @@ package admintools_test
 
 import (
 	"bytes"
+	"context"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/minio/minio-go/v7"
 
 	"pedos.dev/backup/internal/admintools"
 	"pedos.dev/backup/internal/sparsetar"
@@ -84,6 +88,20 @@ func TestObjectStorageRoundTrip(t *testing.T) {
 		t.Fatalf("restored homes: %v", homes)
 	}
 	sameTree(t, filepath.Join(a, "home", "alice"), homes[0])
+
+	// The emergency procedure on the object as any S3 client downloads it.
+	testutil.RequireTool(t, "scrypt")
+	bash := testutil.RequireTool(t, "bash")
+	key := strings.TrimPrefix(name, "s3://backups/")
+	file := filepath.Join(dir, "downloaded")
+	if err := sw.Client.FGetObject(context.Background(), "backups", key, file, minio.GetObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	recovered := filepath.Join(dir, "recovered")
+	if out, err := exec.Command(bash, filepath.Join("..", "..", "scripts", "emergency-restore.sh"), file, pass, recovered).CombinedOutput(); err != nil {
+		t.Fatalf("emergency restore: %v\n%s", err, out)
+	}
+	sameTree(t, filepath.Join(a, "home", "alice"), filepath.Join(recovered, "dom0-home", "alice"))
 
 	// The plan's problems, before any data is read.
 	code, _, errOut := tool(t, "qvm-backup", "--root", a, "-y", "--scrypt-logn", "10", "-p", pass, "-d", "work", "s3://missing/laptop/", "personal")
