@@ -56,7 +56,7 @@ func TestUnreachable(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.Check(ctx, "b"); KindOf(err) != Unreachable {
+	if err := s.Check(ctx, "backups"); KindOf(err) != Unreachable {
 		t.Fatalf("Check: %v (%v)", err, KindOf(err))
 	}
 }
@@ -249,6 +249,33 @@ func TestAgainstSeaweedFS(t *testing.T) {
 		}
 		if !bytes.Equal(append(first, rest...), data) {
 			t.Fatal("resumed read differs")
+		}
+	})
+
+	// A server that stays down: a clear failure once the window passed.
+	t.Run("ServerStaysDown", func(t *testing.T) {
+		key, err := upload(t, s, Location{"backups", "down/"}, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.NewReader(ctx, Location{"backups", key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, make([]byte, 1<<20)); err != nil {
+			t.Fatal(err)
+		}
+		defer func(w time.Duration) { retryWindow = w }(retryWindow)
+		retryWindow = 3 * time.Second
+		sw.Kill()
+		defer sw.Start()
+		start := time.Now()
+		_, err = io.ReadAll(r)
+		if err == nil || !strings.Contains(err.Error(), "gave up at byte") {
+			t.Fatalf("read with the server down: %v", err)
+		}
+		if d := time.Since(start); d > 30*time.Second {
+			t.Fatalf("gave up after %s", d)
 		}
 	})
 

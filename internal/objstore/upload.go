@@ -51,6 +51,7 @@ type Upload struct {
 	buf    []byte
 	next   int           // number of the next part
 	slots  chan struct{} // one per part in flight
+	free   chan []byte   // part buffers to reuse, so that memory stays put
 	wg     sync.WaitGroup
 
 	mu    sync.Mutex
@@ -108,7 +109,7 @@ func (s *Store) Create(ctx context.Context, loc Location, base string) (*Upload,
 		}
 		uctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		u := &Upload{s: s, Bucket: loc.Bucket, Key: key, id: id, ctx: uctx, cancel: cancel,
-			next: 1, slots: make(chan struct{}, PartsInFlight)}
+			next: 1, slots: make(chan struct{}, PartsInFlight), free: make(chan []byte, PartsInFlight+1)}
 		// ctx ends the upload too, but Abort still needs a live context.
 		context.AfterFunc(ctx, cancel)
 		return u, nil
@@ -163,7 +164,14 @@ func (u *Upload) Write(p []byte) (int, error) {
 		}
 		size := partSize(u.next)
 		if u.buf == nil {
-			u.buf = make([]byte, 0, size)
+			select {
+			case b := <-u.free:
+				u.buf = b[:0]
+			default:
+			}
+			if cap(u.buf) < size {
+				u.buf = make([]byte, 0, size)
+			}
 		}
 		k := copy(u.buf[len(u.buf):size], p)
 		u.buf = u.buf[:len(u.buf)+k]
@@ -191,7 +199,14 @@ func (u *Upload) send() error {
 	u.buf, u.next = nil, u.next+1
 	u.wg.Add(1)
 	go func() {
-		defer func() { <-u.slots; u.wg.Done() }()
+		defer func() {
+			select {
+			case u.free <- data:
+			default:
+			}
+			<-u.slots
+			u.wg.Done()
+		}()
 		m := md5.Sum(data)
 		h := sha256.Sum256(data)
 		part, err := u.s.core.PutObjectPart(u.ctx, u.Bucket, u.Key, u.id, n, bytes.NewReader(data), int64(len(data)),

@@ -46,6 +46,25 @@ func TestObjectStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The server restarts mid-restore: the VM side resumes where it was.
+	src, err = qrexec.OpenRestoreSource(ctx, tr, "work", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 1<<20)
+	if _, err := io.ReadFull(src, first); err != nil {
+		t.Fatal(err)
+	}
+	sw.Kill()
+	restarted := make(chan struct{})
+	go func() { sw.Start(); close(restarted) }()
+	rest, err := io.ReadAll(src)
+	<-restarted
+	if err != nil || !bytes.Equal(append(first, rest...), data) {
+		t.Fatalf("restore across a restart: %v", err)
+	}
+	src.Close()
+
 	entries, err := qrexec.List(ctx, tr, "work", "s3://backups/laptop/")
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("list: %v, %v", entries, err)
