@@ -25,6 +25,27 @@ fi
 
 go mod download
 
+# SeaweedFS, the S3 server the object storage tests run against
+# (doc/object-storage.md). `go install` refuses its module (its go.mod has
+# replace directives), so the module is downloaded, copied somewhere
+# writable and built there: once, several minutes; the binary is cached.
+weed_version=v0.0.0-20261109003541-7506e5f91cd6
+weed_cache="${XDG_CACHE_HOME:-$HOME/.cache}/pedos"
+export PEDOS_WEED="${PEDOS_WEED:-$weed_cache/weed-$weed_version}"
+if [ ! -x "$PEDOS_WEED" ]; then
+	echo "building the SeaweedFS server $weed_version (once; several minutes)"
+	mkdir -p "$weed_cache"
+	weed_mod=$(cd "$(mktemp -d)" && go mod download -json "github.com/seaweedfs/seaweedfs@$weed_version" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	weed_src="$weed_cache/weed-src-$weed_version"
+	rm -rf "$weed_src"
+	cp -r "$weed_mod" "$weed_src"
+	chmod -R u+w "$weed_src"
+	(cd "$weed_src" && go build -o "$PEDOS_WEED.tmp" ./weed)
+	mv "$PEDOS_WEED.tmp" "$PEDOS_WEED"
+	rm -rf "$weed_src"
+fi
+
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
 	echo "gofmt: these files need formatting:"; echo "$unformatted"; exit 1

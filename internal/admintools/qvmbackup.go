@@ -47,7 +47,10 @@ backup_location is one of:
   COMMAND      any other text: a command line run by /bin/sh in dom0 with the archive
                on its standard input
 With --dest-vm, backup_location is a directory in that VM (it gets a new
-qubes-backup-... file) or a command run there; the VM must be running.
+qubes-backup-... file), a command run there, or s3://BUCKET/PREFIX/: a new object
+PREFIX/qubes-backup-... that the VM uploads with its own S3 configuration
+(doc/object-storage.md); the VM must be running. A missing bucket, refused
+credentials or an unreachable endpoint show in the summary, before any data is read.
 
 vm selects what to back up: VM names, @tag:NAME, @type:CLASS; dom0 is the dom0
 user's home. Without any, every VM whose include_in_backups is True.
@@ -274,6 +277,8 @@ func backupHint(p backup.Problem) string {
 		return "check it with qvm-ls --tags / qvm-ls"
 	case backup.DestVMNotRunning:
 		return "start it first: qvm-start " + p.Subject
+	case backup.CredentialsRefused, backup.EndpointUnreachable, backup.BucketMissing, backup.StorageProblem:
+		return p.Hint + "; or choose another destination"
 	case backup.DestinationInHome:
 		return "choose a destination outside " + p.Subject + ", or leave the home out with -x dom0"
 	}

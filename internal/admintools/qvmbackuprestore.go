@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,8 +33,14 @@ backup_location is one of:
                --yes is required)
   COMMAND      any other text: a command line run by /bin/sh in dom0 whose standard
                output is the archive
-With --dest-vm, backup_location is a file in that VM or a command run there; the
-VM must be running.
+With --dest-vm, backup_location is a file in that VM, a command run there, or an
+s3://BUCKET/KEY object the VM reads with its own S3 configuration (reads resume
+after a dropped connection); the VM must be running.
+
+--list lists the backups (qubes-backup-* files or objects) in a directory, in dom0
+or with --dest-vm in a VM, or under an s3://BUCKET/PREFIX/ in a VM: date, size,
+format version and whether encrypted, newest first, read from each backup's first
+few KiB (no passphrase).
 
 vm restores only these VMs (their names in the backup; dom0 is the dom0 home).
 
@@ -66,7 +73,7 @@ type restoreFlags struct {
 	verifyOnly, skipBroken, ignoreMissing, skipConflicting, renameConflicting bool
 	skipDom0Home, ignoreUsernameMismatch, ignoreSizeLimit, dom0DefaultDispVM  bool
 	globalDefaults                                                            bool
-	forceKDF, yes, quiet                                                      bool
+	forceKDF, yes, quiet, list                                                bool
 	exclude                                                                   []string
 	extractTo, filter, destVM, passFile, progress, pool                       string
 	maxMemory, maxChunk                                                       string
@@ -80,6 +87,7 @@ func QvmBackupRestore(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	f := c.Flags()
 	f.SortFlags = false
 	f.BoolVar(&o.verifyOnly, "verify-only", false, "check the backup fully and restore nothing")
+	f.BoolVar(&o.list, "list", false, "list the backups in the directory or under the s3:// prefix backup_location (date, size, format, encrypted), newest first")
 	f.StringVar(&o.extractTo, "extract-to", "", "write the backup's files to `DIR` (new or empty) instead of restoring; no host needed")
 	f.BoolVar(&o.skipBroken, "skip-broken", false, "leave out VMs whose template or netvm is missing")
 	f.BoolVar(&o.ignoreMissing, "ignore-missing", false, "give VMs whose template or netvm is missing the host's default")
@@ -164,6 +172,8 @@ func (r *restoreRun) checkFlags() error {
 		return cli.Usagef("--verify-only and --extract-to exclude each other")
 	case r.flags.Changed("compression-filter") && o.filter == "":
 		return cli.Usagef("-Z/--compression-filter needs a program name")
+	case o.list && (len(r.args) > 1 || o.verifyOnly || o.extractTo != "" || r.args[0] == "-"):
+		return cli.Usagef("--list takes one directory or s3:// prefix, and no VM names, --verify-only or --extract-to")
 	case r.args[0] == "-" && o.passFile == "-":
 		return cli.Usagef("the archive and the passphrase cannot both come from standard input")
 	}
@@ -194,6 +204,9 @@ func (r *restoreRun) checkFlags() error {
 func (r *restoreRun) run() error {
 	if err := r.checkFlags(); err != nil {
 		return err
+	}
+	if r.o.list {
+		return r.list()
 	}
 	r.intoHost = !r.o.verifyOnly && r.o.extractTo == ""
 	h, err := r.prepare()
@@ -601,4 +614,42 @@ func openError(err error) error {
 		return cli.WithHint(err, "a backup made elsewhere may need more; if you trust it, add --force-kdf")
 	}
 	return fmt.Errorf("reading the backup: %w", err)
+}
+
+// list prints the backups in a directory or under an s3:// prefix, read
+// from their headers only: no passphrase, no key derivation.
+func (r *restoreRun) list() error {
+	loc := r.location()
+	opts := restore.SourceOptions{}
+	if loc.InVM() {
+		h, err := r.host()
+		if err != nil {
+			return err
+		}
+		opts.Host = h
+	}
+	found, err := restore.List(context.Background(), loc, opts)
+	if err != nil {
+		if loc.InVM() {
+			err = cli.WithHint(err, "the VM must be running (qvm-start %s)", loc.VM)
+		}
+		return err
+	}
+	if len(found) == 0 {
+		fmt.Fprintf(r.stderr, "No backups (%s...) found in %s\n", "qubes-backup-", loc.Path)
+		return nil
+	}
+	t := cli.NewTable("BACKUP", "DATE", "SIZE", "FORMAT", "ENCRYPTED")
+	for _, l := range found {
+		format, enc := strconv.Itoa(l.Version), "no"
+		if l.Encrypted {
+			enc = "yes"
+		}
+		if l.Err != nil {
+			format, enc = "?", "? ("+l.Err.Error()+")"
+		}
+		t.Row(l.Location.Path, l.Time.Local().Format("2006-01-02 15:04:05"), progress.FormatSize(l.Size), format, enc)
+	}
+	_, err = t.WriteTo(r.stdout)
+	return err
 }

@@ -18,6 +18,7 @@ import (
 	"pedos.dev/backup/internal/compress"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
+	"pedos.dev/backup/internal/qrexec"
 	"pedos.dev/backup/internal/scryptenc"
 )
 
@@ -116,7 +117,7 @@ func newPlan(ctx context.Context, h *host.Host, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	spaceDir := p.resolveTarget(db, home)
+	spaceDir := p.resolveTarget(ctx, db, home)
 	if err := p.estimate(db); err != nil {
 		return nil, err
 	}
@@ -433,7 +434,7 @@ func measureVM(m *measurer, db *host.DB, name string) (PlannedVM, []*item, *host
 
 // resolveTarget classifies the destination and checks it. It returns the
 // dom0 directory whose free space must hold the archive, if any.
-func (p *Plan) resolveTarget(db *host.DB, home string) (spaceDir string) {
+func (p *Plan) resolveTarget(ctx context.Context, db *host.DB, home string) (spaceDir string) {
 	dst := p.opts.Destination
 	if dst.VM != "" && dst.VM != "dom0" {
 		p.Target = Target{Kind: ToVM, Path: dst.Path, VM: dst.VM}
@@ -446,6 +447,8 @@ func (p *Plan) resolveTarget(db *host.DB, home string) (spaceDir string) {
 		} else if !p.h.IsRunning(dst.VM) {
 			p.problem(DestVMNotRunning, dst.VM, "start it first",
 				"destination VM %s is not running", dst.VM)
+		} else if qrexec.IsObjectStorage(dst.Path) {
+			p.checkObjectStorage(ctx, dst)
 		}
 		return ""
 	}
@@ -504,6 +507,36 @@ func (p *Plan) resolveTarget(db *host.DB, home string) (spaceDir string) {
 		return ""
 	}
 	return spaceDir
+}
+
+// checkObjectStorage asks the destination VM whether its object storage
+// takes the backup (endpoint, credentials, bucket), so that a backup that
+// cannot land there fails in the plan, before any VM data is read.
+func (p *Plan) checkObjectStorage(ctx context.Context, dst Destination) {
+	tr := p.opts.Transport
+	if tr == nil {
+		tr = qrexec.NewLocal(p.h)
+	}
+	err := qrexec.CheckDestination(ctx, tr, dst.VM, dst.Path)
+	var cp *qrexec.CheckProblem
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		// NewPlan reports the cancel.
+	case errors.As(err, &cp):
+		code, hint := StorageProblem, "check the S3 configuration in VM "+dst.VM+" (doc/object-storage.md)"
+		switch cp.Kind {
+		case "no-bucket":
+			code, hint = BucketMissing, "create the bucket, or name an existing one"
+		case "refused":
+			code, hint = CredentialsRefused, "check the access key and secret in VM "+dst.VM+" (~/.aws/credentials or AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+		case "unreachable":
+			code, hint = EndpointUnreachable, "check that the endpoint runs and that VM "+dst.VM+" has a network path to it (AWS_ENDPOINT_URL, endpoint_url in ~/.aws/config)"
+		}
+		p.problem(code, dst.Path, hint, "%s: %s", dst.Path, cp.Message)
+	default:
+		p.problem(StorageProblem, dst.Path, "check VM "+dst.VM, "checking %s in VM %s failed: %v", dst.Path, dst.VM, err)
+	}
 }
 
 // inside reports whether dir is home or below it, symlinks resolved.

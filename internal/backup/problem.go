@@ -30,6 +30,10 @@ const (
 	BadPassphrase       ProblemCode = "bad-passphrase"        // a passphrase the scrypt tool could not read back
 	BadScryptParameters ProblemCode = "bad-scrypt-parameters" // ScryptLogN out of range
 	NotEnoughMemory     ProblemCode = "not-enough-memory"     // the memory budget holds not even one key derivation and chunk
+	BucketMissing       ProblemCode = "bucket-missing"        // an s3:// destination's bucket does not exist
+	CredentialsRefused  ProblemCode = "credentials-refused"   // the object storage refused the destination VM's credentials
+	EndpointUnreachable ProblemCode = "endpoint-unreachable"  // the object storage endpoint did not answer the destination VM
+	StorageProblem      ProblemCode = "storage-problem"       // an s3:// destination that cannot work otherwise (no prefix, no configuration)
 )
 
 // Problem is one reason the backup cannot run. Every problem is found by
@@ -115,6 +119,10 @@ var resolutions = map[ProblemCode][]Resolution{
 	BadPassphrase:       {ChoosePassphrase},
 	BadScryptParameters: {DefaultScryptCost},
 	NotEnoughMemory:     {RaiseMemoryBudget, LowerScryptCost},
+	BucketMissing:       {ChooseDestination},
+	CredentialsRefused:  {ChooseDestination},
+	EndpointUnreachable: {ChooseDestination},
+	StorageProblem:      {ChooseDestination},
 }
 
 // String describes the resolution in words, for logs and messages.

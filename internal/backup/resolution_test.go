@@ -73,7 +73,7 @@ func TestResolutionsResolve(t *testing.T) {
 func TestResolutions(t *testing.T) {
 	for _, code := range []ProblemCode{UnknownVM, BadSelector, NoMatch, EmptySelection, UnreadableSource, NoDestination, DirMissing,
 		DestinationExists, CommandNotFound, NoSpace, DestinationInHome, DestVMUnknown, DestVMNotRunning, FilterNotInstalled,
-		BadCompression, BadPassphrase, BadScryptParameters, NotEnoughMemory} {
+		BadCompression, BadPassphrase, BadScryptParameters, NotEnoughMemory, BucketMissing, CredentialsRefused, EndpointUnreachable, StorageProblem} {
 		if len(resolutions[code]) == 0 {
 			t.Errorf("%s has no resolution", code)
 		}

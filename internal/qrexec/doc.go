@@ -29,6 +29,21 @@
 // above, whose stdout is the stream. The reference system also reads a
 // second line listing the wanted archive members; we stream everything.
 //
+// Object storage: a location s3://BUCKET/PREFIX/ makes qubes.Backup upload
+// the stream as a new object PREFIX/qubes-backup-YYYY-MM-DDTHHMMSS (replies
+// "ready s3://..." and "saved s3://..."), and s3://BUCKET/KEY makes
+// qubes.Restore stream that object, resuming after dropped connections;
+// package objstore does the S3 side with the VM's own configuration, which
+// never passes through dom0. An abort aborts the multipart upload.
+//
+// Two services of ours take the same location line and read nothing
+// else: pedos.BackupCheck replies "ok" or "problem KIND MESSAGE" for a
+// destination, at plan time (s3:// locations: configuration, endpoint,
+// credentials, bucket); pedos.BackupList lists the qubes-backup-* files of
+// a directory or objects under a prefix, each as a line "entry SIZE
+// UNIXTIME N NAME" followed by its first N bytes (N <= ListHeadSize), then
+// "end".
+//
 // Paths are resolved inside the VM's filesystem (an absolute path is taken
 // from its top) through os.Root: neither ".." nor a symbolic link can lead
 // out of it. Commands are not confined: they run as host programs, in the

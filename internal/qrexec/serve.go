@@ -44,6 +44,10 @@ func serve(service string) int {
 		return serveBackup(h, root, loc, in)
 	case ServiceRestore:
 		return serveRestore(h, root, loc)
+	case ServiceCheck:
+		return serveCheck(loc)
+	case ServiceList:
+		return serveList(h, root, loc)
 	}
 	return h.fail(fmt.Errorf("unknown service %q", service))
 }

@@ -11,11 +11,15 @@ import (
 	"path"
 	"time"
 
+	"pedos.dev/backup/internal/objstore"
 	"pedos.dev/backup/internal/publish"
 )
 
 // serveBackup is the VM side of qubes.Backup; in carries the frames.
 func serveBackup(h *handler, root *os.Root, loc string, in *bufio.Reader) int {
+	if objstore.IsURL(loc) {
+		return backupToObject(h, loc, in)
+	}
 	dir := inVM(loc)
 	info, err := root.Stat(dir)
 	if err == nil && info.IsDir() {

@@ -5,10 +5,15 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"pedos.dev/backup/internal/objstore"
 )
 
 // serveRestore is the VM side of qubes.Restore: the stream goes to stdout.
 func serveRestore(h *handler, root *os.Root, loc string) int {
+	if objstore.IsURL(loc) {
+		return restoreFromObject(h, loc)
+	}
 	name := inVM(loc)
 	info, err := root.Stat(name)
 	if err == nil && info.Mode().IsRegular() {

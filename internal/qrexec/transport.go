@@ -15,6 +15,10 @@ import (
 const (
 	ServiceBackup  = "qubes.Backup"
 	ServiceRestore = "qubes.Restore"
+	// Ours: the plan-time check of a destination, and the listing of
+	// the backups in a directory or under an s3:// prefix.
+	ServiceCheck = "pedos.BackupCheck"
+	ServiceList  = "pedos.BackupList"
 )
 
 // MaxLocation is the longest location line a service accepts.

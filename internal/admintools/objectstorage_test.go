@@ -1,0 +1,196 @@
+package admintools_test
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"pedos.dev/backup/internal/admintools"
+	"pedos.dev/backup/internal/sparsetar"
+	"pedos.dev/backup/internal/testutil"
+)
+
+// tool runs an admin tool in-process and returns its exit status and
+// output.
+func tool(t *testing.T, name string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := admintools.Tools[name](args, strings.NewReader(""), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func mustTool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	start := time.Now()
+	defer func() { t.Logf("%s %s: %s", name, args[len(args)-1], time.Since(start).Round(time.Millisecond)) }()
+	code, out, errOut := tool(t, name, args...)
+	if code != 0 {
+		t.Fatalf("%s %q: exit %d\n%s%s", name, args, code, out, errOut)
+	}
+	return out + errOut
+}
+
+// Backup of a demo host to a bucket through a VM, listing, verify-only,
+// and restore onto another host, byte for byte; a wrong secret and a
+// missing bucket stop the backup in its plan.
+func TestObjectStorageRoundTrip(t *testing.T) {
+	sw := testutil.StartSeaweed(t)
+	sw.MakeBucket("backups")
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	pass := filepath.Join(dir, "pass.txt")
+	if err := os.WriteFile(pass, []byte("object storage passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustTool(t, "pedos-host", "--root", a, "demo", "--user", "alice")
+	mustTool(t, "pedos-host", "--root", b, "demo", "--user", "alice", "--home", filepath.Join(dir, "alice-b"))
+	for _, root := range []string{a, b} {
+		mustTool(t, "qvm-start", "--root", root, "work")
+		sw.WriteAWSFiles(filepath.Join(root, "vm-fs", "work", "home", "user"), "")
+	}
+
+	out := mustTool(t, "qvm-backup", "--root", a, "-y", "--scrypt-logn", "10", "-p", pass, "--progress", "none",
+		"-d", "work", "s3://backups/laptop/", "personal", "vault", "dom0")
+	name := regexp.MustCompile(`s3://backups/laptop/qubes-backup-[0-9T-]+`).FindString(out)
+	if name == "" {
+		t.Fatalf("no object named in:\n%s", out)
+	}
+	// A second one, never over the first.
+	out = mustTool(t, "qvm-backup", "--root", a, "-y", "--progress", "none", "--scrypt-logn", "10", "-p", pass, "--no-compress", "-d", "work", "s3://backups/laptop/", "personal")
+	name2 := regexp.MustCompile(`s3://backups/laptop/qubes-backup-[0-9T-]+`).FindString(out)
+	if name2 == "" || name2 == name {
+		t.Fatalf("second backup %q, first %q", name2, name)
+	}
+
+	list := mustTool(t, "qvm-backup-restore", "--root", b, "-d", "work", "--list", "s3://backups/laptop/")
+	lines := strings.Split(strings.TrimSpace(list), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "BACKUP") || !regexp.MustCompile(` 4 +yes$`).MatchString(lines[1]) {
+		t.Fatalf("listing:\n%s", list)
+	}
+	if !strings.Contains(list, name) || !strings.Contains(list, name2) {
+		t.Fatalf("listing lacks a backup:\n%s", list)
+	}
+
+	mustTool(t, "qvm-backup-restore", "--root", b, "-y", "-q", "-p", pass, "-d", "work", "--verify-only", name)
+	mustTool(t, "qvm-backup-restore", "--root", b, "-y", "-q", "-p", pass, "-d", "work", "--rename-conflicting", "--progress", "none", name)
+	for _, img := range []string{"personal/private.img", "vault/private.img", "vault/root.img"} {
+		vm, file, _ := strings.Cut(img, "/")
+		sameSparse(t, filepath.Join(a, "appvms", vm, file), filepath.Join(b, "appvms", vm+"-1", file))
+	}
+	homes, _ := filepath.Glob(filepath.Join(dir, "alice-b", "home-restore-*"))
+	if len(homes) != 1 {
+		t.Fatalf("restored homes: %v", homes)
+	}
+	sameTree(t, filepath.Join(a, "home", "alice"), homes[0])
+
+	// The emergency procedure on the object as any S3 client downloads it.
+	testutil.RequireTool(t, "scrypt")
+	bash := testutil.RequireTool(t, "bash")
+	key := strings.TrimPrefix(name, "s3://backups/")
+	file := filepath.Join(dir, "downloaded")
+	if err := sw.Client.FGetObject(context.Background(), "backups", key, file, minio.GetObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	recovered := filepath.Join(dir, "recovered")
+	if out, err := exec.Command(bash, filepath.Join("..", "..", "scripts", "emergency-restore.sh"), file, pass, recovered).CombinedOutput(); err != nil {
+		t.Fatalf("emergency restore: %v\n%s", err, out)
+	}
+	sameTree(t, filepath.Join(a, "home", "alice"), filepath.Join(recovered, "dom0-home", "alice"))
+
+	// The plan's problems, before any data is read.
+	code, _, errOut := tool(t, "qvm-backup", "--root", a, "-y", "--scrypt-logn", "10", "-p", pass, "-d", "work", "s3://missing/laptop/", "personal")
+	if code != 1 || !strings.Contains(errOut, "bucket missing does not exist") {
+		t.Fatalf("missing bucket: exit %d\n%s", code, errOut)
+	}
+	sw.WriteAWSFiles(filepath.Join(a, "vm-fs", "work", "home", "user"), "wrong-secret")
+	code, _, errOut = tool(t, "qvm-backup", "--root", a, "-y", "--scrypt-logn", "10", "-p", pass, "-d", "work", "s3://backups/laptop/", "personal")
+	if code != 1 || !strings.Contains(errOut, "refused the credentials") || strings.Contains(errOut, "wrong-secret") {
+		t.Fatalf("wrong secret: exit %d\n%s", code, errOut)
+	}
+	if ups := sw.MultipartUploads("backups"); len(ups) != 0 {
+		t.Fatalf("uploads left: %v", ups)
+	}
+}
+
+// sameSparse checks that two volume images hold the same bytes, reading
+// only where either holds data (elsewhere both read as zeros), and that
+// the restored one is no less sparse than the original.
+func sameSparse(t *testing.T, orig, restored string) {
+	t.Helper()
+	var files [2]*os.File
+	var sizes, data [2]int64
+	var regions [2][]sparsetar.Region
+	for i, p := range []string{orig, restored} {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[i], sizes[i] = f, fi.Size()
+		if regions[i], err = sparsetar.DataRegions(f, fi.Size()); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range regions[i] {
+			data[i] += r.Length
+		}
+	}
+	if sizes[0] != sizes[1] {
+		t.Fatalf("%s is %d bytes, the original %d", restored, sizes[1], sizes[0])
+	}
+	if data[1] > data[0]+1<<20 {
+		t.Fatalf("%s holds %d bytes of data, the original %d", restored, data[1], data[0])
+	}
+	x, y := make([]byte, 1<<20), make([]byte, 1<<20)
+	for _, rs := range regions {
+		for _, r := range rs {
+			for off := r.Offset; off < r.Offset+r.Length; {
+				n := int(min(int64(len(x)), r.Offset+r.Length-off))
+				if _, err := files[0].ReadAt(x[:n], off); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := files[1].ReadAt(y[:n], off); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(x[:n], y[:n]) {
+					t.Fatalf("%s differs from %s at bytes %d-%d", restored, orig, off, off+int64(n))
+				}
+				off += int64(n)
+			}
+		}
+	}
+}
+
+// sameTree checks that two directory trees hold the same files.
+func sameTree(t *testing.T, a, b string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(a, p)
+		x, _ := os.ReadFile(p)
+		y, err := os.ReadFile(filepath.Join(b, rel))
+		if err != nil || !bytes.Equal(x, y) {
+			t.Errorf("%s: restored copy differs (%v)", rel, err)
+		}
+		n++
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("walking %s: %v, %d files", a, err, n)
+	}
+}

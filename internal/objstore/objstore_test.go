@@ -1,0 +1,309 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"pedos.dev/backup/internal/testutil"
+)
+
+func TestParseURL(t *testing.T) {
+	for in, want := range map[string]Location{
+		"s3://b/":                {"b", ""},
+		"s3://b":                 {"b", ""},
+		"s3://b/laptop/":         {"b", "laptop/"},
+		"s3://b/laptop/backup-1": {"b", "laptop/backup-1"},
+	} {
+		got, err := ParseURL(in)
+		if err != nil || got != want {
+			t.Errorf("ParseURL(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"s3:///x", "http://b/x", "/home/user"} {
+		if _, err := ParseURL(in); err == nil {
+			t.Errorf("ParseURL(%q) succeeded", in)
+		}
+	}
+}
+
+func TestPartSize(t *testing.T) {
+	if partSize(1) != PartSize || partSize(partsPerStep) != PartSize || partSize(partsPerStep+1) != 2*PartSize || partSize(maxParts) != 16*PartSize {
+		t.Fatal("part sizes")
+	}
+	var total int64
+	for n := 1; n <= maxParts; n++ {
+		total += int64(partSize(n))
+	}
+	if total < 900<<30 {
+		t.Fatalf("largest object %d bytes", total)
+	}
+}
+
+// An endpoint with nothing listening is "unreachable", before any data.
+func TestUnreachable(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "k")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "s")
+	s, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Check(ctx, "backups"); KindOf(err) != Unreachable {
+		t.Fatalf("Check: %v (%v)", err, KindOf(err))
+	}
+}
+
+func randomData(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	var s [32]byte
+	s[0] = byte(seed)
+	rand.NewChaCha8(s).Read(b)
+	return b
+}
+
+func setEnv(t *testing.T, sw *testutil.Seaweed) {
+	for k, v := range sw.Env() {
+		t.Setenv(k, v)
+	}
+	t.Setenv("HOME", t.TempDir()) // no stray ~/.aws
+}
+
+func upload(t *testing.T, s *Store, loc Location, data []byte) (string, error) {
+	t.Helper()
+	u, err := s.Create(context.Background(), loc, "qubes-backup-2026-12-02T101500")
+	if err != nil {
+		return "", err
+	}
+	if _, err := u.Write(data); err != nil {
+		u.Abort()
+		return u.Key, err
+	}
+	return u.Key, u.Commit()
+}
+
+// One server for the package; the subtests that kill it come last.
+func TestAgainstSeaweedFS(t *testing.T) {
+	sw := testutil.StartSeaweed(t)
+	sw.MakeBucket("backups")
+	setEnv(t, sw)
+	s, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	loc := Location{"backups", "laptop/"}
+	data := randomData(2*PartSize+12345, 1)
+
+	t.Run("RoundTrip", func(t *testing.T) {
+		if err := s.Check(ctx, "backups"); err != nil {
+			t.Fatal(err)
+		}
+		key, err := upload(t, s, loc, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != "laptop/qubes-backup-2026-12-02T101500" {
+			t.Fatalf("key %s", key)
+		}
+		// The name is never reused.
+		key2, err := upload(t, s, loc, []byte("second"))
+		if err != nil || key2 != key+"-2" {
+			t.Fatalf("second backup: %s, %v", key2, err)
+		}
+		r, err := s.NewReader(ctx, Location{"backups", key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read back: %v, equal %v", err, bytes.Equal(got, data))
+		}
+		objs, err := s.List(ctx, loc, "qubes-backup-")
+		if err != nil || len(objs) != 2 {
+			t.Fatalf("list: %v %v", objs, err)
+		}
+		head, err := s.Head(ctx, Location{"backups", key}, 4096)
+		if err != nil || !bytes.Equal(head, data[:4096]) {
+			t.Fatalf("head: %v", err)
+		}
+		if ups := sw.MultipartUploads("backups"); len(ups) != 0 {
+			t.Fatalf("uploads left: %v", ups)
+		}
+	})
+
+	t.Run("EmptyObject", func(t *testing.T) {
+		key, err := upload(t, s, Location{"backups", "empty/"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.NewReader(ctx, Location{"backups", key})
+		if err != nil || r.Size != 0 {
+			t.Fatalf("%v, size %d", err, r.Size)
+		}
+	})
+
+	t.Run("Problems", func(t *testing.T) {
+		if err := s.Check(ctx, "no-such-bucket"); KindOf(err) != NoBucket {
+			t.Errorf("missing bucket: %v", err)
+		}
+		if _, err := upload(t, s, Location{"no-such-bucket", "x/"}, []byte("x")); KindOf(err) != NoBucket {
+			t.Errorf("upload to a missing bucket: %v", err)
+		}
+		if _, err := s.NewReader(ctx, Location{"backups", "laptop/nothing"}); KindOf(err) != NoSuchKey {
+			t.Errorf("missing key: %v", err)
+		}
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+		bad, err := Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bad.Check(ctx, "backups"); KindOf(err) != Refused {
+			t.Errorf("wrong secret: %v (%v)", err, KindOf(err))
+		} else if strings.Contains(err.Error(), "wrong") {
+			t.Errorf("the secret shows: %v", err)
+		}
+	})
+
+	t.Run("Abort", func(t *testing.T) {
+		u, err := s.Create(ctx, Location{"backups", "aborted/"}, "qubes-backup-x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Abort(); err != nil {
+			t.Fatal(err)
+		}
+		if objs, _ := s.List(ctx, Location{"backups", "aborted/"}, ""); len(objs) != 0 {
+			t.Fatalf("objects: %v", objs)
+		}
+		if ups := sw.MultipartUploads("backups"); len(ups) != 0 {
+			t.Fatalf("uploads left: %v", ups)
+		}
+	})
+
+	// Two machines backing up into one prefix in the same second.
+	t.Run("Concurrent", func(t *testing.T) {
+		loc := Location{"backups", "shared/"}
+		var wg sync.WaitGroup
+		keys := make([]string, 4)
+		errs := make([]error, 4)
+		for i := range keys {
+			wg.Go(func() { keys[i], errs[i] = upload(t, s, loc, randomData(PartSize+1, uint64(10+i))) })
+		}
+		wg.Wait()
+		seen := map[string]bool{}
+		for i, k := range keys {
+			if errs[i] != nil {
+				t.Fatalf("backup %d: %v", i, errs[i])
+			}
+			if seen[k] {
+				t.Fatalf("two backups named %s: %v", k, keys)
+			}
+			seen[k] = true
+		}
+		for i, k := range keys {
+			r, err := s.NewReader(ctx, Location{"backups", k})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(r)
+			if !bytes.Equal(got, randomData(PartSize+1, uint64(10+i))) {
+				t.Fatalf("%s holds another backup's data", k)
+			}
+		}
+		if ups := sw.MultipartUploads("backups"); len(ups) != 0 {
+			t.Fatalf("uploads left: %v", ups)
+		}
+	})
+
+	t.Run("ServerRestartMidRead", func(t *testing.T) {
+		key, err := upload(t, s, Location{"backups", "restart/"}, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.NewReader(ctx, Location{"backups", key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := make([]byte, 1<<20)
+		if _, err := io.ReadFull(r, first); err != nil {
+			t.Fatal(err)
+		}
+		sw.Kill()
+		done := make(chan struct{})
+		go func() { sw.Start(); close(done) }()
+		rest, err := io.ReadAll(r)
+		<-done
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(append(first, rest...), data) {
+			t.Fatal("resumed read differs")
+		}
+	})
+
+	// A server that stays down: a clear failure once the window passed.
+	t.Run("ServerStaysDown", func(t *testing.T) {
+		key, err := upload(t, s, Location{"backups", "down/"}, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.NewReader(ctx, Location{"backups", key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, make([]byte, 1<<20)); err != nil {
+			t.Fatal(err)
+		}
+		defer func(w time.Duration) { retryWindow = w }(retryWindow)
+		retryWindow = 3 * time.Second
+		sw.Kill()
+		defer sw.Start()
+		start := time.Now()
+		_, err = io.ReadAll(r)
+		if err == nil || !strings.Contains(err.Error(), "gave up at byte") {
+			t.Fatalf("read with the server down: %v", err)
+		}
+		if d := time.Since(start); d > 30*time.Second {
+			t.Fatalf("gave up after %s", d)
+		}
+	})
+
+	t.Run("ServerKilledMidUpload", func(t *testing.T) {
+		loc := Location{"backups", "killed/"}
+		u, err := s.Create(ctx, loc, "qubes-backup-x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.Write(data[:PartSize+1]); err != nil { // one part sent
+			t.Fatal(err)
+		}
+		u.wg.Wait()
+		sw.Kill()
+		// It comes back while the failed upload is being aborted.
+		done := make(chan struct{})
+		go func() { time.Sleep(2 * time.Second); sw.Start(); close(done) }()
+		_, werr := u.Write(data[PartSize+1:])
+		cerr := u.Commit()
+		<-done
+		if werr == nil && cerr == nil {
+			t.Fatal("the upload succeeded with its server killed")
+		}
+		if objs, _ := s.List(ctx, loc, ""); len(objs) != 0 {
+			t.Fatalf("objects: %v", objs)
+		}
+		if ups := sw.MultipartUploads("backups"); len(ups) != 0 {
+			t.Fatalf("uploads left: %v", ups)
+		}
+	})
+}

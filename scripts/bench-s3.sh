@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# qvm-backup into object storage against qvm-backup into a directory, both
+# through the same VM-side service (--dest-vm), on loopback: the overhead
+# ratio of the S3 upload (target: within 15%) and the peak memory.
+#
+# Data set: one VM, a 2 GiB sparse image holding 512 MiB of data (half
+# incompressible, half text): the "halves" set of scripts/bench.sh.
+# The server is SeaweedFS (weed server, master + volume + filer + S3), as
+# in the tests: $PEDOS_WEED, else the binary scripts/test.sh caches.
+# Peak RSS is /usr/bin/time's: the largest of qvm-backup and the VM-side
+# service it runs (the process that holds the upload's part buffers).
+#
+# Usage: scripts/bench-s3.sh [WORKDIR]   (default /tmp/pedos-bench-s3; about
+# 3 GiB of disk). RUNS=3, LOGN=18 by default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${RUNS:-3}
+logn=${LOGN:-18}
+for tool in curl bc /usr/bin/time; do
+	command -v "$tool" >/dev/null || { echo "bench-s3: $tool is not installed" >&2; exit 1; }
+done
+weed=${PEDOS_WEED:-$(ls -1 "${XDG_CACHE_HOME:-$HOME/.cache}"/pedos/weed-* 2>/dev/null | grep -v src | head -1)}
+[ -x "$weed" ] || weed=${XDG_CACHE_HOME:-$HOME/.cache}/pedos/weed
+[ -x "$weed" ] || { echo "bench-s3: no SeaweedFS server: run scripts/test.sh once, or set PEDOS_WEED" >&2; exit 1; }
+
+work=${1:-/tmp/pedos-bench-s3}
+rm -rf "$work"
+mkdir -p "$work/bin" "$work/weed"
+go build -o "$work/bin/" $(go list ./cmd/... | grep -v /pedos-manager$)
+bin=$work/bin
+printf 'bench passphrase\n' > "$work/pass"; chmod 600 "$work/pass"
+
+# --- the server ----------------------------------------------------------------
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+mp=$(port); mg=$(port); vp=$(port); vg=$(port); fp=$(port); fg=$(port); sp=$(port); sg=$(port)
+cat > "$work/s3.json" <<JSON
+{"identities":[{"name":"bench","credentials":[{"accessKey":"bench-key","secretKey":"bench-secret"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
+JSON
+"$weed" server -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+	-master.port="$mp" -master.port.grpc="$mg" -volume.port="$vp" -volume.port.grpc="$vg" \
+	-filer.port="$fp" -filer.port.grpc="$fg" -s3 -s3.port="$sp" -s3.port.grpc="$sg" \
+	-s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$work/s3.json" \
+	-filer.localSocket="$work/f.sock" -s3.localSocket="$work/s.sock" -volume.max=0 \
+	> "$work/weed.log" 2>&1 &
+weed_pid=$!
+# SIGTERM, a grace period, then SIGKILL: weed may take long to exit.
+stop_weed() {
+	kill -TERM "$weed_pid" 2>/dev/null || return 0
+	for _ in $(seq 50); do kill -0 "$weed_pid" 2>/dev/null || break; sleep 0.2; done
+	kill -KILL "$weed_pid" 2>/dev/null || true
+	wait "$weed_pid" 2>/dev/null || true
+}
+trap stop_weed EXIT
+for _ in $(seq 360); do
+	curl -s -o /dev/null "http://127.0.0.1:$sp/" && break
+	sleep 0.25
+done
+# The bucket, with an S3 request that curl signs (SigV4).
+for _ in $(seq 40); do
+	curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user bench-key:bench-secret -X PUT "http://127.0.0.1:$sp/bench" >/dev/null && break
+	sleep 0.5
+done
+
+# --- the host: VM bench (the data), VM sys-backup (running, the destination) --
+host=$work/host
+PEDOS_ROOT=$host "$bin/pedos-host" init --user bench --home "$work/home" >/dev/null
+mkdir -p "$work/home"
+PEDOS_ROOT=$host "$bin/qvm-create" --class TemplateVM -l black tpl
+PEDOS_ROOT=$host "$bin/qvm-create" --class AppVM -t tpl -l red sys-backup
+PEDOS_ROOT=$host "$bin/qvm-create" --class AppVM -t tpl -l red bench
+"$bin/pedos-archive" sample -o "$work/private.img" --size 2G --data 512M
+PEDOS_ROOT=$host "$bin/qvm-volume" import bench:private "$work/private.img"
+rm "$work/private.img"
+PEDOS_ROOT=$host "$bin/qvm-start" sys-backup
+vmhome=$host/vm-fs/sys-backup/home/user
+mkdir -p "$vmhome/.aws" "$vmhome/backups"
+printf '[default]\nregion = us-east-1\nendpoint_url = http://127.0.0.1:%s\n' "$sp" > "$vmhome/.aws/config"
+printf '[default]\naws_access_key_id = bench-key\naws_secret_access_key = bench-secret\n' > "$vmhome/.aws/credentials"
+
+now() { date +%s.%N; }
+# timed LABEL DEST: the median of $runs backups of VM bench to DEST in
+# sys-backup, and the median peak RSS.
+timed() {
+	local times=() rss=() t0 t1
+	for _ in $(seq "$runs"); do
+		rm -f "$vmhome"/backups/qubes-backup-*
+		sync
+		t0=$(now)
+		PEDOS_ROOT=$host /usr/bin/time -f %M -o "$work/rss" "$bin/qvm-backup" -y -q --progress none \
+			--scrypt-logn "$logn" -p "$work/pass" -d sys-backup "$2" bench >/dev/null
+		t1=$(now)
+		times+=("$(echo "$t1 - $t0" | bc)")
+		rss+=("$(tail -1 "$work/rss")")
+	done
+	local mid=$(((runs + 1) / 2))
+	local t m
+	t=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "${mid}p")
+	m=$(($(printf '%s\n' "${rss[@]}" | sort -n | sed -n "${mid}p") / 1024))
+	printf '  %-36s %7.2f s  (runs: %s)  peak RSS %d MiB\n' "$1" "$t" "${times[*]}" "$m" >&2
+	echo "$t"
+}
+
+echo "backup of 512 MiB of data (2 GiB sparse volume), scrypt logN $logn, $runs runs:" >&2
+dir=$(timed "to a directory in the VM" /home/user/backups)
+s3=$(timed "to s3://bench/host/ through the VM" s3://bench/host/)
+printf '  overhead of the bucket: %.1f%%\n' "$(echo "($s3 / $dir - 1) * 100" | bc -l)" >&2
