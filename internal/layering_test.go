@@ -30,6 +30,7 @@ func TestLayering(t *testing.T) {
 		"qrexec":    {"archive", "host", "backup", "restore", "profile", "cli", "admintools", "gui"},
 		// objstore is the S3 side of the VM-side services: a leaf.
 		"objstore": {"elide", "scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "publish", "progress", "cmdrun", "cli", "admintools", "gui", "legacy"},
+		"cancel":   {"elide", "scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "publish", "progress", "cmdrun", "cli", "admintools", "gui", "legacy"},
 		"cmdrun":   {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "publish", "progress", "cli", "admintools", "gui", "legacy"},
 		// The GUI drives the engines as the command-line tools do, never
 		// through them (it shares only cli's helpers, such as sizes).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/cancel"
 	"pedos.dev/backup/internal/compress"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
@@ -102,7 +103,7 @@ const NoDom0UserNote = "This host names no dom0 user: the home of the running us
 // returns at once with an error wrapping ErrCancelled and ctx.Err(), and
 // the measuring stops at its next file.
 func NewPlan(ctx context.Context, h *host.Host, opts Options) (*Plan, error) {
-	return abandonable(ctx, func() (*Plan, error) { return newPlan(ctx, h, opts) })
+	return cancel.Abandonable(ctx, ErrCancelled, func() (*Plan, error) { return newPlan(ctx, h, opts) }, nil)
 }
 
 func newPlan(ctx context.Context, h *host.Host, opts Options) (*Plan, error) {

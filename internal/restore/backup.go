@@ -37,6 +37,7 @@ import (
 	"unicode"
 
 	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/cancel"
 	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/legacy"
@@ -173,7 +174,7 @@ type Backup struct {
 // interrupted and ends in the background, as does a read of r, which the
 // caller may close to end it (Source.Open does).
 func Open(ctx context.Context, r io.Reader, opts OpenOptions) (*Backup, error) {
-	return abandonable(ctx, func() (*Backup, error) { return open(r, opts) }, func(b *Backup) { b.Close() })
+	return cancel.Abandonable(ctx, ErrCancelled, func() (*Backup, error) { return open(r, opts) }, func(b *Backup) { b.Close() })
 }
 
 func open(r io.Reader, opts OpenOptions) (*Backup, error) {
