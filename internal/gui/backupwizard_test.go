@@ -1,7 +1,6 @@
 package gui
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -394,7 +393,7 @@ func checkRestores(t *testing.T, h *host.Host, archive, pass string, vms []strin
 				t.Errorf("%s: volume %s not restored", vm, w.Name)
 				continue
 			}
-			if err := sameImage(w.Path, got[i].Path); err != nil {
+			if err := testutil.SameSparse(w.Path, got[i].Path); err != nil {
 				t.Errorf("%s: volume %s: %v", vm, w.Name, err)
 			}
 			images++
@@ -404,58 +403,6 @@ func checkRestores(t *testing.T, h *host.Host, archive, pass string, vms []strin
 		}
 	}
 }
-
-// sameImage compares two sparse images byte for byte: their lengths, and
-// their content wherever either has data (elsewhere both read as zeros).
-// Reading the gigabytes of their holes would take minutes.
-func sameImage(pathA, pathB string) error {
-	a, err := os.Open(pathA)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	b, err := os.Open(pathB)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	sa, _ := a.Stat()
-	sb, _ := b.Stat()
-	if sa.Size() != sb.Size() {
-		return fmt.Errorf("lengths %d and %d", sa.Size(), sb.Size())
-	}
-	for _, f := range []*os.File{a, b} {
-		for off := int64(0); off < sa.Size(); {
-			start, err := f.Seek(off, seekData)
-			if err != nil {
-				break // ENXIO: no data after off
-			}
-			end, err := f.Seek(start, seekHole)
-			if err != nil {
-				return err
-			}
-			da := make([]byte, end-start)
-			db := make([]byte, end-start)
-			if _, err := a.ReadAt(da, start); err != nil {
-				return err
-			}
-			if _, err := b.ReadAt(db, start); err != nil {
-				return err
-			}
-			if !bytes.Equal(da, db) {
-				return fmt.Errorf("content differs in [%d, %d)", start, end)
-			}
-			off = end
-		}
-	}
-	return nil
-}
-
-// lseek's whence values for sparse files (Linux).
-const (
-	seekData = 3
-	seekHole = 4
-)
 
 // Next stays disabled while a choice is missing or the plan has a
 // blocking problem; each problem names what resolves it, and a resolution

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,7 +20,7 @@ import (
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
 	"pedos.dev/backup/internal/restore"
-	"pedos.dev/backup/internal/sparsetar"
+	"pedos.dev/backup/internal/testutil"
 )
 
 const restorePass = "correct horse battery staple"
@@ -204,44 +203,11 @@ func walkObjects(o fyne.CanvasObject, f func(fyne.CanvasObject)) {
 	}
 }
 
-// sameFile compares two files; it reads only the data regions of either
-// (the rest is holes in both), so 2 GiB sparse images compare quickly.
+// sameFile fails the test unless the files are equal (sparse-aware).
 func sameFile(t *testing.T, a, b string) {
 	t.Helper()
-	fa, err := os.Open(a)
-	if err != nil {
+	if err := testutil.SameSparse(a, b); err != nil {
 		t.Fatal(err)
-	}
-	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fb.Close()
-	ia, _ := fa.Stat()
-	ib, _ := fb.Stat()
-	if ia.Size() != ib.Size() {
-		t.Fatalf("%s and %s differ in length: %d, %d", a, b, ia.Size(), ib.Size())
-	}
-	var regions []sparsetar.Region
-	for _, f := range []*os.File{fa, fb} {
-		r, err := sparsetar.DataRegions(f, ia.Size())
-		if err != nil {
-			t.Fatal(err)
-		}
-		regions = append(regions, r...)
-	}
-	for _, r := range regions {
-		x, y := make([]byte, r.Length), make([]byte, r.Length)
-		if _, err := fa.ReadAt(x, r.Offset); err != nil && err != io.EOF {
-			t.Fatal(err)
-		}
-		if _, err := fb.ReadAt(y, r.Offset); err != nil && err != io.EOF {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(x, y) {
-			t.Fatalf("%s and %s differ at %d..%d", a, b, r.Offset, r.Offset+r.Length)
-		}
 	}
 }
 
