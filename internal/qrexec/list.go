@@ -39,7 +39,7 @@ func (p *CheckProblem) Error() string { return p.Message }
 // the endpoint answers, the bucket exists and accepts the credentials. It
 // returns nil, a *CheckProblem, or the call's own failure.
 func CheckDestination(ctx context.Context, t Transport, vm, location string) error {
-	conn, err := call(ctx, t, vm, ServiceCheck, location)
+	conn, err := call(ctx, t, vm, ServiceCheck, location, "calling")
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ type ListEntry struct {
 // List asks vm for the backups in the directory or under the s3:// prefix
 // location.
 func List(ctx context.Context, t Transport, vm, location string) ([]ListEntry, error) {
-	conn, err := call(ctx, t, vm, ServiceList, location)
+	conn, err := call(ctx, t, vm, ServiceList, location, "calling")
 	if err != nil {
 		return nil, err
 	}
@@ -124,8 +124,9 @@ func readList(r *bufio.Reader) ([]ListEntry, error) {
 	}
 }
 
-// call starts service in vm and sends it the location line.
-func call(ctx context.Context, t Transport, vm, service, location string) (Conn, error) {
+// call starts service in vm and sends it the location line; a failure is
+// worded as "<doing> <vm>".
+func call(ctx context.Context, t Transport, vm, service, location, doing string) (Conn, error) {
 	loc, err := cleanLocation(location)
 	if err != nil {
 		return nil, err
@@ -142,7 +143,8 @@ func call(ctx context.Context, t Transport, vm, service, location string) (Conn,
 		if werr := conn.Wait(); werr != nil {
 			err = werr
 		}
-		return nil, serviceFailed("calling", vm, err)
+		// It ended before reading its location; why is in its outcome.
+		return nil, serviceFailed(doing, vm, err)
 	}
 	return conn, nil
 }

@@ -19,27 +19,11 @@ import (
 // wanted no more. ctx covers the whole stream: cancelling it stops the VM
 // side, and reading then fails.
 func OpenRestoreSource(ctx context.Context, t Transport, vm, location string) (io.ReadCloser, error) {
-	loc, err := cleanLocation(location)
+	conn, err := call(ctx, t, vm, ServiceRestore, location, "reading backup from")
 	if err != nil {
 		return nil, err
 	}
-	conn, err := t.Open(ctx, vm, ServiceRestore)
-	if err != nil {
-		return nil, err
-	}
-	src := &source{vm: vm, conn: conn}
-	_, err = io.WriteString(conn, loc+"\n")
-	if err == nil {
-		err = conn.CloseWrite()
-	}
-	if err != nil {
-		// It ended before reading its location; why is in its outcome.
-		if werr := conn.Wait(); werr != nil {
-			err = werr
-		}
-		return nil, serviceFailed("reading backup from", vm, err)
-	}
-	return src, nil
+	return &source{vm: vm, conn: conn}, nil
 }
 
 // source may be closed while a Read is under way in another goroutine
