@@ -13,6 +13,7 @@ import (
 	"runtime/pprof"
 	"runtime/trace"
 	"strings"
+	"syscall"
 
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/scryptenc"
@@ -135,12 +136,12 @@ func create(args []string) error {
 	if err != nil {
 		return err
 	}
-	names := []string{archive.QubesXMLName}
+	expected := []archive.ExpectedFile{{Name: archive.QubesXMLName, Size: int64(len(db))}}
 	for _, spec := range fs.Args() {
-		name, _, _ := strings.Cut(spec, "=")
-		names = append(names, name)
+		name, path, _ := strings.Cut(spec, "=")
+		expected = append(expected, archive.ExpectedFile{Name: name, Size: allocated(path)})
 	}
-	w.Expect(names...)
+	w.Expect(expected...)
 	if err := w.AddBytes(archive.QubesXMLName, db); err != nil {
 		return err
 	}
@@ -162,6 +163,19 @@ func create(args []string) error {
 		return err
 	}
 	return os.Rename(f.Name(), *out)
+}
+
+// allocated is what a regular file at path holds on disk (its holes are
+// not stored), 0 for anything else: a hint for deriving keys ahead.
+func allocated(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return min(fi.Size(), st.Blocks*512)
+	}
+	return fi.Size()
 }
 
 func storePath(dst io.Writer, name, path string) error {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -417,4 +419,67 @@ func TestOuterReaderHugePaxSize(t *testing.T) {
 			t.Errorf("pax size %s: size %d, %v", c.size, size, err)
 		}
 	}
+}
+
+// The header's key pairs with qubes.xml's, and a file announced with more
+// than a chunk of data gets its first two keys as a pair: a file of four
+// chunks costs two paired derivations and nothing runs alone.
+func TestWriterPairsExpectedKeys(t *testing.T) {
+	if scryptenc.Lanes < 2 {
+		t.Skip("this CPU derives one key per core at a time (no AVX2)")
+	}
+	big := randomData(testChunk*7/2, 9)
+	files := map[string][]byte{QubesXMLName: []byte(fixtureXML), "vm1/big": big}
+	w, data := writeExpected(t, files, ExpectedFile{QubesXMLName, 20}, ExpectedFile{"vm1/big", int64(len(big))})
+	if a, p := w.derivations.alone.Load(), w.derivations.paired.Load(); a != 0 || p != 3 {
+		t.Errorf("header, qubes.xml and a file of four chunks: %d derivations alone and %d pairs, want 0 and 3", a, p)
+	}
+	checkFiles(t, data, files)
+}
+
+// A file announced big that stays within one chunk (here: nothing at all)
+// leaves no key ahead that would hold up the next files'.
+func TestWriterDropsUnneededKeys(t *testing.T) {
+	files := map[string][]byte{QubesXMLName: []byte(fixtureXML), "vm1/zeros": nil, "vm2/small": []byte("small")}
+	w, data := writeExpected(t, files, ExpectedFile{QubesXMLName, 20}, ExpectedFile{"vm1/zeros", 4 * testChunk}, ExpectedFile{"vm2/small", 5})
+	if len(w.ahead) != 0 {
+		t.Errorf("keys left ahead after Close: %v", slices.Collect(maps.Keys(w.ahead)))
+	}
+	checkFiles(t, data, files)
+}
+
+// writeExpected writes files, announced as expected, in that order,
+// uncompressed in chunks of testChunk.
+func writeExpected(t *testing.T, files map[string][]byte, expected ...ExpectedFile) (*Writer, []byte) {
+	t.Helper()
+	opts := testWriterOptions()
+	opts.Compression = "none"
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Expect(expected...)
+	for _, f := range expected {
+		if err := w.AddBytes(f.Name, files[f.Name]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return w, buf.Bytes()
+}
+
+func checkFiles(t *testing.T, data []byte, files map[string][]byte) {
+	t.Helper()
+	got, err := readArchive(t, bytes.NewReader(data), testReaderOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for name, content := range files {
+		want[name] = digest(content)
+	}
+	compareDigests(t, got, want)
 }

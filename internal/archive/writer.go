@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pedos.dev/backup/internal/compress"
@@ -60,9 +61,12 @@ type Writer struct {
 	// headerKey authenticates backup-header, and through a subkey the manifest.
 	headerKey *keyFuture
 	// upcoming are the files Expect announced and not yet added, in
-	// order; ahead the keys of their first chunks being derived.
-	upcoming []string
+	// order; ahead the keys of their first chunks being derived, by chunk
+	// name.
+	upcoming []ExpectedFile
 	ahead    map[string]*keyFuture
+	// derivations counts the derivations started alone and in pairs.
+	derivations struct{ alone, paired atomic.Int32 }
 
 	mu       sync.Mutex
 	err      error
@@ -160,9 +164,10 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 		w.header.Compressed = true
 		w.header.CompressionFilter = codec.Name()
 	}
-	// The header's key derivation runs alongside qubes.xml's and the
-	// first chunks'; the emitter writes the header first once it is done.
-	w.headerKey = w.deriveKey(HeaderKey(opts.Passphrase))
+	// The header's key is derived as a pair with that of qubes.xml, the
+	// first file of every archive; the emitter writes the header first
+	// once it is done.
+	w.headerKey, w.ahead[ChunkName(QubesXMLName, 0)] = w.derivePair(HeaderKey(opts.Passphrase), w.chunkKey(QubesXMLName, 0))
 	go w.emit()
 	return w, nil
 }
@@ -170,54 +175,93 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 // Header returns the archive's header.
 func (w *Writer) Header() Header { return w.header }
 
+// ExpectedFile announces a file to Expect: its name and how many bytes
+// its stream will carry before compression (0: not known).
+type ExpectedFile struct {
+	Name string
+	Size int64
+}
+
 // Expect announces the files that will be added, in order, so that the
 // keys of their first chunks are derived ahead, two at a time: an archive
 // of many small files costs a derivation per file, and derivations that
 // start together run as a pair (scryptenc.Lanes). A file added that was
 // not announced, or out of order, simply derives its key then.
-func (w *Writer) Expect(names ...string) {
+func (w *Writer) Expect(files ...ExpectedFile) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.upcoming = append(w.upcoming, names...)
+	w.upcoming = append(w.upcoming, files...)
 	w.prefetchLocked()
 }
 
-// prefetchLocked starts the derivations of the next announced files'
-// first-chunk keys, in pairs, keeping as many ahead as derivations may run
-// at once: more would only delay the keys of the file being written.
+// expectedChunks are the chunks of f whose keys are derived ahead: the
+// first, and the second when f carries more than a chunk of data (a pair
+// of keys costs about what one does; at worst compression keeps the
+// file to one chunk and a derivation was wasted).
+func (w *Writer) expectedChunks(f ExpectedFile) []string {
+	if f.Size > int64(w.opts.ChunkSize) {
+		return []string{ChunkName(f.Name, 0), ChunkName(f.Name, 1)}
+	}
+	return []string{ChunkName(f.Name, 0)}
+}
+
+// prefetchLocked starts the derivations of the next expected chunks'
+// keys, in pairs, keeping as many ahead as derivations may run at once:
+// more would only delay the keys of the file being written.
 func (w *Writer) prefetchLocked() {
-	var next []string
-	for _, name := range w.upcoming {
+	var next, sequence []string
+	for _, f := range w.upcoming {
+		if !w.files[f.Name] {
+			sequence = append(sequence, w.expectedChunks(f)...)
+		}
+	}
+	for _, chunk := range sequence {
 		if len(w.ahead)+len(next) >= cap(w.kdfSlots) {
 			break
 		}
-		if _, ok := w.ahead[name]; !ok && !w.files[name] {
-			next = append(next, name)
+		if _, ok := w.ahead[chunk]; !ok {
+			next = append(next, chunk)
 		}
 	}
-	key := func(name string) []byte { return ChunkKey(w.opts.BackupID, ChunkName(name, 0), w.opts.Passphrase) }
+	key := func(chunk string) []byte { return ChunkKey(w.opts.BackupID, chunk, w.opts.Passphrase) }
 	for len(next) >= 2 {
 		w.ahead[next[0]], w.ahead[next[1]] = w.derivePair(key(next[0]), key(next[1]))
 		next = next[2:]
 	}
-	// A last odd one waits for a partner, unless it is the last file.
-	if len(next) == 1 && (len(w.ahead) == 0 || w.upcoming[len(w.upcoming)-1] == next[0]) {
+	// A last odd one waits for a partner, unless it is the last expected.
+	if len(next) == 1 && (len(w.ahead) == 0 || sequence[len(sequence)-1] == next[0]) {
 		w.ahead[next[0]] = w.deriveKey(key(next[0]))
 	}
 }
 
-// takeAhead returns the key derived ahead for file's first chunk, if any,
-// and starts the next.
-func (w *Writer) takeAhead(file string) *keyFuture {
+// takeAhead returns the key derived ahead for chunk index of file, if
+// any; the first chunk's ends the file's turn in the queue, and the next
+// files' keys start.
+func (w *Writer) takeAhead(file string, index int) *keyFuture {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if i := slices.Index(w.upcoming, file); i >= 0 {
-		w.upcoming = slices.Delete(w.upcoming, i, i+1)
+	if index == 0 {
+		if i := slices.IndexFunc(w.upcoming, func(f ExpectedFile) bool { return f.Name == file }); i >= 0 {
+			w.upcoming = slices.Delete(w.upcoming, i, i+1)
+		}
 	}
-	f := w.ahead[file]
-	delete(w.ahead, file)
+	chunk := ChunkName(file, index)
+	f := w.ahead[chunk]
+	delete(w.ahead, chunk)
 	w.prefetchLocked()
 	return f
+}
+
+// forgetAhead drops a key derived ahead for a chunk that file, now
+// complete, turned out not to need, so that it no longer holds a place
+// ahead.
+func (w *Writer) forgetAhead(file string, index int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.ahead[ChunkName(file, index)]; ok {
+		delete(w.ahead, ChunkName(file, index))
+		w.prefetchLocked()
+	}
 }
 
 // CheckWriterMemory reports a *memlimit.BudgetError when a writer with
@@ -333,6 +377,7 @@ func (w *Writer) addFile(name string, fill func(io.Writer) error) error {
 	}()
 	if err == nil {
 		err = c.ship() // the last chunk, short or even empty
+		w.forgetAhead(name, c.index+1)
 	}
 	if err != nil {
 		err = fmt.Errorf("storing %s: %w", name, err)
@@ -449,6 +494,7 @@ func (w *Writer) buffer() ([]byte, error) {
 // so it overlaps with compressing the chunk's data.
 func (w *Writer) deriveKey(keyString []byte) *keyFuture {
 	f := &keyFuture{done: make(chan struct{})}
+	w.derivations.alone.Add(1)
 	go func() {
 		defer close(f.done)
 		if !w.takeSlots(1) {
@@ -469,6 +515,7 @@ func (w *Writer) derivePair(a, b []byte) (*keyFuture, *keyFuture) {
 		return w.deriveKey(a), w.deriveKey(b)
 	}
 	fa, fb := &keyFuture{done: make(chan struct{})}, &keyFuture{done: make(chan struct{})}
+	w.derivations.paired.Add(1)
 	go func() {
 		defer close(fa.done)
 		defer close(fb.done)
@@ -587,8 +634,8 @@ func (c *chunker) begin() error {
 		c.key, c.next = c.next, nil
 		return nil
 	}
-	if c.index == 0 {
-		c.key = c.w.takeAhead(c.file)
+	if c.index <= 1 {
+		c.key = c.w.takeAhead(c.file, c.index)
 	}
 	switch {
 	case c.key != nil:
@@ -601,7 +648,11 @@ func (c *chunker) begin() error {
 }
 
 func (c *chunker) keyString(index int) []byte {
-	return ChunkKey(c.w.opts.BackupID, ChunkName(c.file, index), c.w.opts.Passphrase)
+	return c.w.chunkKey(c.file, index)
+}
+
+func (w *Writer) chunkKey(file string, index int) []byte {
+	return ChunkKey(w.opts.BackupID, ChunkName(file, index), w.opts.Passphrase)
 }
 
 func (c *chunker) Write(p []byte) (int, error) {

@@ -262,13 +262,13 @@ func dom0Last(a, b string) int {
 
 // writeAll stores qubes.xml and every file, VM by VM.
 func writeAll(ctx context.Context, aw *archive.Writer, xml []byte, vms []PlannedVM, items [][]*item, m *meter, now time.Time) error {
-	names := []string{archive.QubesXMLName}
+	expected := []archive.ExpectedFile{{Name: archive.QubesXMLName, Size: int64(len(xml))}}
 	for _, its := range items {
 		for _, it := range its {
-			names = append(names, it.Name)
+			expected = append(expected, archive.ExpectedFile{Name: it.Name, Size: it.Data})
 		}
 	}
-	aw.Expect(names...)
+	aw.Expect(expected...)
 	if err := aw.AddBytes(archive.QubesXMLName, xml); err != nil {
 		return err
 	}
