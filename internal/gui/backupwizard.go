@@ -21,6 +21,7 @@ import (
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/profile"
 	"pedos.dev/backup/internal/progress"
+	"pedos.dev/backup/internal/qrexec"
 )
 
 // DefaultProfile is the backup profile the Backup wizard starts from and
@@ -49,6 +50,10 @@ type backupWizard struct {
 	h    *host.Host
 	wiz  *Wizard
 	win  fyne.Window // parent of the folder dialog; nil in some tests
+	// vmBrowser is the last dialog browsing a VM, for tests, and
+	// testHookBrowsed runs when it has shown a listing.
+	vmBrowser       *vmBrowser
+	testHookBrowsed func()
 
 	// base holds the options no widget shows (the scrypt cost of a
 	// profile, a resolution's change); options() adds the widgets' choices.
@@ -377,7 +382,7 @@ func (b *backupWizard) buildDestPage() *Page {
 	b.path = widget.NewEntry()
 	b.path.SetPlaceHolder("a directory, or a command to run")
 	b.path.OnChanged = func(string) { b.destChanged() }
-	b.browse = widget.NewButton("…", b.browseFolders)
+	b.browse = widget.NewButton("…", b.browseDest)
 	b.browseNote = widget.NewLabel("")
 	b.browseNote.Wrapping = fyne.TextWrapWord
 	b.pass = widget.NewPasswordEntry()
@@ -429,12 +434,9 @@ func (b *backupWizard) destVM() string {
 // of a destination are the plan's, shown on the summary.
 func (b *backupWizard) destChanged() {
 	if b.destVM() == "" {
-		b.browse.Enable()
 		b.browseNote.SetText("A directory in dom0 (a new file qubes-backup-… is made in it), or a command that receives the backup.")
 	} else {
-		// No VM-side service lists a VM's directories yet.
-		b.browse.Disable()
-		b.browseNote.SetText("A directory in " + b.destVM() + " (type its path: browsing a VM is not available), or a command to run there.")
+		b.browseNote.SetText("A directory in " + b.destVM() + " (a new file qubes-backup-… is made in it), a command to run there that receives the backup, or s3://BUCKET/PREFIX/ for object storage set up in " + b.destVM() + ".")
 	}
 	switch {
 	case b.pass.Text == "":
@@ -447,9 +449,18 @@ func (b *backupWizard) destChanged() {
 	b.destPage.SetReady(strings.TrimSpace(b.path.Text) != "" && b.passNote.Text == "")
 }
 
-// browseFolders picks a dom0 directory with Fyne's folder dialog.
-func (b *backupWizard) browseFolders() {
+// browseDest picks the destination directory: in dom0 with Fyne's folder
+// dialog, in a VM by browsing it through the VM-side service.
+func (b *backupWizard) browseDest() {
 	if b.win == nil {
+		return
+	}
+	if vm := b.destVM(); vm != "" {
+		t := b.base.Transport
+		if t == nil {
+			t = qrexec.NewLocal(b.h)
+		}
+		b.vmBrowser = browseVM(b.win, t, vm, b.path.Text, false, b.path.SetText, b.testHookBrowsed)
 		return
 	}
 	d := dialog.NewFolderOpen(func(dir fyne.ListableURI, err error) {

@@ -579,16 +579,25 @@ func TestBackupWizardCancel(t *testing.T) {
 }
 
 // A backup to a directory in a running VM, through the local qrexec
-// transport: the folder browser is off for a VM, and Verify (dom0 files
-// only) too.
+// transport, chosen with "…", which browses the VM's directories; Verify
+// (dom0 files only) is off.
 func TestBackupWizardToVM(t *testing.T) {
 	a := newApp(t)
 	root, h := demoHost(t)
 	if err := h.Start("work"); err != nil {
 		t.Fatal(err)
 	}
+	fsdir, err := h.FS("work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(fsdir, "home", "user", "backups"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	hs := openBackupWizard(t, a, root)
 	b := hs.b
+	browsed := make(chan struct{}, 4)
+	b.testHookBrowsed = func() { browsed <- struct{}{} }
 	test.Tap(b.removeAllBtn)
 	test.DoubleTap(listItem(t, b.availList, "vault"))
 	hs.next()
@@ -596,10 +605,23 @@ func TestBackupWizardToVM(t *testing.T) {
 		t.Fatalf("targets %q", b.targetVM.Options)
 	}
 	b.targetVM.SetSelected("work")
-	if !b.browse.Disabled() || !strings.Contains(b.browseNote.Text, "browsing a VM is not available") {
-		t.Errorf("browse enabled %v for a VM, note %q", !b.browse.Disabled(), b.browseNote.Text)
+	test.Tap(b.browse)
+	wait(t, browsed, "the VM's home to be listed")
+	vb := b.vmBrowser
+	if got := vb.where.Text; got != "work: /home/user" {
+		t.Errorf("browsing %q", got)
 	}
-	hs.fillDestination("/home/user", "pass")
+	vb.list.Select(browserEntry(t, vb, "backups"))
+	wait(t, browsed, "the VM's backups directory to be listed")
+	if vb.choose.Disabled() {
+		t.Fatal("Choose disabled on a directory")
+	}
+	test.Tap(vb.choose)
+	if b.path.Text != "/home/user/backups" {
+		t.Fatalf("the path field holds %q after choosing", b.path.Text)
+	}
+	test.Type(b.pass, "pass")
+	test.Type(b.confirm, "pass")
 	hs.next()
 	if got := texts(b.summary); !strings.Contains(got, "work") {
 		t.Errorf("summary:\n%s", got)
@@ -609,11 +631,7 @@ func TestBackupWizardToVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs.next()
-	fsdir, err := h.FS("work")
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, _ := filepath.Glob(filepath.Join(fsdir, "home", "user", "qubes-backup-*"))
+	names, _ := filepath.Glob(filepath.Join(fsdir, "home", "user", "backups", "qubes-backup-*"))
 	if len(names) != 1 {
 		t.Fatalf("the VM holds %q", names)
 	}
@@ -622,4 +640,16 @@ func TestBackupWizardToVM(t *testing.T) {
 	}
 	checkRestores(t, h, names[0], "pass", []string{"vault"})
 	b.wiz.Cancel()
+}
+
+// browserEntry is the index of the entry named name in a VM browser's list.
+func browserEntry(t *testing.T, vb *vmBrowser, name string) int {
+	t.Helper()
+	for i, e := range vb.entries {
+		if e.Name == name {
+			return i
+		}
+	}
+	t.Fatalf("no %q among %v", name, vb.entries)
+	return -1
 }

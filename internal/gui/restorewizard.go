@@ -16,6 +16,7 @@ import (
 
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
+	"pedos.dev/backup/internal/qrexec"
 	"pedos.dev/backup/internal/restore"
 )
 
@@ -31,6 +32,10 @@ import (
 type restoreWizard struct {
 	wiz     *Wizard
 	win     fyne.Window // for the file dialog; nil in tests without one
+	// vmBrowser is the last dialog browsing a VM, for tests, and
+	// testHookBrowsed runs when it has shown a listing.
+	vmBrowser       *vmBrowser
+	testHookBrowsed func()
 	h       *host.Host
 	hostErr error
 
@@ -147,7 +152,7 @@ func (rw *restoreWizard) sourcePage() fyne.CanvasObject {
 	rw.path = widget.NewEntry()
 	rw.path.SetPlaceHolder("a backup file, or a command whose output is the backup")
 	rw.path.OnChanged = func(string) { rw.sourceChanged() }
-	rw.browse = widget.NewButton("…", rw.browseFile)
+	rw.browse = widget.NewButton("…", rw.browseSource)
 	rw.browseNote = widget.NewLabel("")
 	rw.browseNote.Wrapping = fyne.TextWrapWord
 	rw.browseNote.Importance = widget.LowImportance
@@ -213,13 +218,9 @@ func (rw *restoreWizard) sourceChanged() {
 	}
 	loc := rw.location()
 	if loc.InVM() {
-		// No service lists a VM's files to dom0 (internal/qrexec has
-		// only the backup and restore services), so the path is typed.
-		rw.browse.Disable()
-		rw.browseNote.SetText("Type the path of the backup file in " + loc.VM + ", or a command run there that writes the backup.")
+		rw.browseNote.SetText("The backup file in " + loc.VM + ", a command run there that writes the backup, or s3://BUCKET/KEY for object storage set up in " + loc.VM + ".")
 		rw.browseNote.Show()
 	} else {
-		rw.browse.Enable()
 		rw.browseNote.Hide()
 	}
 	if loc.Path != "" && loc.Kind() == restore.FromDir {
@@ -231,9 +232,15 @@ func (rw *restoreWizard) sourceChanged() {
 	rw.source.SetReady(rw.h != nil && loc.Path != "")
 }
 
-// browseFile picks a dom0 file with Fyne's file dialog.
-func (rw *restoreWizard) browseFile() {
-	if rw.win == nil {
+// browseSource picks the backup file: in dom0 with Fyne's file dialog,
+// in a VM by browsing it through the VM-side service.
+func (rw *restoreWizard) browseSource() {
+	if rw.win == nil || rw.h == nil {
+		return
+	}
+	if loc := rw.location(); loc.InVM() {
+		// The transport the engine uses too (restore.SourceOptions).
+		rw.vmBrowser = browseVM(rw.win, qrexec.NewLocal(rw.h), loc.VM, loc.Path, true, rw.path.SetText, rw.testHookBrowsed)
 		return
 	}
 	d := dialog.NewFileOpen(func(f fyne.URIReadCloser, err error) {

@@ -633,15 +633,30 @@ func restoreUpTo(t *testing.T, a fyne.App, n int) *restoreDriver {
 	return d
 }
 
-// The source can be dom0 or a running VM; a VM's files cannot be browsed
-// from dom0, so "…" is disabled for one and the page says to type.
+// The source can be dom0 or a running VM; "…" opens a file dialog in
+// dom0, and in a VM browses the VM's files through the VM-side service,
+// down to a backup file, which then restores.
 func TestRestoreWizardSourceVMs(t *testing.T) {
 	a := newApp(t)
 	root, h := demoHost(t)
 	if err := h.Start("work"); err != nil {
 		t.Fatal(err)
 	}
+	fsdir, err := h.FS("work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(fsdir, "home", "user", "backups")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	backupFile := filepath.Join(dir, "qubes-backup-2026-11-26T031500")
+	if err := os.Rename(demoBackup(t, h), backupFile); err != nil {
+		t.Fatal(err)
+	}
 	d := startRestoreWizard(t, a, root)
+	browsed := make(chan struct{}, 4)
+	d.rw.testHookBrowsed = func() { browsed <- struct{}{} }
 	if got := d.rw.vm.Options; !slices.Equal(got, []string{"dom0", "work"}) {
 		t.Fatalf("sources %q, want dom0 and the running VM", got)
 	}
@@ -654,12 +669,26 @@ func TestRestoreWizardSourceVMs(t *testing.T) {
 	}
 	d.win.Canvas().Overlays().Top().Hide()
 	d.rw.vm.SetSelected("work")
-	test.Type(d.rw.path, "/home/user/backup")
-	if !d.rw.browse.Disabled() || !d.rw.browseNote.Visible() || d.rw.wiz.next.Disabled() {
-		t.Fatalf("in a VM: browse enabled %v, note %q", !d.rw.browse.Disabled(), d.rw.browseNote.Text)
+	if !d.rw.browseNote.Visible() {
+		t.Fatal("no note on what to give for a VM")
 	}
-	if loc := d.rw.location(); loc.VM != "work" || loc.Path != "/home/user/backup" {
-		t.Fatalf("location %+v", loc)
+	test.Tap(d.rw.browse)
+	wait(t, browsed, "the VM's home to be listed")
+	vb := d.rw.vmBrowser
+	vb.list.Select(browserEntry(t, vb, "backups"))
+	wait(t, browsed, "the backups directory to be listed")
+	if !vb.choose.Disabled() {
+		t.Fatal("Choose enabled with no file selected")
+	}
+	vb.list.Select(browserEntry(t, vb, filepath.Base(backupFile)))
+	test.Tap(vb.choose)
+	want := "/home/user/backups/" + filepath.Base(backupFile)
+	if loc := d.rw.location(); loc.VM != "work" || loc.Path != want {
+		t.Fatalf("location %+v, want %s in work", loc, want)
+	}
+	test.Type(d.rw.pass, restorePass)
+	if err := d.open(); err != nil {
+		t.Fatal(err)
 	}
 }
 

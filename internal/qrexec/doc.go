@@ -42,7 +42,10 @@
 // credentials, bucket); pedos.BackupList lists the qubes-backup-* files of
 // a directory or objects under a prefix, each as a line "entry SIZE
 // UNIXTIME N NAME" followed by its first N bytes (N <= ListHeadSize), then
-// "end".
+// "end". pedos.Browse lists any directory, for the GUI's "..." buttons
+// that browse a VM's files from dom0 (the reference system opens a dialog
+// inside the VM instead): a line "dir - NAME" or "file SIZE NAME" per
+// entry, directories first, hidden ones left out, then "end".
 //
 // Paths are resolved inside the VM's filesystem (an absolute path is taken
 // from its top) through os.Root: neither ".." nor a symbolic link can lead

@@ -1,6 +1,10 @@
 package qrexec
 
-import "testing"
+import (
+	"bufio"
+	"strings"
+	"testing"
+)
 
 func TestFirstWord(t *testing.T) {
 	for line, want := range map[string]string{
@@ -53,5 +57,31 @@ func TestTailBuffer(t *testing.T) {
 	s := tb.String()
 	if len(s) > stderrLimit+3 || s[:3] != "..." || s[len(s)-7:] != "the end" {
 		t.Errorf("tail %d bytes: %.20q...%q", len(s), s, s[len(s)-10:])
+	}
+}
+
+// A VM's listing is untrusted: anything but plain entries fails the call.
+func TestReadBrowseRejects(t *testing.T) {
+	for _, reply := range []string{
+		"dir - a\n",                  // no end
+		"dir - ../x\nend\n",          // not one path element
+		"file 1 a/b\nend\n",          // nor this
+		"dir - ..\nend\n",            //
+		"file 1 a\x1b[31mred\nend\n", // a terminal escape
+		"file -5 a\nend\n",           // a negative size
+		"file x a\nend\n",            // no size
+		"link - a\nend\n",            // an unknown kind
+		"dir 3 a\nend\n",             // a directory with a size
+		"file 1 \xff\xfe\nend\n",     // not UTF-8
+		"file 1 " + strings.Repeat("n", 256) + "\nend\n", // too long a name
+		strings.Repeat("file 1 a\n", maxBrowseEntries+1) + "end\n",
+	} {
+		if entries, err := readBrowse(bufio.NewReader(strings.NewReader(reply))); err == nil {
+			t.Errorf("readBrowse(%.40q) = %v, want an error", reply, entries)
+		}
+	}
+	entries, err := readBrowse(bufio.NewReader(strings.NewReader("dir - a b\nfile 7 c\nend\n")))
+	if err != nil || len(entries) != 2 || entries[0] != (BrowseEntry{Name: "a b", Dir: true}) || entries[1] != (BrowseEntry{Name: "c", Size: 7}) {
+		t.Errorf("readBrowse: %v, %v", entries, err)
 	}
 }

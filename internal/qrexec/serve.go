@@ -48,6 +48,8 @@ func serve(service string) int {
 		return serveCheck(loc)
 	case ServiceList:
 		return serveList(h, root, loc)
+	case ServiceBrowse:
+		return serveBrowse(h, root, loc)
 	}
 	return h.fail(fmt.Errorf("unknown service %q", service))
 }

@@ -15,10 +15,12 @@ import (
 const (
 	ServiceBackup  = "qubes.Backup"
 	ServiceRestore = "qubes.Restore"
-	// Ours: the plan-time check of a destination, and the listing of
-	// the backups in a directory or under an s3:// prefix.
-	ServiceCheck = "pedos.BackupCheck"
-	ServiceList  = "pedos.BackupList"
+	// Ours: the plan-time check of a destination, the listing of the
+	// backups in a directory or under an s3:// prefix, and the listing
+	// of any directory for a dom0 dialog that browses a VM's files.
+	ServiceCheck  = "pedos.BackupCheck"
+	ServiceList   = "pedos.BackupList"
+	ServiceBrowse = "pedos.Browse"
 )
 
 // MaxLocation is the longest location line a service accepts.
