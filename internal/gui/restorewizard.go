@@ -52,6 +52,7 @@ type restoreWizard struct {
 	browse                                *widget.Button
 	browseNote                            *widget.Label
 	ignoreMissing, ignoreUser, verifyOnly *widget.Check
+	ignoreSizes                           *widget.Check
 	passErr                               *widget.Label
 
 	// The VM page.
@@ -60,8 +61,9 @@ type restoreWizard struct {
 	vmList                   *fyne.Container
 	vmScroll                 *container.Scroll
 
-	// The summary page.
+	// The summary page: poolChoice picks the file pool the volumes go to.
 	summaryText *widget.Label
+	poolChoice  *widget.Select
 	runChoices  *fyne.Container
 
 	// The progress page holds a new ProgressView for each run.
@@ -159,6 +161,9 @@ func (rw *restoreWizard) sourcePage() fyne.CanvasObject {
 	rw.ignoreMissing = widget.NewCheck("Ignore missing templates and net VMs (use the host's defaults)", nil)
 	rw.ignoreUser = widget.NewCheck("Ignore username mismatch (restore another user's dom0 home)", nil)
 	rw.verifyOnly = widget.NewCheck("Verify backup integrity only: restore nothing", nil)
+	// Off by default: the bound stops a backup that would write more
+	// than it says it holds; older writers recorded sizes wrongly.
+	rw.ignoreSizes = widget.NewCheck("Read each VM's data even beyond the size the backup records", nil)
 	rw.pass = widget.NewPasswordEntry()
 	rw.pass.SetPlaceHolder("the backup's passphrase")
 	rw.pass.OnChanged = func(string) { rw.passErr.Hide() }
@@ -176,7 +181,7 @@ func (rw *restoreWizard) sourcePage() fyne.CanvasObject {
 		widget.NewFormItem("Passphrase", rw.pass),
 	)
 	top := []fyne.CanvasObject{form, rw.browseNote, rw.passErr, widget.NewSeparator(),
-		rw.ignoreMissing, rw.ignoreUser, rw.verifyOnly, note}
+		rw.ignoreMissing, rw.ignoreUser, rw.verifyOnly, rw.ignoreSizes, note}
 	if rw.hostErr != nil {
 		bad := widget.NewLabel("Cannot read this host: " + rw.hostErr.Error())
 		bad.Importance = widget.DangerImportance
@@ -284,7 +289,8 @@ func (rw *restoreWizard) enterChoose(ctx context.Context) error {
 		rw.clearPlan()
 		want = openedWith{loc: rw.location(), pass: rw.pass.Text}
 		base = restore.PlanOptions{IgnoreMissing: rw.ignoreMissing.Checked,
-			IgnoreUsernameMismatch: rw.ignoreUser.Checked, VerifyOnly: rw.verifyOnly.Checked}
+			IgnoreUsernameMismatch: rw.ignoreUser.Checked, VerifyOnly: rw.verifyOnly.Checked,
+			IgnoreSizeLimit: rw.ignoreSizes.Checked}
 		if rw.b != nil && rw.opened == want {
 			reuse = true
 			return
@@ -592,8 +598,36 @@ func (rw *restoreWizard) undoResolutions() {
 func (rw *restoreWizard) summaryPage() fyne.CanvasObject {
 	rw.summaryText = widget.NewLabel("")
 	rw.summaryText.Wrapping = fyne.TextWrapWord
+	rw.poolChoice = widget.NewSelect(nil, nil)
 	rw.runChoices = container.NewVBox()
-	return container.NewVScroll(container.NewVBox(rw.summaryText, rw.runChoices))
+	pool := widget.NewForm(widget.NewFormItem("Storage pool for the volumes", rw.poolChoice))
+	return container.NewVScroll(container.NewVBox(pool, rw.summaryText, rw.runChoices))
+}
+
+// showPools offers the host's file pools, the default first and chosen
+// unless the user chose another before; a verification writes nowhere.
+func (rw *restoreWizard) showPools(verify bool) {
+	if verify {
+		rw.poolChoice.Hide()
+		return
+	}
+	var names []string
+	if db, err := rw.h.Load(); err == nil {
+		def, _ := db.FilePool("")
+		names = append(names, def.Name)
+		for _, p := range db.Pools() {
+			if p.IsFile() && p.Name != def.Name {
+				names = append(names, p.Name)
+			}
+		}
+	}
+	chosen := rw.poolChoice.Selected
+	rw.poolChoice.Options = names
+	if !slices.Contains(names, chosen) && len(names) > 0 {
+		chosen = names[0]
+	}
+	rw.poolChoice.SetSelected(chosen)
+	rw.poolChoice.Show()
 }
 
 // enterSummary says what the restore will do and where, and tries it on
@@ -605,6 +639,7 @@ func (rw *restoreWizard) enterSummary(ctx context.Context) error {
 	fyne.DoAndWait(func() {
 		rw.run.NoBack = true // a failed check may have lifted it
 		plan, verify = rw.plan, rw.opts.VerifyOnly
+		rw.showPools(verify)
 		rw.summaryText.SetText(rw.summaryOf(plan))
 		rw.runChoices.Objects = nil
 		for _, w := range plan.Warnings {
@@ -651,11 +686,7 @@ func (rw *restoreWizard) summaryOf(plan *restore.Plan) string {
 		}
 		return s.String()
 	}
-	pool := "the host's default pool"
-	if db, err := rw.h.Load(); err == nil && db.DefaultPool() != "" {
-		pool = "the pool " + db.DefaultPool()
-	}
-	fmt.Fprintf(&s, "These VMs will be created on this host, their volumes in %s:\n\n", pool)
+	fmt.Fprintf(&s, "These VMs will be created on this host, their volumes in the pool chosen above:\n\n")
 	for _, pv := range restored {
 		if pv.VM.Class == host.AdminVM {
 			continue
@@ -695,6 +726,7 @@ func (rw *restoreWizard) enterRun(ctx context.Context) error {
 	var view *ProgressView
 	fyne.DoAndWait(func() {
 		src, b, plan, verify = rw.src, rw.b, rw.plan, rw.opts.VerifyOnly
+		opts.Pool = rw.poolChoice.Selected
 		for r, on := range rw.runApplied {
 			if on {
 				r.ApplyRun(&opts)
@@ -774,7 +806,7 @@ func (rw *restoreWizard) showResult(verify bool, vrep *restore.VerifyReport, res
 			rw.verdict.SetText("The backup is complete and intact.")
 			rw.verdict.Importance = widget.SuccessImportance
 		} else {
-			rw.verdict.SetText("The backup is damaged or incomplete: do not rely on it.\n" + err.Error())
+			rw.verdict.SetText("The backup is damaged or incomplete: do not rely on it.\n" + err.Error() + sizeLimitHint(err))
 			rw.verdict.Importance = widget.DangerImportance
 		}
 		if vrep != nil {
@@ -787,7 +819,7 @@ func (rw *restoreWizard) showResult(verify bool, vrep *restore.VerifyReport, res
 			rw.verdict.SetText("The restore is done. Please install updates for all the restored templates.")
 			rw.verdict.Importance = widget.SuccessImportance
 		} else {
-			rw.verdict.SetText("The restore failed: " + err.Error() + "\nThe VMs not restored were not added.")
+			rw.verdict.SetText("The restore failed: " + err.Error() + "\nThe VMs not restored were not added." + sizeLimitHint(err))
 			rw.verdict.Importance = widget.DangerImportance
 		}
 		if res != nil {
@@ -811,6 +843,15 @@ func (rw *restoreWizard) showResult(verify bool, vrep *restore.VerifyReport, res
 	}
 	rw.verdict.Refresh()
 	rw.results.SetText(strings.TrimRight(s.String(), "\n"))
+}
+
+// sizeLimitHint says how to read a backup that holds more than it
+// records (restore.ErrSizeLimit), "" for other failures.
+func sizeLimitHint(err error) string {
+	if !errors.Is(err, restore.ErrSizeLimit) {
+		return ""
+	}
+	return "\nIf you trust this backup (older systems recorded sizes wrongly), run the wizard again with \"Read each VM's data even beyond the size the backup records\" checked on its first page."
 }
 
 // vmVerdict is one VM's result line.

@@ -718,3 +718,57 @@ func TestRestoreWizardBackReplans(t *testing.T) {
 		t.Fatalf("verify-only: %q, Next disabled %v (%s)", d.rw.found.Text, d.rw.wiz.next.Disabled(), d.pageError())
 	}
 }
+
+// The summary offers the host's file pools, its default first; the VMs'
+// volumes go to the one chosen. "Read each VM's data even beyond the
+// size the backup records" reaches the plan.
+func TestRestoreWizardPoolAndSizes(t *testing.T) {
+	a := newApp(t)
+	_, src := demoHost(t)
+	file := demoBackup(t, src)
+	root, dst := freshHost(t, "user")
+	fast := filepath.Join(t.TempDir(), "fast")
+	if err := dst.AddPool("fast", "file", map[string]string{"dir_path": fast}); err != nil {
+		t.Fatal(err)
+	}
+	d := startRestoreWizard(t, a, root)
+	d.source(file, restorePass)
+	test.Tap(d.rw.ignoreSizes)
+	test.Tap(d.rw.ignoreMissing)
+	if err := d.open(); err != nil {
+		t.Fatal(err)
+	}
+	if !d.rw.opts.IgnoreSizeLimit || !d.rw.opts.IgnoreMissing {
+		t.Errorf("plan options %+v", d.rw.opts)
+	}
+	d.nextAndSettle("the summary")
+	db, _ := dst.Load()
+	def, _ := db.FilePool("")
+	if got := d.rw.poolChoice.Options; !slices.Equal(got, []string{def.Name, "fast"}) || d.rw.poolChoice.Selected != def.Name {
+		t.Fatalf("pools %q, %q chosen", got, d.rw.poolChoice.Selected)
+	}
+	d.rw.poolChoice.SetSelected("fast")
+	d.toResult()
+	if got := d.rw.verdict.Text; !strings.Contains(got, "The restore is done") {
+		t.Fatalf("verdict %q\n%s", got, d.rw.results.Text)
+	}
+	vols, err := dst.Volumes("work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vols {
+		if v.Path != "" && !strings.HasPrefix(v.Path, fast+string(filepath.Separator)) {
+			t.Errorf("work's volume %s is at %s, not in the pool fast (%s)", v.Name, v.Path, fast)
+		}
+	}
+}
+
+func TestSizeLimitHint(t *testing.T) {
+	if sizeLimitHint(errors.New("other")) != "" {
+		t.Error("a hint for another failure")
+	}
+	err := fmt.Errorf("work: %w", restore.ErrSizeLimit)
+	if !strings.Contains(sizeLimitHint(err), "Read each VM's data even beyond the size the backup records") {
+		t.Errorf("hint %q", sizeLimitHint(err))
+	}
+}
