@@ -32,12 +32,12 @@ import (
 type restoreWizard struct {
 	wiz     *Wizard
 	win     fyne.Window // for the file dialog; nil in tests without one
+	h       *host.Host
+	hostErr error
 	// vmBrowser is the last dialog browsing a VM, for tests, and
 	// testHookBrowsed runs when it has shown a listing.
 	vmBrowser       *vmBrowser
 	testHookBrowsed func()
-	h       *host.Host
-	hostErr error
 
 	// life is the wizard's: an open source (a command, a VM service)
 	// lives as long, across pages. Cancelling the wizard ends it.
