@@ -52,3 +52,6 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -count=1 -timeout 25m ./...
+# The GUI hands work between goroutines (the wizards' Enter, progress,
+# listings): the race detector watches that it stays on the UI goroutine.
+go test -race -count=1 -timeout 10m ./internal/gui

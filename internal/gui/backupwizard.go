@@ -262,7 +262,7 @@ func (b *backupWizard) load(ctx context.Context) error {
 	}
 	slices.Sort(targets[1:])
 
-	fyne.Do(func() {
+	onUI(func() {
 		b.h, b.sizes = h, sizes
 		b.base.ScryptLogN = opts.ScryptLogN
 		b.selected = selected
@@ -518,7 +518,7 @@ func (b *backupWizard) buildSummaryPage() *Page {
 // makePlan plans the backup of the options chosen; the summary shows it.
 func (b *backupWizard) makePlan(ctx context.Context) error {
 	done := make(chan backup.Options, 1)
-	fyne.Do(func() {
+	onUI(func() {
 		b.summary.Objects = []fyne.CanvasObject{widget.NewLabel("Checking what will be stored and where…")}
 		b.summary.Refresh()
 		done <- b.options()
@@ -528,7 +528,7 @@ func (b *backupWizard) makePlan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fyne.Do(func() {
+	onUI(func() {
 		if ctx.Err() == nil {
 			b.plan, b.planOpts = p, opts
 			b.showPlan()
@@ -681,7 +681,7 @@ func (b *backupWizard) run(ctx context.Context) (err error) {
 		pv   *ProgressView
 	}
 	jobs := make(chan job, 1)
-	fyne.Do(func() {
+	onUI(func() {
 		j := job{plan: b.plan, pv: NewProgressView()}
 		if b.saveProfile.Checked {
 			if p, err := profile.FromOptions(b.planOpts); err == nil {
@@ -718,7 +718,7 @@ func (b *backupWizard) run(ctx context.Context) (err error) {
 		}
 		return fmt.Errorf("%w; nothing that looks like a backup was left", err)
 	}
-	fyne.Do(func() { b.result = res })
+	onUI(func() { b.result = res })
 	return nil
 }
 
@@ -734,7 +734,7 @@ func (b *backupWizard) buildFinishPage() *Page {
 	return &Page{Title: "Backup finished",
 		Content: container.NewVScroll(container.NewVBox(b.finishText, container.NewHBox(b.verify), b.verifyBox, b.verifyText)),
 		Enter: func(ctx context.Context) error {
-			fyne.Do(func() { b.finishCtx = ctx; b.showResult() })
+			onUI(func() { b.finishCtx = ctx; b.showResult() })
 			return nil
 		}}
 }
@@ -769,7 +769,7 @@ func (b *backupWizard) startVerify() {
 	go func() {
 		checks, err := backup.Verify(ctx, plan, res, v.Reporter())
 		v.Close()
-		fyne.Do(func() {
+		onUI(func() {
 			b.verifyBox.Hide() // the verdict replaces the progress
 			if err != nil {
 				b.verifyText.SetText(fmt.Sprintf("Verification failed: %v. Do not rely on this backup.", err))

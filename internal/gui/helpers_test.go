@@ -40,17 +40,50 @@ func demoHost(t *testing.T) (string, *host.Host) {
 	return root, h
 }
 
+// uiWork is the UI goroutine's queue in tests: onUI and onUIWait put work
+// on it, and the test goroutine, the tests' UI goroutine, runs it while
+// it waits (wait, drainUI), as Fyne's event loop runs fyne.Do's work.
+var uiWork = make(chan func(), 1<<14)
+
+func init() {
+	onUI = func(f func()) { uiWork <- f }
+	onUIWait = func(f func()) {
+		done := make(chan struct{})
+		uiWork <- func() { defer close(done); f() }
+		<-done
+	}
+}
+
+// drainUI runs the UI work queued so far.
+func drainUI() {
+	for {
+		select {
+		case f := <-uiWork:
+			f()
+		default:
+			return
+		}
+	}
+}
+
 // wait fails the test unless ch yields within a generous deadline: the
-// event is expected at once, but the machine may be busy.
+// event is expected at once, but the machine may be busy. Meanwhile it
+// runs the UI work that comes, and before it returns what was queued.
 func wait[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(30 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case v := <-ch:
+			drainUI()
+			return v
+		case f := <-uiWork:
+			f()
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+			var zero T
+			return zero
+		}
 	}
 }
 

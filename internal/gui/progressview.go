@@ -29,7 +29,7 @@ type ProgressView struct {
 
 	// mu guards what Log and Fraction read: tests and the finish page
 	// call them from goroutines of their own. The widgets themselves are
-	// changed only inside fyne.Do.
+	// changed only inside onUI (fyne.Do).
 	mu       sync.Mutex
 	lines    []string
 	fraction float64
@@ -55,7 +55,7 @@ func NewProgressView() *ProgressView {
 		})
 	v.content = container.NewBorder(container.NewVBox(v.bar, v.stage, v.speed), nil, nil, nil, v.list)
 	// The engines put progress.Async in front of their reporter, so
-	// the throttle (and fyne.Do behind it) never holds them up.
+	// the throttle (and onUI behind it) never holds them up.
 	v.throttle = progress.Throttle(progress.Func(v.show), redrawEvery)
 	return v
 }
@@ -63,7 +63,7 @@ func NewProgressView() *ProgressView {
 // Content is the view to put in a page.
 func (v *ProgressView) Content() fyne.CanvasObject { return v.content }
 
-// Reporter is what the engine reports to: safe from any goroutine, never blocks the caller (progress.Throttle + fyne.Do inside).
+// Reporter is what the engine reports to: safe from any goroutine, never blocks the caller (progress.Throttle + onUI inside).
 func (v *ProgressView) Reporter() progress.Reporter { return v.throttle }
 
 // Close flushes what the throttle holds; call when the engine has returned.
@@ -86,7 +86,7 @@ func (v *ProgressView) Fraction() float64 {
 // show draws one event; the throttle calls it one event at a time.
 func (v *ProgressView) show(e progress.Event) {
 	line := logLine(e)
-	fyne.Do(func() {
+	onUI(func() {
 		v.mu.Lock()
 		// Done may pass the estimated Total slightly: the bar never goes
 		// back, and is full once the engine says it is done.

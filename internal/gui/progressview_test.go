@@ -29,6 +29,7 @@ func TestProgressView(t *testing.T) {
 	r.Report(progress.Event{Kind: progress.VMFailed, Stage: progress.Writing, VM: "vault", Err: errors.New("device unplugged"), Done: 150, Total: 400})
 	r.Report(progress.Event{Kind: progress.Update, Stage: progress.Writing, VM: "vault", File: "vm4/private.img", Done: 200, Total: 400})
 	v.Close()
+	drainUI()
 
 	want := []string{"work: done", "vault: warning: odd", "vault: failed: device unplugged"}
 	if got := v.Log(); !slices.Equal(got, want) {

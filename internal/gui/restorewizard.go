@@ -28,7 +28,7 @@ import (
 // only show it and pass the user's choices back as options.
 
 // restoreWizard is the state of one Restore wizard. Its fields belong to
-// the UI goroutine; a page's Enter reads and writes them inside fyne.Do.
+// the UI goroutine; a page's Enter reads and writes them inside onUI (fyne.Do).
 type restoreWizard struct {
 	wiz     *Wizard
 	win     fyne.Window // for the file dialog; nil in tests without one
@@ -285,7 +285,7 @@ func (rw *restoreWizard) enterChoose(ctx context.Context) error {
 	var base restore.PlanOptions
 	var reuse bool
 	var prev *restore.Source
-	fyne.DoAndWait(func() {
+	onUIWait(func() {
 		rw.clearPlan()
 		want = openedWith{loc: rw.location(), pass: rw.pass.Text}
 		base = restore.PlanOptions{IgnoreMissing: rw.ignoreMissing.Checked,
@@ -303,7 +303,7 @@ func (rw *restoreWizard) enterChoose(ctx context.Context) error {
 		prev, rw.src = rw.src, nil
 	})
 	if reuse {
-		fyne.Do(func() {
+		onUI(func() {
 			// The source page's options changed: its choices start again.
 			if rw.base.IgnoreMissing != base.IgnoreMissing || rw.base.VerifyOnly != base.VerifyOnly ||
 				rw.base.IgnoreUsernameMismatch != base.IgnoreUsernameMismatch {
@@ -321,7 +321,7 @@ func (rw *restoreWizard) enterChoose(ctx context.Context) error {
 		// Open clears nothing: the passphrase stays for the data pass.
 		b, err = src.Open(ctx, restore.OpenOptions{Passphrase: []byte(want.pass)})
 	}
-	fyne.Do(func() {
+	onUI(func() {
 		defer func() {
 			if rw.testHookOpened != nil {
 				rw.testHookOpened(err)
@@ -636,7 +636,7 @@ func (rw *restoreWizard) showPools(verify bool) {
 func (rw *restoreWizard) enterSummary(ctx context.Context) error {
 	var plan *restore.Plan
 	var verify bool
-	fyne.DoAndWait(func() {
+	onUIWait(func() {
 		rw.run.NoBack = true // a failed check may have lifted it
 		plan, verify = rw.plan, rw.opts.VerifyOnly
 		rw.showPools(verify)
@@ -654,7 +654,7 @@ func (rw *restoreWizard) enterSummary(ctx context.Context) error {
 	// its choice show whatever was chosen before; Restore checks again
 	// with them.
 	warns, err := restore.CheckHost(ctx, rw.h, plan, restore.Options{})
-	fyne.Do(func() {
+	onUI(func() {
 		if ctx.Err() != nil {
 			return
 		}
@@ -724,7 +724,7 @@ func (rw *restoreWizard) enterRun(ctx context.Context) error {
 	var verify bool
 	var opts restore.Options
 	var view *ProgressView
-	fyne.DoAndWait(func() {
+	onUIWait(func() {
 		src, b, plan, verify = rw.src, rw.b, rw.plan, rw.opts.VerifyOnly
 		opts.Pool = rw.poolChoice.Selected
 		for r, on := range rw.runApplied {
@@ -765,7 +765,7 @@ func (rw *restoreWizard) enterRun(ctx context.Context) error {
 		b.Close()
 	}
 	view.Close()
-	fyne.Do(func() {
+	onUI(func() {
 		rw.running = false
 		switch {
 		case checkFailed:

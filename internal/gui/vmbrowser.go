@@ -90,7 +90,7 @@ func (vb *vmBrowser) open(dir string) {
 	vb.choose.Disable()
 	go func() {
 		entries, err := qrexec.Browse(ctx, vb.t, vb.vm, dir)
-		fyne.Do(func() {
+		onUI(func() {
 			if ctx.Err() != nil {
 				return // superseded, or the dialog closed
 			}

@@ -27,7 +27,7 @@ type Page struct {
 	// what Enter returns after that is ignored. While Enter runs the page
 	// shows an activity indicator and Next is disabled; an error is shown
 	// on the page and keeps Next disabled until the page is entered
-	// again. Enter changes widgets only inside fyne.Do.
+	// again. Enter changes widgets only inside onUI (fyne.Do).
 	Enter func(ctx context.Context) error
 	// NoBack disables Back on the page: for a page whose Enter does what
 	// cannot be undone, such as writing the backup, so that going back
@@ -40,7 +40,7 @@ type Page struct {
 
 // SetReady says whether the user may go on from the page (Next, or Finish
 // on the last page). Call it on the UI goroutine: in a widget's callback,
-// or inside fyne.Do from Enter.
+// or inside onUI (fyne.Do) from Enter.
 func (p *Page) SetReady(ok bool) {
 	p.notReady = !ok
 	if p.wiz != nil && p.wiz.Current() == p {
@@ -201,7 +201,7 @@ func (w *Wizard) show(i int) {
 		w.cancel, w.running = cancel, true
 		go func() {
 			err := p.Enter(ctx)
-			fyne.Do(func() {
+			onUI(func() {
 				// Leaving the page or ending the wizard cancelled ctx:
 				// then the result is no longer the page's to show.
 				if ctx.Err() == nil {
