@@ -3,7 +3,9 @@ package admintools_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,4 +195,205 @@ func sameTree(t *testing.T, a, b string) {
 	if err != nil || n == 0 {
 		t.Fatalf("walking %s: %v, %d files", a, err, n)
 	}
+}
+
+// toolEnv makes this test binary run the tool it names (TestMain).
+const toolEnv = "PEDOS_TEST_TOOL"
+
+// toolProcess is tool name with args as a process of its own.
+func toolProcess(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), toolEnv+"="+name)
+	return cmd
+}
+
+// Faults, seen from the command line, against a real server: two hosts
+// backing up into one prefix at once, each in its own process, get two
+// backups; the server killed mid-upload fails the backup (exit 1) and
+// leaves no object and, once the server is back, no upload; the server
+// killed mid-restore, staying away, fails the restore (exit 1) and leaves
+// the host as it was.
+func TestObjectStorageFaults(t *testing.T) {
+	sw := testutil.StartSeaweed(t)
+	sw.MakeBucket("backups")
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	pass := filepath.Join(dir, "pass.txt")
+	if err := os.WriteFile(pass, []byte("object storage passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustTool(t, "pedos-host", "--root", a, "demo", "--user", "alice")
+	mustTool(t, "pedos-host", "--root", b, "demo", "--user", "alice", "--home", filepath.Join(dir, "alice-b"))
+	for _, root := range []string{a, b} {
+		mustTool(t, "qvm-start", "--root", root, "work")
+		sw.WriteAWSFiles(filepath.Join(root, "vm-fs", "work", "home", "user"), "")
+	}
+	// A VM with 256 MiB of incompressible data: its upload takes a while,
+	// and its restore writes the first of its three chunks while the
+	// others are still to come.
+	img := filepath.Join(dir, "big.img")
+	if err := os.WriteFile(img, randomData(256<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustTool(t, "qvm-create", "--root", a, "--class", "AppVM", "-t", "debian-12", "-l", "red", "big")
+	mustTool(t, "qvm-volume", "--root", a, "import", "big:private", img)
+	backupArgs := func(root, prefix string, vms ...string) []string {
+		return append([]string{"--root", root, "-y", "--scrypt-logn", "10", "-p", pass, "--progress", "none", "-d", "work", prefix}, vms...)
+	}
+	objects := func(prefix string) []string {
+		var keys []string
+		for o := range sw.Client.ListObjects(context.Background(), "backups", minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+			if o.Err != nil {
+				t.Fatal(o.Err)
+			}
+			keys = append(keys, o.Key)
+		}
+		return keys
+	}
+
+	t.Run("TwoHostsAtOnce", func(t *testing.T) {
+		var cmds []*exec.Cmd
+		var outs []*bytes.Buffer
+		for _, root := range []string{a, b} {
+			cmd := toolProcess(t, "qvm-backup", backupArgs(root, "s3://backups/shared/", "personal")...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			cmds, outs = append(cmds, cmd), append(outs, &out)
+		}
+		for _, cmd := range cmds {
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, cmd := range cmds {
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("host %d: %v\n%s", i, err, outs[i])
+			}
+		}
+		keys := objects("shared/")
+		if len(keys) != 2 {
+			t.Fatalf("two backups at once made %q", keys)
+		}
+		for _, k := range keys {
+			mustTool(t, "qvm-backup-restore", "--root", b, "-q", "-p", pass, "-d", "work", "--verify-only", "s3://backups/"+k)
+		}
+	})
+
+	t.Run("ServerKilledMidUpload", func(t *testing.T) {
+		type result struct {
+			code   int
+			stderr string
+		}
+		done := make(chan result, 1)
+		go func() {
+			code, _, errOut := tool(t, "qvm-backup", backupArgs(a, "s3://backups/killed/", "big")...)
+			done <- result{code, errOut}
+		}()
+		for len(sw.MultipartUploads("backups")) == 0 {
+			select {
+			case r := <-done:
+				t.Fatalf("the backup ended (exit %d) before its upload was seen:\n%s", r.code, r.stderr)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		sw.Kill()
+		// Back while the failed upload is being aborted.
+		sw.Start()
+		r := <-done
+		if r.code != 1 || !strings.Contains(r.stderr, "backup") {
+			t.Fatalf("backup with the server killed: exit %d\n%s", r.code, r.stderr)
+		}
+		t.Logf("the backup failed as it should:\n%s", r.stderr)
+		if keys := objects("killed/"); len(keys) != 0 {
+			t.Fatalf("objects after a failed upload: %q", keys)
+		}
+		if ups := sw.MultipartUploads("backups"); len(ups) != 0 {
+			t.Fatalf("uploads left: %v", ups)
+		}
+	})
+
+	t.Run("ServerKilledMidRestore", func(t *testing.T) {
+		out := mustTool(t, "qvm-backup", backupArgs(a, "s3://backups/restore/", "big")...)
+		name := regexp.MustCompile(`s3://backups/restore/qubes-backup-[0-9T-]+`).FindString(out)
+		if name == "" {
+			t.Fatalf("no object named in:\n%s", out)
+		}
+		// The VM gives up after two failed requests in a row.
+		cfg := filepath.Join(b, "vm-fs", "work", "home", "user", ".aws", "config")
+		f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("max_attempts = 2\n")
+		f.Close()
+		before := hostState(t, b)
+		type result struct {
+			code   int
+			stderr string
+		}
+		done := make(chan result, 1)
+		go func() {
+			code, _, errOut := tool(t, "qvm-backup-restore", "--root", b, "-y", "-q", "-p", pass, "-d", "work", "--progress", "none", name)
+			done <- result{code, errOut}
+		}()
+		for {
+			if staged, _ := filepath.Glob(filepath.Join(b, "appvms", ".restoring-*", "*")); len(staged) > 0 {
+				break
+			}
+			select {
+			case r := <-done:
+				t.Fatalf("the restore ended (exit %d) before it wrote:\n%s", r.code, r.stderr)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		sw.Kill()
+		defer sw.Start()
+		r := <-done
+		if r.code != 1 || !strings.Contains(r.stderr, "max_attempts") {
+			t.Fatalf("restore with the server gone: exit %d\n%s", r.code, r.stderr)
+		}
+		t.Logf("the restore failed as it should:\n%s", r.stderr)
+		if after := hostState(t, b); after != before {
+			t.Fatalf("the host changed:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+	})
+}
+
+// hostState is what a failed restore must leave as it was: the VM list
+// and every file under the host's root (names and sizes).
+func hostState(t *testing.T, root string) string {
+	t.Helper()
+	var s strings.Builder
+	s.WriteString(mustTool(t, "qvm-ls", "--root", root, "--raw-list"))
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if strings.HasPrefix(rel, "vm-fs") {
+			return nil // the VMs' own files (the source VM's ~/.aws)
+		}
+		if d.Type().IsRegular() {
+			fi, _ := d.Info()
+			fmt.Fprintf(&s, "%s %d\n", rel, fi.Size())
+		} else {
+			fmt.Fprintf(&s, "%s/\n", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.String()
+}
+
+func randomData(n int) []byte {
+	b := make([]byte, n)
+	rand.NewChaCha8([32]byte{1}).Read(b)
+	return b
 }

@@ -22,6 +22,10 @@ import (
 // under the tool's name for each command in a script.
 func TestMain(m *testing.M) {
 	qrexec.MaybeServe() // qvm-backup --dest-vm re-executes this binary as the VM side
+	// Tests that need a tool in a process of its own (toolProcess).
+	if name := os.Getenv(toolEnv); name != "" {
+		os.Exit(admintools.Tools[name](os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	cmds := map[string]func(){}
 	for name, run := range admintools.Tools {
 		cmds[name] = func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }

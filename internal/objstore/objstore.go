@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/minio/minio-go/v7"
@@ -61,6 +62,9 @@ func (l Location) String() string { return Scheme + l.Bucket + "/" + l.Key }
 type Store struct {
 	core     minio.Core
 	Endpoint string // for messages: scheme and host, never credentials
+	// maxAttempts, when set, is how many requests in a row a Reader
+	// tries before it gives up; 0: it tries for retryWindow.
+	maxAttempts int
 }
 
 // Open connects to the endpoint the environment names, the AWS tools' way:
@@ -71,7 +75,10 @@ type Store struct {
 //   - credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and
 //     AWS_SESSION_TOKEN), else the profile in ~/.aws/credentials
 //     (AWS_SHARED_CREDENTIALS_FILE);
-//   - the profile is AWS_PROFILE, else "default".
+//   - the profile is AWS_PROFILE, else "default";
+//   - AWS_MAX_ATTEMPTS, else max_attempts of the profile: how many
+//     requests in a row a Reader tries before it gives up (by default it
+//     keeps trying for 90 s without progress).
 //
 // Nothing is contacted yet.
 func Open() (*Store, error) {
@@ -102,7 +109,11 @@ func Open() (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{core: *c, Endpoint: u.Scheme + "://" + u.Host}, nil
+	attempts, err := strconv.Atoi(firstSet(os.Getenv("AWS_MAX_ATTEMPTS"), cfg["max_attempts"], "0"))
+	if err != nil || attempts < 0 {
+		return nil, errors.New("max_attempts (AWS_MAX_ATTEMPTS) is not a number of attempts")
+	}
+	return &Store{core: *c, Endpoint: u.Scheme + "://" + u.Host, maxAttempts: attempts}, nil
 }
 
 // configProfile returns the keys of a profile of ~/.aws/config ("default",

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +31,31 @@ func TestParseURL(t *testing.T) {
 		if _, err := ParseURL(in); err == nil {
 			t.Errorf("ParseURL(%q) succeeded", in)
 		}
+	}
+}
+
+// max_attempts comes from the environment, else from the profile, as the
+// AWS tools read it.
+func TestOpenMaxAttempts(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(config, []byte("[default]\nendpoint_url = http://127.0.0.1:9\nmax_attempts = 4\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", config)
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_MAX_ATTEMPTS", "")
+	if s, err := Open(); err != nil || s.maxAttempts != 4 {
+		t.Fatalf("from the profile: %v, %v", s, err)
+	}
+	t.Setenv("AWS_MAX_ATTEMPTS", "2")
+	if s, err := Open(); err != nil || s.maxAttempts != 2 {
+		t.Fatalf("from the environment: %v, %v", s, err)
+	}
+	t.Setenv("AWS_MAX_ATTEMPTS", "many")
+	if _, err := Open(); err == nil {
+		t.Fatal("max_attempts \"many\" accepted")
 	}
 }
 
@@ -275,6 +302,33 @@ func TestAgainstSeaweedFS(t *testing.T) {
 			t.Fatalf("read with the server down: %v", err)
 		}
 		if d := time.Since(start); d > 30*time.Second {
+			t.Fatalf("gave up after %s", d)
+		}
+	})
+
+	// max_attempts bounds the tries instead of the window.
+	t.Run("MaxAttempts", func(t *testing.T) {
+		key, err := upload(t, s, Location{"backups", "attempts/"}, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		limited := *s
+		limited.maxAttempts = 2
+		r, err := limited.NewReader(ctx, Location{"backups", key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, make([]byte, 1<<20)); err != nil {
+			t.Fatal(err)
+		}
+		sw.Kill()
+		defer sw.Start()
+		start := time.Now()
+		_, err = io.ReadAll(r)
+		if err == nil || !strings.Contains(err.Error(), "after 2 failed attempts (max_attempts)") {
+			t.Fatalf("read with the server down: %v", err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
 			t.Fatalf("gave up after %s", d)
 		}
 	})

@@ -11,7 +11,8 @@ import (
 
 // Resumption policy of a Reader: after a failed request it tries again
 // from where it stopped, waiting retryFirst, then twice as long each time
-// up to retryMax, and gives up once retryWindow has passed without a byte.
+// up to retryMax, and gives up once retryWindow has passed without a byte
+// (or after the Store's maxAttempts requests in a row, when set).
 var (
 	retryFirst  = 500 * time.Millisecond
 	retryMax    = 5 * time.Second
@@ -30,6 +31,7 @@ type Reader struct {
 	off         int64
 	body        io.ReadCloser
 	failedSince time.Time // zero while reading goes well
+	failures    int       // requests failed in a row
 	delay       time.Duration
 }
 
@@ -66,6 +68,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		r.off += int64(n)
 		if n > 0 {
 			r.failedSince = time.Time{}
+			r.failures = 0
 			r.delay = 0
 		}
 		if err == io.EOF && r.off < r.Size {
@@ -118,9 +121,14 @@ func (r *Reader) retry(err error) error {
 	if r.failedSince.IsZero() {
 		r.failedSince = now
 	}
+	r.failures++
 	if now.Sub(r.failedSince) >= retryWindow {
 		return fmt.Errorf("reading %s: gave up at byte %d of %d after %s of failures: %w",
 			Location{r.Bucket, r.Key}, r.off, r.Size, retryWindow, r.s.classify(err, r.Bucket, r.Key))
+	}
+	if r.s.maxAttempts > 0 && r.failures >= r.s.maxAttempts {
+		return fmt.Errorf("reading %s: gave up at byte %d of %d after %d failed attempts (max_attempts): %w",
+			Location{r.Bucket, r.Key}, r.off, r.Size, r.failures, r.s.classify(err, r.Bucket, r.Key))
 	}
 	r.delay = min(max(2*r.delay, retryFirst), retryMax)
 	select {
