@@ -9,6 +9,10 @@
 # in the tests: $PEDOS_WEED, else the binary scripts/test.sh caches.
 # Peak RSS is /usr/bin/time's: the largest of qvm-backup and the VM-side
 # service it runs (the process that holds the upload's part buffers).
+# The server stores what it receives on the same machine, so it is timed
+# twice: sharing both cores with the backup, and with the server on a
+# core of its own and the backup on the other (for both destinations),
+# as a NAS or a cloud would be; the CPU time of each side is reported.
 #
 # Usage: scripts/bench-s3.sh [WORKDIR]   (default /tmp/pedos-bench-s3; about
 # 3 GiB of disk). RUNS=3, LOGN=18 by default.
@@ -16,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
 logn=${LOGN:-18}
-for tool in curl bc /usr/bin/time; do
+for tool in curl bc taskset /usr/bin/time; do
 	command -v "$tool" >/dev/null || { echo "bench-s3: $tool is not installed" >&2; exit 1; }
 done
 weed=${PEDOS_WEED:-$(ls -1 "${XDG_CACHE_HOME:-$HOME/.cache}"/pedos/weed-* 2>/dev/null | grep -v src | head -1)}
@@ -78,29 +82,50 @@ printf '[default]\nregion = us-east-1\nendpoint_url = http://127.0.0.1:%s\n' "$s
 printf '[default]\naws_access_key_id = bench-key\naws_secret_access_key = bench-secret\n' > "$vmhome/.aws/credentials"
 
 now() { date +%s.%N; }
-# timed LABEL DEST: the median of $runs backups of VM bench to DEST in
-# sys-backup, and the median peak RSS.
+# The server's CPU time (user + system, all its threads), in seconds.
+server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$weed_pid/stat"; }
+
+# timed LABEL DEST [PIN]: the median of $runs backups of VM bench to DEST
+# in sys-backup: wall time, the CPU time of qvm-backup and the VM side
+# it runs, the server's CPU time, and the peak RSS. PIN: the CPU list
+# qvm-backup runs on (taskset).
 timed() {
-	local times=() rss=() t0 t1
+	local times=() cpus=() scpus=() rss=() t0 t1 s0 s1 pin=()
+	[ -n "${3:-}" ] && pin=(taskset -c "$3")
 	for _ in $(seq "$runs"); do
 		rm -f "$vmhome"/backups/qubes-backup-*
 		sync
+		s0=$(server_cpu)
 		t0=$(now)
-		PEDOS_ROOT=$host /usr/bin/time -f %M -o "$work/rss" "$bin/qvm-backup" -y -q --progress none \
+		PEDOS_ROOT=$host "${pin[@]}" /usr/bin/time -f '%M %U %S' -o "$work/rss" "$bin/qvm-backup" -y -q --progress none \
 			--scrypt-logn "$logn" -p "$work/pass" -d sys-backup "$2" bench >/dev/null
 		t1=$(now)
+		s1=$(server_cpu)
 		times+=("$(echo "$t1 - $t0" | bc)")
-		rss+=("$(tail -1 "$work/rss")")
+		read -r m u s < <(tail -1 "$work/rss")
+		rss+=("$m")
+		cpus+=("$(echo "$u + $s" | bc)")
+		scpus+=("$(echo "$s1 - $s0" | bc)")
 	done
 	local mid=$(((runs + 1) / 2))
-	local t m
-	t=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "${mid}p")
-	m=$(($(printf '%s\n' "${rss[@]}" | sort -n | sed -n "${mid}p") / 1024))
-	printf '  %-36s %7.2f s  (runs: %s)  peak RSS %d MiB\n' "$1" "$t" "${times[*]}" "$m" >&2
-	echo "$t"
+	med() { printf '%s\n' "$@" | sort -n | sed -n "${mid}p"; }
+	printf '  %-44s %6.2f s  (runs: %s)  CPU: ours %5.2f s, server %5.2f s  peak RSS %d MiB\n' "$1" \
+		"$(med "${times[@]}")" "${times[*]}" "$(med "${cpus[@]}")" "$(med "${scpus[@]}")" "$(($(med "${rss[@]}") / 1024))" >&2
+	med "${times[@]}"
 }
 
+overhead() { echo "($2 / $1 - 1) * 100" | bc -l | xargs printf '%.1f%%'; }
+
 echo "backup of 512 MiB of data (2 GiB sparse volume), scrypt logN $logn, $runs runs:" >&2
+echo " sharing both cores with the server:" >&2
 dir=$(timed "to a directory in the VM" /home/user/backups)
 s3=$(timed "to s3://bench/host/ through the VM" s3://bench/host/)
-printf '  overhead of the bucket: %.1f%%\n' "$(echo "($s3 / $dir - 1) * 100" | bc -l)" >&2
+echo "  overhead of the bucket: $(overhead "$dir" "$s3")" >&2
+# A server on a machine of its own, as a NAS or a cloud is: here its own
+# core, ours the other, for both destinations.
+echo " the server on CPU 1, qvm-backup (and the VM side) on CPU 0:" >&2
+taskset -a -p -c 1 "$weed_pid" >/dev/null
+dir1=$(timed "to a directory in the VM" /home/user/backups 0)
+s31=$(timed "to s3://bench/host/ through the VM" s3://bench/host/ 0)
+taskset -a -p -c 0-$(($(nproc) - 1)) "$weed_pid" >/dev/null
+echo "  overhead of the bucket: $(overhead "$dir1" "$s31")" >&2
