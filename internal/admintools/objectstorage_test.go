@@ -45,20 +45,7 @@ func mustTool(t *testing.T, name string, args ...string) string {
 // and restore onto another host, byte for byte; a wrong secret and a
 // missing bucket stop the backup in its plan.
 func TestObjectStorageRoundTrip(t *testing.T) {
-	sw := testutil.StartSeaweed(t)
-	sw.MakeBucket("backups")
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	pass := filepath.Join(dir, "pass.txt")
-	if err := os.WriteFile(pass, []byte("object storage passphrase\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mustTool(t, "pedos-host", "--root", a, "demo", "--user", "alice")
-	mustTool(t, "pedos-host", "--root", b, "demo", "--user", "alice", "--home", filepath.Join(dir, "alice-b"))
-	for _, root := range []string{a, b} {
-		mustTool(t, "qvm-start", "--root", root, "work")
-		sw.WriteAWSFiles(filepath.Join(root, "vm-fs", "work", "home", "user"), "")
-	}
+	sw, dir, a, b, pass := objectStorageHosts(t)
 
 	out := mustTool(t, "qvm-backup", "--root", a, "-y", "--scrypt-logn", "10", "-p", pass, "--progress", "none",
 		"-d", "work", "s3://backups/laptop/", "personal", "vault", "dom0")
@@ -121,6 +108,28 @@ func TestObjectStorageRoundTrip(t *testing.T) {
 	if ups := sw.MultipartUploads("backups"); len(ups) != 0 {
 		t.Fatalf("uploads left: %v", ups)
 	}
+}
+
+// objectStorageHosts starts a server with a bucket "backups" and makes two
+// demo hosts a and b (user alice; b's home in dir/alice-b) whose running
+// VM work is set up for it, and a passphrase file.
+func objectStorageHosts(t *testing.T) (sw *testutil.Seaweed, dir, a, b, pass string) {
+	t.Helper()
+	sw = testutil.StartSeaweed(t)
+	sw.MakeBucket("backups")
+	dir = t.TempDir()
+	a, b = filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	pass = filepath.Join(dir, "pass.txt")
+	if err := os.WriteFile(pass, []byte("object storage passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustTool(t, "pedos-host", "--root", a, "demo", "--user", "alice")
+	mustTool(t, "pedos-host", "--root", b, "demo", "--user", "alice", "--home", filepath.Join(dir, "alice-b"))
+	for _, root := range []string{a, b} {
+		mustTool(t, "qvm-start", "--root", root, "work")
+		sw.WriteAWSFiles(filepath.Join(root, "vm-fs", "work", "home", "user"), "")
+	}
+	return sw, dir, a, b, pass
 }
 
 // sameSparse checks that two volume images hold the same bytes, reading
@@ -219,20 +228,7 @@ func toolProcess(t *testing.T, name string, args ...string) *exec.Cmd {
 // killed mid-restore, staying away, fails the restore (exit 1) and leaves
 // the host as it was.
 func TestObjectStorageFaults(t *testing.T) {
-	sw := testutil.StartSeaweed(t)
-	sw.MakeBucket("backups")
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-	pass := filepath.Join(dir, "pass.txt")
-	if err := os.WriteFile(pass, []byte("object storage passphrase\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mustTool(t, "pedos-host", "--root", a, "demo", "--user", "alice")
-	mustTool(t, "pedos-host", "--root", b, "demo", "--user", "alice", "--home", filepath.Join(dir, "alice-b"))
-	for _, root := range []string{a, b} {
-		mustTool(t, "qvm-start", "--root", root, "work")
-		sw.WriteAWSFiles(filepath.Join(root, "vm-fs", "work", "home", "user"), "")
-	}
+	sw, dir, a, b, pass := objectStorageHosts(t)
 	// A VM with 256 MiB of incompressible data: its upload takes a while,
 	// and its restore writes the first of its three chunks while the
 	// others are still to come.

@@ -585,13 +585,7 @@ func TestBackupWizardCancel(t *testing.T) {
 func TestBackupWizardToVM(t *testing.T) {
 	a := newApp(t)
 	root, h := demoHost(t)
-	if err := h.Start("work"); err != nil {
-		t.Fatal(err)
-	}
-	fsdir, err := h.FS("work")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsdir := startVM(t, h, "work")
 	if err := os.MkdirAll(filepath.Join(fsdir, "home", "user", "backups"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -664,13 +658,7 @@ func TestBackupWizardToObjectStorage(t *testing.T) {
 	sw.MakeBucket("backups")
 	a := newApp(t)
 	root, h := demoHost(t)
-	if err := h.Start("work"); err != nil {
-		t.Fatal(err)
-	}
-	fsdir, err := h.FS("work")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsdir := startVM(t, h, "work")
 	sw.WriteAWSFiles(filepath.Join(fsdir, "home", "user"), "")
 	hs := openBackupWizard(t, a, root)
 	b, w := hs.b, hs.b.wiz

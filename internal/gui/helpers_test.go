@@ -40,6 +40,19 @@ func demoHost(t *testing.T) (string, *host.Host) {
 	return root, h
 }
 
+// startVM starts vm on h and returns its filesystem's directory.
+func startVM(t *testing.T, h *host.Host, vm string) string {
+	t.Helper()
+	if err := h.Start(vm); err != nil {
+		t.Fatal(err)
+	}
+	fsdir, err := h.FS(vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsdir
+}
+
 // uiWork is the UI goroutine's queue in tests: onUI and onUIWait put work
 // on it, and the test goroutine, the tests' UI goroutine, runs it while
 // it waits (wait, drainUI), as Fyne's event loop runs fyne.Do's work.

@@ -639,13 +639,7 @@ func restoreUpTo(t *testing.T, a fyne.App, n int) *restoreDriver {
 func TestRestoreWizardSourceVMs(t *testing.T) {
 	a := newApp(t)
 	root, h := demoHost(t)
-	if err := h.Start("work"); err != nil {
-		t.Fatal(err)
-	}
-	fsdir, err := h.FS("work")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsdir := startVM(t, h, "work")
 	dir := filepath.Join(fsdir, "home", "user", "backups")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

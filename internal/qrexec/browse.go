@@ -3,7 +3,6 @@ package qrexec
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -28,51 +27,47 @@ type BrowseEntry struct {
 // untrusted: it is read up to maxBrowseEntries lines of bounded length,
 // and an entry whose name is not a plain path element fails the call.
 func Browse(ctx context.Context, t Transport, vm, dir string) ([]BrowseEntry, error) {
-	conn, err := call(ctx, t, vm, ServiceBrowse, dir, "browsing")
-	if err != nil {
-		return nil, err
-	}
-	entries, perr := readBrowse(bufio.NewReaderSize(conn, replyLimit))
-	if perr != nil {
-		conn.Abort()
-	}
-	if err := conn.Wait(); err != nil {
-		return nil, serviceFailed("browsing "+sanitize(dir)+" in", vm, err)
-	}
-	if perr != nil {
-		return nil, fmt.Errorf("browsing %s in VM %s: %w", sanitize(dir), vm, perr)
-	}
-	return entries, nil
+	var entries []BrowseEntry
+	err := listing(ctx, t, vm, ServiceBrowse, dir, "browsing", "browsing "+sanitize(dir)+" in", func(r *bufio.Reader) (err error) {
+		entries, err = readBrowse(r)
+		return err
+	})
+	return entries, err
 }
 
 func readBrowse(r *bufio.Reader) ([]BrowseEntry, error) {
 	var entries []BrowseEntry
-	for {
-		line, err := r.ReadSlice('\n')
-		if err != nil {
-			return nil, errors.New("the listing ended early")
-		}
-		s := strings.TrimSuffix(string(line), "\n")
-		if s == "end" {
-			return entries, nil
-		}
-		f := strings.SplitN(s, " ", 3)
-		if len(f) != 3 || len(entries) >= maxBrowseEntries || !plainName(f[2]) {
-			return nil, fmt.Errorf("unexpected line %q", sanitize(s))
-		}
-		e := BrowseEntry{Name: f[2]}
-		switch {
-		case f[0] == "dir" && f[1] == "-":
-			e.Dir = true
-		case f[0] == "file":
-			if e.Size, err = strconv.ParseInt(f[1], 10, 64); err != nil || e.Size < 0 {
-				return nil, fmt.Errorf("unexpected line %q", sanitize(s))
-			}
-		default:
-			return nil, fmt.Errorf("unexpected line %q", sanitize(s))
+	err := readLines(r, func(line string) error {
+		e, ok := browseEntry(line)
+		if !ok || len(entries) >= maxBrowseEntries {
+			return fmt.Errorf("unexpected line %q", sanitize(line))
 		}
 		entries = append(entries, e)
+		return nil
+	})
+	return entries, err
+}
+
+// browseEntry parses "dir - NAME" or "file SIZE NAME".
+func browseEntry(line string) (BrowseEntry, bool) {
+	f := strings.SplitN(line, " ", 3)
+	if len(f) != 3 || !plainName(f[2]) {
+		return BrowseEntry{}, false
 	}
+	e := BrowseEntry{Name: f[2]}
+	switch {
+	case f[0] == "dir" && f[1] == "-":
+		e.Dir = true
+	case f[0] == "file":
+		size, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil || size < 0 {
+			return BrowseEntry{}, false
+		}
+		e.Size = size
+	default:
+		return BrowseEntry{}, false
+	}
+	return e, true
 }
 
 // plainName reports whether name is one printable path element.

@@ -78,49 +78,75 @@ type ListEntry struct {
 // List asks vm for the backups in the directory or under the s3:// prefix
 // location.
 func List(ctx context.Context, t Transport, vm, location string) ([]ListEntry, error) {
-	conn, err := call(ctx, t, vm, ServiceList, location, "calling")
-	if err != nil {
-		return nil, err
-	}
-	entries, perr := readList(bufio.NewReaderSize(conn, replyLimit))
-	if perr != nil {
-		conn.Abort()
-	}
-	if err := conn.Wait(); err != nil {
-		return nil, serviceFailed("listing backups in", vm, err)
-	}
-	if perr != nil {
-		return nil, fmt.Errorf("listing backups in VM %s: %w", vm, perr)
-	}
-	return entries, nil
+	var entries []ListEntry
+	err := listing(ctx, t, vm, ServiceList, location, "calling", "listing backups in", func(r *bufio.Reader) (err error) {
+		entries, err = readList(r)
+		return err
+	})
+	return entries, err
 }
 
 func readList(r *bufio.Reader) ([]ListEntry, error) {
 	var entries []ListEntry
-	for {
-		line, err := r.ReadSlice('\n')
-		if err != nil {
-			return nil, errors.New("the listing ended early")
-		}
-		s := strings.TrimSuffix(string(line), "\n")
-		if s == "end" {
-			return entries, nil
-		}
-		f := strings.SplitN(s, " ", 5)
+	err := readLines(r, func(line string) error {
+		f := strings.SplitN(line, " ", 5)
 		if len(f) != 5 || f[0] != "entry" || len(entries) >= maxListEntries {
-			return nil, fmt.Errorf("unexpected line %q", sanitize(s))
+			return fmt.Errorf("unexpected line %q", sanitize(line))
 		}
 		size, err1 := strconv.ParseInt(f[1], 10, 64)
 		unix, err2 := strconv.ParseInt(f[2], 10, 64)
 		n, err3 := strconv.Atoi(f[3])
 		if err1 != nil || err2 != nil || err3 != nil || n < 0 || n > ListHeadSize {
-			return nil, fmt.Errorf("unexpected line %q", sanitize(s))
+			return fmt.Errorf("unexpected line %q", sanitize(line))
 		}
 		e := ListEntry{Name: sanitize(f[4]), Size: size, Time: time.Unix(unix, 0), Head: make([]byte, n)}
 		if _, err := io.ReadFull(r, e.Head); err != nil {
-			return nil, errors.New("the listing ended early")
+			return errEarlyEnd
 		}
 		entries = append(entries, e)
+		return nil
+	})
+	return entries, err
+}
+
+var errEarlyEnd = errors.New("the listing ended early")
+
+// listing calls a service whose reply parse reads, and waits for the
+// service's outcome. doing words a failure to start it ("calling VM x"),
+// what the call in other errors ("listing backups in VM x").
+func listing(ctx context.Context, t Transport, vm, service, location, doing, what string, parse func(r *bufio.Reader) error) error {
+	conn, err := call(ctx, t, vm, service, location, doing)
+	if err != nil {
+		return err
+	}
+	perr := parse(bufio.NewReaderSize(conn, replyLimit))
+	if perr != nil {
+		conn.Abort()
+	}
+	if err := conn.Wait(); err != nil {
+		return serviceFailed(what, vm, err)
+	}
+	if perr != nil {
+		return fmt.Errorf("%s VM %s: %w", what, vm, perr)
+	}
+	return nil
+}
+
+// readLines hands each line of r (without its newline) to line, up to
+// "end"; a reply that stops before "end" is an error.
+func readLines(r *bufio.Reader, line func(string) error) error {
+	for {
+		b, err := r.ReadSlice('\n')
+		if err != nil {
+			return errEarlyEnd
+		}
+		s := strings.TrimSuffix(string(b), "\n")
+		if s == "end" {
+			return nil
+		}
+		if err := line(s); err != nil {
+			return err
+		}
 	}
 }
 
