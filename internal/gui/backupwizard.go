@@ -452,7 +452,7 @@ func (b *backupWizard) destChanged() {
 // browseDest picks the destination directory: in dom0 with Fyne's folder
 // dialog, in a VM by browsing it through the VM-side service.
 func (b *backupWizard) browseDest() {
-	if b.win == nil {
+	if b.win == nil || b.h == nil {
 		return
 	}
 	if vm := b.destVM(); vm != "" {

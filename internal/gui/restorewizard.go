@@ -613,10 +613,11 @@ func (rw *restoreWizard) showPools(verify bool) {
 	}
 	var names []string
 	if db, err := rw.h.Load(); err == nil {
-		def, _ := db.FilePool("")
-		names = append(names, def.Name)
+		if def, err := db.FilePool(""); err == nil {
+			names = append(names, def.Name) // the host's default first
+		}
 		for _, p := range db.Pools() {
-			if p.IsFile() && p.Name != def.Name {
+			if p.IsFile() && !slices.Contains(names, p.Name) {
 				names = append(names, p.Name)
 			}
 		}
@@ -686,7 +687,7 @@ func (rw *restoreWizard) summaryOf(plan *restore.Plan) string {
 		}
 		return s.String()
 	}
-	fmt.Fprintf(&s, "These VMs will be created on this host, their volumes in the pool chosen above:\n\n")
+	s.WriteString("These VMs will be created on this host, their volumes in the pool chosen above:\n\n")
 	for _, pv := range restored {
 		if pv.VM.Class == host.AdminVM {
 			continue
