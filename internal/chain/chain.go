@@ -1,0 +1,368 @@
+// Package chain is the core of incremental backups (doc/incremental.md):
+// a volume's block digests and root, the map an increment stores
+// (pedos-chain) with its strict parser, the changes between two images,
+// and applying an increment's delta to the image of its base.
+//
+// Nothing here knows archives: a backup stores the map as one more
+// encrypted file and the delta as a sparse image; a restore hands them
+// back. scripts/pedos-apply-delta.py does what Apply does with a stock
+// python3, for the emergency procedure, and the tests hold the two to
+// the same results.
+package chain
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"pedos.dev/backup/internal/sparsetar"
+)
+
+// BlockSize is the unit of change: 64 KiB.
+const BlockSize = 64 << 10
+
+// Root is a volume's digest: SHA-256 over "pedos-volume-root 1\n", its
+// size and the block size in decimal, each ending in "\n", and then the
+// SHA-256 of each block in order (the last one as long as the volume
+// leaves it). Holes read as zeros, so a volume's root does not depend on
+// which of its zeros are allocated.
+type Root [32]byte
+
+func (r Root) String() string { return fmt.Sprintf("%x", r[:]) }
+
+// Digests are the SHA-256 of each block of a volume, as Root takes them.
+type Digests struct {
+	Size   int64
+	Blocks [][32]byte
+}
+
+// zeroBlock is the digest of a full block of zeros.
+var zeroBlock = sha256.Sum256(make([]byte, BlockSize))
+
+// Scan reads the volume f of size bytes, its data only (holes are known
+// to be zeros), and returns its block digests.
+func Scan(f *os.File, size int64) (*Digests, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("a volume of %d bytes", size)
+	}
+	d := &Digests{Size: size, Blocks: make([][32]byte, blocks(size))}
+	for i := range d.Blocks {
+		d.Blocks[i] = zeroBlock
+	}
+	if n := size % BlockSize; n != 0 {
+		d.Blocks[len(d.Blocks)-1] = sha256.Sum256(make([]byte, n))
+	}
+	regions, err := sparsetar.DataRegions(f, size)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, BlockSize)
+	done := int64(-1) // the last block hashed from data
+	for _, r := range regions {
+		for b := r.Offset / BlockSize; b*BlockSize < r.Offset+r.Length; b++ {
+			if b <= done {
+				continue
+			}
+			n := min(BlockSize, size-b*BlockSize)
+			if _, err := f.ReadAt(buf[:n], b*BlockSize); err != nil {
+				return nil, fmt.Errorf("reading block %d: %w", b, err)
+			}
+			d.Blocks[b] = sha256.Sum256(buf[:n])
+			done = b
+		}
+	}
+	return d, nil
+}
+
+func blocks(size int64) int { return int((size + BlockSize - 1) / BlockSize) }
+
+// Root is the root of the digests.
+func (d *Digests) Root() Root {
+	h := sha256.New()
+	fmt.Fprintf(h, "pedos-volume-root 1\n%d\n%d\n", d.Size, BlockSize)
+	for _, b := range d.Blocks {
+		h.Write(b[:])
+	}
+	var r Root
+	h.Sum(r[:0])
+	return r
+}
+
+// Extent is a run of a volume that an increment changes: its data, in
+// the delta, or zeros.
+type Extent struct {
+	Zero     bool
+	Off, Len int64
+}
+
+// Changes lists what turns a volume whose digests are base into the one
+// of now, once resized: every block whose digest differs, as data, or as
+// zeros when the block now holds only zeros (zeroing is explicit; a hole
+// in a delta means unchanged). Blocks past the base's end read as zeros
+// after the resize, so only their data counts. Equal digests mean equal
+// bytes, lengths included. Adjacent blocks of one kind join into one
+// extent.
+func Changes(base, now *Digests) []Extent {
+	var out []Extent
+	for b := range now.Blocks {
+		if b < len(base.Blocks) && base.Blocks[b] == now.Blocks[b] {
+			continue
+		}
+		off := int64(b) * BlockSize
+		n := min(BlockSize, now.Size-off)
+		zero := now.Blocks[b] == zeroBlock || (n < BlockSize && now.Blocks[b] == sha256.Sum256(make([]byte, n)))
+		if zero && b >= len(base.Blocks) {
+			continue
+		}
+		if k := len(out) - 1; k >= 0 && out[k].Zero == zero && out[k].Off+out[k].Len == off {
+			out[k].Len += n
+		} else {
+			out = append(out, Extent{Zero: zero, Off: off, Len: n})
+		}
+	}
+	return out
+}
+
+// Volume is one volume of an increment's map.
+type Volume struct {
+	Name     string // the file it is stored as: "vm3/private.img"
+	BaseSize int64
+	BaseRoot Root
+	Size     int64
+	Root     Root
+	Extents  []Extent // in order, apart, within Size, block-aligned
+}
+
+// Map is what an increment stores as pedos-chain: the backup it applies
+// to and, for each volume it changes, how.
+type Map struct {
+	Base    string // the base backup's id
+	Volumes []Volume
+}
+
+const mapHeader = "pedos-chain 1"
+
+// Marshal writes the map as text, one item a line:
+//
+//	pedos-chain 1
+//	base ID
+//	volume NAME BASE-SIZE BASE-ROOT SIZE ROOT
+//	data OFFSET LENGTH | zero OFFSET LENGTH   (the volume's extents)
+//	end
+func (m *Map) Marshal() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s\nbase %s\n", mapHeader, m.Base)
+	for _, v := range m.Volumes {
+		fmt.Fprintf(&b, "volume %s %d %s %d %s\n", v.Name, v.BaseSize, v.BaseRoot, v.Size, v.Root)
+		for _, e := range v.Extents {
+			kind := "data"
+			if e.Zero {
+				kind = "zero"
+			}
+			fmt.Fprintf(&b, "%s %d %d\n", kind, e.Off, e.Len)
+		}
+	}
+	b.WriteString("end\n")
+	return b.Bytes()
+}
+
+// MaxVolumeSize bounds a volume a map may describe (16 TiB), and
+// MaxMapSize a map (a 10 GiB volume changed in every other block takes
+// about 4 MiB).
+const (
+	MaxVolumeSize = 16 << 40
+	MaxMapSize    = 64 << 20
+)
+
+// ErrBadMap is wrapped by every reason Parse refuses a map.
+var ErrBadMap = errors.New("bad increment map")
+
+// Parse reads a map, refusing anything Marshal would not write: unknown
+// lines, a volume named twice, extents out of order, overlapping, past
+// the volume's end or off the block grid. A refused map has changed
+// nothing yet.
+func Parse(data []byte) (*Map, error) {
+	if len(data) > MaxMapSize {
+		return nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrBadMap, len(data), MaxMapSize)
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(lines) < 4 || lines[0] != mapHeader || lines[len(lines)-1] != "" || lines[len(lines)-2] != "end" {
+		return nil, fmt.Errorf("%w: not a pedos-chain 1 map ending in \"end\"", ErrBadMap)
+	}
+	lines = lines[1 : len(lines)-2]
+	bad := func(n int, why string) error {
+		return fmt.Errorf("%w: line %d: %s", ErrBadMap, n+2, why)
+	}
+	base, ok := strings.CutPrefix(lines[0], "base ")
+	if !ok || !plainID(base) {
+		return nil, bad(0, "no base backup id")
+	}
+	m := &Map{Base: base}
+	names := map[string]bool{}
+	var v *Volume
+	for i, line := range lines[1:] {
+		i++
+		f := strings.Split(line, " ")
+		switch {
+		case f[0] == "volume" && len(f) == 6:
+			baseSize, err1 := size(f[2])
+			baseRoot, err2 := root(f[3])
+			sz, err3 := size(f[4])
+			r, err4 := root(f[5])
+			if err := errors.Join(err1, err2, err3, err4); err != nil {
+				return nil, bad(i, err.Error())
+			}
+			if !plainName(f[1]) || names[f[1]] {
+				return nil, bad(i, fmt.Sprintf("volume name %q unsafe or repeated", f[1]))
+			}
+			names[f[1]] = true
+			m.Volumes = append(m.Volumes, Volume{Name: f[1], BaseSize: baseSize, BaseRoot: baseRoot, Size: sz, Root: r})
+			v = &m.Volumes[len(m.Volumes)-1]
+		case (f[0] == "data" || f[0] == "zero") && len(f) == 3 && v != nil:
+			off, err1 := size(f[1])
+			n, err2 := size(f[2])
+			if err := errors.Join(err1, err2); err != nil {
+				return nil, bad(i, err.Error())
+			}
+			e := Extent{Zero: f[0] == "zero", Off: off, Len: n}
+			if err := checkExtent(v, e); err != nil {
+				return nil, bad(i, err.Error())
+			}
+			v.Extents = append(v.Extents, e)
+		default:
+			return nil, bad(i, fmt.Sprintf("unexpected %q", truncate(line)))
+		}
+	}
+	return m, nil
+}
+
+// checkExtent checks e against the volume and its extents so far.
+func checkExtent(v *Volume, e Extent) error {
+	switch {
+	case e.Len <= 0:
+		return errors.New("an empty extent")
+	case e.Off%BlockSize != 0:
+		return fmt.Errorf("extent at %d is off the %d-byte block grid", e.Off, BlockSize)
+	case e.Len > v.Size-e.Off:
+		return fmt.Errorf("extent %d+%d runs past the volume's %d bytes", e.Off, e.Len, v.Size)
+	case e.Len%BlockSize != 0 && e.Off+e.Len != v.Size:
+		return fmt.Errorf("extent %d+%d ends off the block grid", e.Off, e.Len)
+	}
+	if k := len(v.Extents) - 1; k >= 0 && e.Off < v.Extents[k].Off+v.Extents[k].Len {
+		return fmt.Errorf("extent at %d overlaps or precedes the one before", e.Off)
+	}
+	return nil
+}
+
+func size(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > MaxVolumeSize || strconv.FormatInt(n, 10) != s {
+		return 0, fmt.Errorf("%q is not a size", truncate(s))
+	}
+	return n, nil
+}
+
+func root(s string) (Root, error) {
+	var r Root
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(r) || strings.ToLower(s) != s {
+		return r, fmt.Errorf("%q is not a root", truncate(s))
+	}
+	copy(r[:], b)
+	return r, nil
+}
+
+// plainID is a backup id's alphabet.
+func plainID(s string) bool {
+	return s != "" && len(s) <= 128 && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == ""
+}
+
+// plainName is a stored volume's name: "vmN/NAME.img", plain characters.
+func plainName(s string) bool {
+	vm, file, ok := strings.Cut(s, "/")
+	return ok && len(s) <= 255 && plainID(vm) && strings.HasSuffix(file, ".img") &&
+		strings.Trim(file, "abcdefghijklmnopqrstuvwxyz0123456789_-.") == "" && !strings.Contains(file, "..")
+}
+
+func truncate(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}
+
+// Apply turns img, the volume as the base backup left it, into the
+// volume the increment describes: it checks img's size and root against
+// the base's first (a wrong or missing base changes nothing), then
+// resizes it, copies the data extents from delta (the increment's
+// sparse image of the volume) and zeroes the zero extents, and checks
+// the result's root last. The caller commits the image only after that.
+func Apply(img *os.File, delta io.ReaderAt, v Volume) error {
+	fi, err := img.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != v.BaseSize {
+		return fmt.Errorf("%s: the base image has %d bytes, the increment applies to %d", v.Name, fi.Size(), v.BaseSize)
+	}
+	d, err := Scan(img, fi.Size())
+	if err != nil {
+		return fmt.Errorf("%s: %w", v.Name, err)
+	}
+	if d.Root() != v.BaseRoot {
+		return fmt.Errorf("%s: the base image is not the one this increment applies to (root %s, want %s)", v.Name, d.Root(), v.BaseRoot)
+	}
+	if err := img.Truncate(v.Size); err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for _, e := range v.Extents {
+		if e.Zero {
+			if err := zero(img, e.Off, e.Len); err != nil {
+				return err
+			}
+			continue
+		}
+		for off := e.Off; off < e.Off+e.Len; {
+			n := min(int64(len(buf)), e.Off+e.Len-off)
+			if _, err := delta.ReadAt(buf[:n], off); err != nil {
+				return fmt.Errorf("%s: reading the delta at %d: %w", v.Name, off, err)
+			}
+			if _, err := img.WriteAt(buf[:n], off); err != nil {
+				return err
+			}
+			off += n
+		}
+	}
+	if d, err = Scan(img, v.Size); err != nil {
+		return fmt.Errorf("%s: %w", v.Name, err)
+	}
+	if d.Root() != v.Root {
+		return fmt.Errorf("%s: the result does not match the increment's root (root %s, want %s): the delta is damaged", v.Name, d.Root(), v.Root)
+	}
+	return nil
+}
+
+// zero makes n bytes at off read as zeros: a hole where the filesystem can
+// punch one, else written zeros.
+func zero(f *os.File, off, n int64) error {
+	const punchHole = 0x02 | 0x01 // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+	if punch(f, off, n, punchHole) == nil {
+		return nil
+	}
+	zeros := make([]byte, min(n, 1<<20))
+	for end := off + n; off < end; {
+		k := min(int64(len(zeros)), end-off)
+		if _, err := f.WriteAt(zeros[:k], off); err != nil {
+			return err
+		}
+		off += k
+	}
+	return nil
+}
