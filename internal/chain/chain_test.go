@@ -49,17 +49,7 @@ func TestRootIgnoresAllocation(t *testing.T) {
 
 func rootOf(t *testing.T, path string) Root {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	d, err := Scan(f, fi.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.Root()
+	return digestsOf(t, path).Root()
 }
 
 // A property test of a chain: random writes, zeroed runs and resizes over
