@@ -43,6 +43,7 @@ func TestScreenshots(t *testing.T) {
 		}},
 		{"backup-select", func(t *testing.T, a fyne.App) fyne.Window { return backupShot(t, a, 0) }},
 		{"backup-destination", func(t *testing.T, a fyne.App) fyne.Window { return backupShot(t, a, 1) }},
+		{"backup-browse-vm", browseVMShot},
 		{"backup-summary", func(t *testing.T, a fyne.App) fyne.Window { return backupShot(t, a, 2) }},
 		{"backup-summary-problem", func(t *testing.T, a fyne.App) fyne.Window { return backupShot(t, a, -1) }},
 		{"backup-progress", func(t *testing.T, a fyne.App) fyne.Window { return backupShot(t, a, 3) }},
@@ -92,6 +93,28 @@ func countColors(img image.Image) int {
 		}
 	}
 	return len(seen)
+}
+
+// browseVMShot is the destination page's "…" browsing the running VM
+// work, in the user's home there.
+func browseVMShot(t *testing.T, a fyne.App) fyne.Window {
+	root, h := demoHost(t)
+	home := filepath.Join(startVM(t, h, "work"), "home", "user")
+	if err := os.MkdirAll(filepath.Join(home, "backups"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "notes.txt"), make([]byte, 12345), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hs := openBackupWizard(t, a, root)
+	b := hs.b
+	browsed := make(chan struct{}, 1)
+	b.testHookBrowsed = func() { browsed <- struct{}{} }
+	hs.next()
+	b.targetVM.SetSelected("work")
+	test.Tap(b.browse)
+	wait(t, browsed, "the VM's home to be listed")
+	return hs.win
 }
 
 // backupShot opens the Backup wizard on the demo host (work running) and
