@@ -1,0 +1,150 @@
+package chain
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Index is what dom0 keeps of the last backup to a destination: its id
+// and the block digests of every volume it stored, so that the next
+// increment hashes the volumes now and stores the blocks that differ. It
+// is a cache: a full backup stores the same digests, so a lost or
+// refused index means a full backup (or rebuilding it from there), never
+// a wrong increment; an increment's roots catch a stale one.
+type Index struct {
+	Backup  string // the id of the backup the digests describe
+	Volumes map[string]*Digests
+}
+
+const indexHeader = "pedos-index 1"
+
+// ErrBadIndex is wrapped by every reason LoadIndex refuses a file.
+var ErrBadIndex = errors.New("bad backup index")
+
+// SaveIndex replaces the index at path as one step: it writes a hidden
+// file beside it, syncs it and renames it over the old one, so that a
+// backup killed at any point leaves the old index whole. The file is the
+// header line, "backup ID", then per volume "volume NAME SIZE BLOCKS" and
+// its digests (32 bytes each), "end", and the SHA-256 of all before it.
+func SaveIndex(path string, ix *Index) error {
+	if !plainID(ix.Backup) {
+		return fmt.Errorf("backup index: %q is not a backup id", ix.Backup)
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s\nbackup %s\n", indexHeader, ix.Backup)
+	for _, name := range slices.Sorted(maps.Keys(ix.Volumes)) { // one index, one file
+		d := ix.Volumes[name]
+		if !plainName(name) || len(d.Blocks) != blocks(d.Size) {
+			return fmt.Errorf("backup index: volume %q does not fit its digests", name)
+		}
+		fmt.Fprintf(&b, "volume %s %d %d\n", name, d.Size, len(d.Blocks))
+		for _, blk := range d.Blocks {
+			b.Write(blk[:])
+		}
+	}
+	b.WriteString("end\n")
+	sum := sha256.Sum256(b.Bytes())
+	b.Write(sum[:])
+
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // gone once renamed
+	if _, err := tmp.Write(b.Bytes()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // the rename itself survives a crash
+		d.Close()
+	}
+	return nil
+}
+
+// LoadIndex reads an index SaveIndex wrote, refusing a damaged or
+// truncated one (ErrBadIndex); a missing one is an error wrapping
+// os.ErrNotExist.
+func LoadIndex(path string) (*Index, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	bad := func(why string) error { return fmt.Errorf("%w %s: %s", ErrBadIndex, path, why) }
+	if len(data) < sha256.Size {
+		return nil, bad("too short")
+	}
+	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
+	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
+		return nil, bad("its checksum does not match (damaged or cut short)")
+	}
+	r := bufio.NewReader(bytes.NewReader(body))
+	line := func() string {
+		s, err := r.ReadString('\n')
+		if err != nil {
+			return "\x00" // matches nothing below
+		}
+		return strings.TrimSuffix(s, "\n")
+	}
+	if line() != indexHeader {
+		return nil, bad("not a pedos-index 1 file")
+	}
+	id, ok := strings.CutPrefix(line(), "backup ")
+	if !ok || !plainID(id) {
+		return nil, bad("no backup id")
+	}
+	ix := &Index{Backup: id, Volumes: map[string]*Digests{}}
+	for {
+		l := line()
+		if l == "end" {
+			break
+		}
+		f := strings.Split(l, " ")
+		if len(f) != 4 || f[0] != "volume" || !plainName(f[1]) || ix.Volumes[f[1]] != nil {
+			return nil, bad(fmt.Sprintf("unexpected %q", truncate(l)))
+		}
+		sz, err := size(f[2])
+		n, err2 := strconv.Atoi(f[3])
+		if err != nil || err2 != nil || n != blocks(sz) {
+			return nil, bad(fmt.Sprintf("volume %s: size and block count disagree", f[1]))
+		}
+		if int64(n)*sha256.Size > int64(len(body)) {
+			return nil, bad(fmt.Sprintf("volume %s: digests cut short", f[1]))
+		}
+		d := &Digests{Size: sz, Blocks: make([][32]byte, n)}
+		for i := range d.Blocks {
+			if _, err := io.ReadFull(r, d.Blocks[i][:]); err != nil {
+				return nil, bad(fmt.Sprintf("volume %s: digests cut short", f[1]))
+			}
+		}
+		ix.Volumes[f[1]] = d
+	}
+	if r.Buffered() != 0 {
+		return nil, bad("data after its end")
+	}
+	return ix, nil
+}
