@@ -39,7 +39,48 @@ func (w *Writer) AddVolume(name string, f *os.File) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	hdr, spMap, data, err := sparseHeaders(name, size, regions, fi.ModTime())
+	data, err := w.addSparse(name, f, f.Name(), size, regions, fi.ModTime())
+	if err != nil {
+		return 0, err
+	}
+	// The map was taken from the old size; a file that grew or shrank
+	// meanwhile would be stored inconsistently.
+	if now, err := fileSize(f); err != nil || now != size {
+		if err == nil {
+			err = fmt.Errorf("sparsetar: %s changed size from %d to %d while being read", f.Name(), size, now)
+		}
+		return 0, w.fail(err)
+	}
+	return data, nil
+}
+
+// AddExtents stores as name, in the same format, a sparse image of size
+// bytes holding only the given runs of r (in order and apart; the rest
+// are holes): an increment's delta of a volume, whose holes mean
+// "unchanged". It returns the number of data bytes stored.
+func (w *Writer) AddExtents(name string, r io.ReaderAt, size int64, runs []Region, mtime time.Time) (int64, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if err := checkName(name); err != nil {
+		return 0, err
+	}
+	regions := make([]region, 0, len(runs))
+	end := int64(0)
+	for _, run := range runs {
+		if run.Length <= 0 || run.Offset < end || run.Length > size-run.Offset {
+			return 0, fmt.Errorf("sparsetar: %s: run %d+%d out of order or past %d bytes", name, run.Offset, run.Length, size)
+		}
+		regions = append(regions, region{run.Offset, run.Length})
+		end = run.Offset + run.Length
+	}
+	return w.addSparse(name, r, name, size, regions, mtime)
+}
+
+// addSparse writes a sparse member: its headers and map, then the data
+// of each region read from r (what names r in errors).
+func (w *Writer) addSparse(name string, r io.ReaderAt, what string, size int64, regions []region, mtime time.Time) (int64, error) {
+	hdr, spMap, data, err := sparseHeaders(name, size, regions, mtime)
 	if err != nil {
 		return 0, err
 	}
@@ -51,24 +92,16 @@ func (w *Writer) AddVolume(name string, f *os.File) (int64, error) {
 		return 0, w.fail(err)
 	}
 	buf := make([]byte, 1<<20)
-	for _, r := range regions {
-		n, err := io.CopyBuffer(w.w, io.NewSectionReader(f, r.off, r.len), buf)
-		if err == nil && n < r.len {
-			err = fmt.Errorf("sparsetar: %s shrank while being read", f.Name())
+	for _, rg := range regions {
+		n, err := io.CopyBuffer(w.w, io.NewSectionReader(r, rg.off, rg.len), buf)
+		if err == nil && n < rg.len {
+			err = fmt.Errorf("sparsetar: %s shrank while being read", what)
 		}
 		if err != nil {
 			return 0, w.fail(err)
 		}
 	}
 	if _, err := w.w.Write(make([]byte, padding(data))); err != nil {
-		return 0, w.fail(err)
-	}
-	// The map was taken from the old size; a file that grew or shrank
-	// meanwhile would be stored inconsistently.
-	if now, err := fileSize(f); err != nil || now != size {
-		if err == nil {
-			err = fmt.Errorf("sparsetar: %s changed size from %d to %d while being read", f.Name(), size, now)
-		}
 		return 0, w.fail(err)
 	}
 	return data, nil
