@@ -99,27 +99,17 @@ func (hs *backupHarness) fillDestination(dir, pass string) {
 // texts collects the texts of the labels and buttons under o, as shown.
 func texts(o fyne.CanvasObject) string {
 	var b strings.Builder
-	var walk func(o fyne.CanvasObject)
-	walk = func(o fyne.CanvasObject) {
-		if o == nil || !o.Visible() {
-			return
-		}
+	walkVisible(o, func(o fyne.CanvasObject) bool {
 		switch o := o.(type) {
 		case *widget.Label:
 			b.WriteString(o.Text + "\n")
+			return false
 		case *widget.Button:
 			b.WriteString("[" + o.Text + "]\n")
-		case *fyne.Container:
-			for _, k := range o.Objects {
-				walk(k)
-			}
-		case fyne.Widget:
-			for _, k := range test.WidgetRenderer(o).Objects() {
-				walk(k)
-			}
+			return false
 		}
-	}
-	walk(o)
+		return true
+	})
 	return b.String()
 }
 
@@ -127,27 +117,15 @@ func texts(o fyne.CanvasObject) string {
 func button(t *testing.T, o fyne.CanvasObject, text string) *widget.Button {
 	t.Helper()
 	var found *widget.Button
-	var walk func(o fyne.CanvasObject)
-	walk = func(o fyne.CanvasObject) {
-		if found != nil || o == nil || !o.Visible() {
-			return
+	walkVisible(o, func(o fyne.CanvasObject) bool {
+		if b, ok := o.(*widget.Button); ok {
+			if b.Text == text && found == nil {
+				found = b
+			}
+			return false
 		}
-		switch o := o.(type) {
-		case *widget.Button:
-			if o.Text == text {
-				found = o
-			}
-		case *fyne.Container:
-			for _, k := range o.Objects {
-				walk(k)
-			}
-		case fyne.Widget:
-			for _, k := range test.WidgetRenderer(o).Objects() {
-				walk(k)
-			}
-		}
-	}
-	walk(o)
+		return true
+	})
 	if found == nil {
 		t.Fatalf("no button %q in:\n%s", text, texts(o))
 	}
@@ -158,27 +136,15 @@ func button(t *testing.T, o fyne.CanvasObject, text string) *widget.Button {
 func listItem(t *testing.T, l *widget.List, vm string) *vmItem {
 	t.Helper()
 	var found *vmItem
-	var walk func(o fyne.CanvasObject)
-	walk = func(o fyne.CanvasObject) {
-		if found != nil || !o.Visible() {
-			return
+	walkVisible(l, func(o fyne.CanvasObject) bool {
+		if it, ok := o.(*vmItem); ok {
+			if (it.Text == vm || strings.HasPrefix(it.Text, vm+" ")) && found == nil {
+				found = it
+			}
+			return false
 		}
-		switch o := o.(type) {
-		case *vmItem:
-			if o.Text == vm || strings.HasPrefix(o.Text, vm+" ") {
-				found = o
-			}
-		case *fyne.Container:
-			for _, k := range o.Objects {
-				walk(k)
-			}
-		case fyne.Widget:
-			for _, k := range test.WidgetRenderer(o).Objects() {
-				walk(k)
-			}
-		}
-	}
-	walk(l)
+		return true
+	})
 	if found == nil {
 		t.Fatalf("no row %q in the list", vm)
 	}

@@ -40,6 +40,25 @@ func demoHost(t *testing.T) (string, *host.Host) {
 	return root, h
 }
 
+// walkVisible calls f on o and on every visible object under it, as
+// drawn: the children of containers and the objects of widgets'
+// renderers. f says whether to go into the object's own.
+func walkVisible(o fyne.CanvasObject, f func(fyne.CanvasObject) bool) {
+	if o == nil || !o.Visible() || !f(o) {
+		return
+	}
+	switch o := o.(type) {
+	case *fyne.Container:
+		for _, k := range o.Objects {
+			walkVisible(k, f)
+		}
+	case fyne.Widget:
+		for _, k := range test.WidgetRenderer(o).Objects() {
+			walkVisible(k, f)
+		}
+	}
+}
+
 // startVM starts vm on h and returns its filesystem's directory.
 func startVM(t *testing.T, h *host.Host, vm string) string {
 	t.Helper()

@@ -167,40 +167,30 @@ func (d *restoreDriver) row(vm string) fyne.CanvasObject {
 // tapButton taps the button of that text in a VM's row.
 func (d *restoreDriver) tapButton(vm, text string) {
 	d.t.Helper()
-	var found *widget.Button
-	walkObjects(d.row(vm), func(o fyne.CanvasObject) {
-		if b, ok := o.(*widget.Button); ok && b.Text == text && found == nil {
-			found = b
-		}
-	})
-	if found == nil {
-		d.t.Fatalf("no %q button for %s", text, vm)
-	}
-	test.Tap(found)
+	test.Tap(button(d.t, d.row(vm), text))
 }
 
 // check is a VM's checkbox.
 func (d *restoreDriver) check(vm string) *widget.Check {
 	d.t.Helper()
-	var found *widget.Check
-	walkObjects(d.row(vm), func(o fyne.CanvasObject) {
-		if c, ok := o.(*widget.Check); ok && found == nil {
-			found = c
-		}
-	})
-	if found == nil {
+	checks := checksIn(d.row(vm))
+	if len(checks) == 0 {
 		d.t.Fatalf("no checkbox for %s", vm)
 	}
-	return found
+	return checks[0]
 }
 
-func walkObjects(o fyne.CanvasObject, f func(fyne.CanvasObject)) {
-	f(o)
-	if c, ok := o.(*fyne.Container); ok {
-		for _, k := range c.Objects {
-			walkObjects(k, f)
+// checksIn lists the visible checkboxes under o, in order.
+func checksIn(o fyne.CanvasObject) []*widget.Check {
+	var checks []*widget.Check
+	walkVisible(o, func(o fyne.CanvasObject) bool {
+		if c, ok := o.(*widget.Check); ok {
+			checks = append(checks, c)
+			return false
 		}
-	}
+		return true
+	})
+	return checks
 }
 
 // sameFile fails the test unless the files are equal (sparse-aware).
@@ -265,11 +255,11 @@ func TestRestoreWizardMigrates(t *testing.T) {
 	}
 	// The fresh host has no global settings: the backup's are offered.
 	var globals *widget.Check
-	walkObjects(d.rw.runChoices, func(o fyne.CanvasObject) {
-		if c, ok := o.(*widget.Check); ok && strings.Contains(c.Text, "global settings") {
+	for _, c := range checksIn(d.rw.runChoices) {
+		if strings.Contains(c.Text, "global settings") {
 			globals = c
 		}
-	})
+	}
 	if globals == nil {
 		t.Fatal("no choice to apply the backup's global settings")
 	}
@@ -616,11 +606,9 @@ func restoreUpTo(t *testing.T, a fyne.App, n int) *restoreDriver {
 	}
 	d.tapButton("dom0", "Skip the home")
 	d.nextAndSettle("the summary")
-	walkObjects(d.rw.runChoices, func(o fyne.CanvasObject) {
-		if c, ok := o.(*widget.Check); ok {
-			test.Tap(c)
-		}
-	})
+	for _, c := range checksIn(d.rw.runChoices) {
+		test.Tap(c)
+	}
 	if n == 2 {
 		return d
 	}
