@@ -108,16 +108,12 @@ func readHead(root *os.Root, p string) ([]byte, error) {
 }
 
 func listObjects(loc string) ([]listEntry, error) {
-	l, err := objstore.ParseURL(loc)
+	l, store, err := openObjectStore(loc)
 	if err != nil {
 		return nil, err
 	}
 	if l.Key != "" && !l.IsPrefix() {
 		l.Key += "/" // a prefix was meant
-	}
-	store, err := objstore.Open()
-	if err != nil {
-		return nil, err
 	}
 	ctx := context.Background()
 	objs, err := store.List(ctx, l, listNamePrefix)

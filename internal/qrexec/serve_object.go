@@ -15,15 +15,22 @@ import (
 // and the VM's own S3 configuration (objstore.Open) says where and as whom.
 // dom0 sends no endpoint and no credentials, and gets none back.
 
+// openObjectStore parses an s3:// location and connects to the endpoint
+// the VM's configuration names.
+func openObjectStore(loc string) (objstore.Location, *objstore.Store, error) {
+	l, err := objstore.ParseURL(loc)
+	if err != nil {
+		return l, nil, err
+	}
+	store, err := objstore.Open()
+	return l, store, err
+}
+
 // backupToObject streams the backup into a new object under the prefix
 // loc names. The object appears only once the stream ended with its end
 // marker; anything else aborts the multipart upload.
 func backupToObject(h *handler, loc string, in *bufio.Reader) int {
-	l, err := objstore.ParseURL(loc)
-	if err != nil {
-		return h.fail(err)
-	}
-	store, err := objstore.Open()
+	l, store, err := openObjectStore(loc)
 	if err != nil {
 		return h.fail(err)
 	}
@@ -59,11 +66,7 @@ func backupToObject(h *handler, loc string, in *bufio.Reader) int {
 // restoreFromObject streams the object loc names to stdout, resuming
 // after dropped connections (objstore.Reader).
 func restoreFromObject(h *handler, loc string) int {
-	l, err := objstore.ParseURL(loc)
-	if err != nil {
-		return h.fail(err)
-	}
-	store, err := objstore.Open()
+	l, store, err := openObjectStore(loc)
 	if err != nil {
 		return h.fail(err)
 	}
