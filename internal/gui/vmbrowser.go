@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"sync"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -21,7 +20,8 @@ import (
 // through the VM-side pedos.Browse service (qrexec.Browse) and lets the
 // user walk them. It picks a directory (a backup's destination) or a file
 // (a backup to restore). Names come from the VM: they are shown as text
-// and joined to the path, never run.
+// and joined to the path, never run. Its fields belong to the UI
+// goroutine: a listing's result reaches them through onUI.
 type vmBrowser struct {
 	t        qrexec.Transport
 	vm       string
@@ -33,7 +33,6 @@ type vmBrowser struct {
 	status  *widget.Label
 	list    *widget.List
 	choose  *widget.Button
-	mu      sync.Mutex // guards dir and entries, which a listing replaces
 	dir     string
 	entries []qrexec.BrowseEntry
 	chosen  string // the file selected, when wantFile
@@ -79,13 +78,11 @@ func browseVM(win fyne.Window, t qrexec.Transport, vm, start string, wantFile bo
 
 // open lists dir in the background; the list shows it when it comes.
 func (vb *vmBrowser) open(dir string) {
-	vb.mu.Lock()
 	if vb.cancel != nil {
 		vb.cancel()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	vb.cancel = cancel
-	vb.mu.Unlock()
 	vb.status.SetText("Reading " + dir + "…")
 	vb.choose.Disable()
 	go func() {
@@ -98,13 +95,11 @@ func (vb *vmBrowser) open(dir string) {
 				// Stay where we were: the user can go elsewhere.
 				vb.status.SetText(err.Error())
 			} else {
-				vb.mu.Lock()
 				vb.dir, vb.chosen = dir, ""
 				vb.entries = entries
 				if dir != "/" {
 					vb.entries = append([]qrexec.BrowseEntry{{Name: "..", Dir: true}}, entries...)
 				}
-				vb.mu.Unlock()
 				vb.status.SetText(vb.hint(len(entries)))
 				vb.where.SetText(vb.vm + ": " + dir)
 				vb.list.UnselectAll()
@@ -131,15 +126,9 @@ func (vb *vmBrowser) hint(n int) string {
 	return "Open a directory, then Choose: the backup is written into the directory shown."
 }
 
-func (vb *vmBrowser) length() int {
-	vb.mu.Lock()
-	defer vb.mu.Unlock()
-	return len(vb.entries)
-}
+func (vb *vmBrowser) length() int { return len(vb.entries) }
 
 func (vb *vmBrowser) show(i widget.ListItemID, o fyne.CanvasObject) {
-	vb.mu.Lock()
-	defer vb.mu.Unlock()
 	if i >= len(vb.entries) {
 		return
 	}
@@ -153,22 +142,17 @@ func (vb *vmBrowser) show(i widget.ListItemID, o fyne.CanvasObject) {
 
 // selected opens a directory, or selects a file.
 func (vb *vmBrowser) selected(i widget.ListItemID) {
-	vb.mu.Lock()
 	if i >= len(vb.entries) {
-		vb.mu.Unlock()
 		return
 	}
 	e, dir := vb.entries[i], vb.dir
-	vb.mu.Unlock()
 	switch {
 	case e.Dir && e.Name == "..":
 		vb.open(path.Dir(dir))
 	case e.Dir:
 		vb.open(path.Join(dir, e.Name))
 	case vb.wantFile:
-		vb.mu.Lock()
 		vb.chosen = path.Join(dir, e.Name)
-		vb.mu.Unlock()
 		vb.choose.Enable()
 	default:
 		vb.list.Unselect(i) // a file is not a directory to back up into
@@ -177,12 +161,10 @@ func (vb *vmBrowser) selected(i widget.ListItemID) {
 
 // done hands the choice over and closes the dialog.
 func (vb *vmBrowser) done() {
-	vb.mu.Lock()
 	choice := vb.dir
 	if vb.wantFile {
 		choice = vb.chosen
 	}
-	vb.mu.Unlock()
 	if choice == "" {
 		return
 	}
@@ -191,10 +173,8 @@ func (vb *vmBrowser) done() {
 }
 
 func (vb *vmBrowser) close() {
-	vb.mu.Lock()
 	if vb.cancel != nil {
 		vb.cancel()
 	}
-	vb.mu.Unlock()
 	vb.dlg.Hide()
 }
