@@ -241,16 +241,6 @@ func TestObjectStorageFaults(t *testing.T) {
 	backupArgs := func(root, prefix string, vms ...string) []string {
 		return append([]string{"--root", root, "-y", "--scrypt-logn", "10", "-p", pass, "--progress", "none", "-d", "work", prefix}, vms...)
 	}
-	objects := func(prefix string) []string {
-		var keys []string
-		for o := range sw.Client.ListObjects(context.Background(), "backups", minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
-			if o.Err != nil {
-				t.Fatal(o.Err)
-			}
-			keys = append(keys, o.Key)
-		}
-		return keys
-	}
 
 	t.Run("TwoHostsAtOnce", func(t *testing.T) {
 		var cmds []*exec.Cmd
@@ -271,7 +261,7 @@ func TestObjectStorageFaults(t *testing.T) {
 				t.Fatalf("host %d: %v\n%s", i, err, outs[i])
 			}
 		}
-		keys := objects("shared/")
+		keys := sw.Objects("backups", "shared/")
 		if len(keys) != 2 {
 			t.Fatalf("two backups at once made %q", keys)
 		}
@@ -305,7 +295,7 @@ func TestObjectStorageFaults(t *testing.T) {
 			t.Fatalf("backup with the server killed: exit %d\n%s", r.code, r.stderr)
 		}
 		t.Logf("the backup failed as it should:\n%s", r.stderr)
-		if keys := objects("killed/"); len(keys) != 0 {
+		if keys := sw.Objects("backups", "killed/"); len(keys) != 0 {
 			t.Fatalf("objects after a failed upload: %q", keys)
 		}
 		if ups := sw.MultipartUploads("backups"); len(ups) != 0 {

@@ -259,6 +259,19 @@ func (s *Seaweed) Env() map[string]string {
 	}
 }
 
+// Objects lists the keys of the objects in bucket under prefix.
+func (s *Seaweed) Objects(bucket, prefix string) []string {
+	s.t.Helper()
+	var keys []string
+	for o := range s.Client.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if o.Err != nil {
+			s.t.Fatal(o.Err)
+		}
+		keys = append(keys, o.Key)
+	}
+	return keys
+}
+
 // MultipartUploads lists the uploads under way in bucket.
 func (s *Seaweed) MultipartUploads(bucket string) []string {
 	s.t.Helper()
