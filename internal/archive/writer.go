@@ -640,15 +640,11 @@ func (c *chunker) begin() error {
 	switch {
 	case c.key != nil:
 	case c.index > 0 && scryptenc.Lanes > 1:
-		c.key, c.next = c.w.derivePair(c.keyString(c.index), c.keyString(c.index+1))
+		c.key, c.next = c.w.derivePair(c.w.chunkKey(c.file, c.index), c.w.chunkKey(c.file, c.index+1))
 	default:
-		c.key = c.w.deriveKey(c.keyString(c.index))
+		c.key = c.w.deriveKey(c.w.chunkKey(c.file, c.index))
 	}
 	return nil
-}
-
-func (c *chunker) keyString(index int) []byte {
-	return c.w.chunkKey(c.file, index)
 }
 
 func (w *Writer) chunkKey(file string, index int) []byte {
