@@ -6,16 +6,21 @@ Usage: pedos-apply-delta.py DIR INCREMENT_DIR
 DIR holds a recovered full backup (its backup-header and its files, as the
 emergency procedure in doc/emergency-restore.md leaves them), or the result
 of earlier runs of this script. INCREMENT_DIR holds the next archive of the
-chain, recovered the same way: its backup-header, its map pedos-chain, a
-sparse image NAME.delta for each volume it changes, and the small files
-that changed, whole.
+chain, recovered the same way: its backup-header, qubes.xml, its map
+pedos-chain, a sparse image NAME.delta for each volume it changes, and the
+files it stores whole (changed small files, new VMs, the dom0 home).
 
 Checks, before anything in DIR changes: the increment's base is the backup
-DIR holds (its id), and each volume's size and root are the base's. After
-applying, each volume's root must be the increment's. Only the Python 3
-standard library is needed. Exit status 0 on success, 1 with the reason
-on stderr otherwise. A volume that fails its last check is left half
-changed: start again from the full backup.
+DIR holds (its id), each volume's size and root are the base's, and every
+file the increment keeps is in DIR. After applying, each volume's root must
+be the increment's. Then the files stored whole are moved from
+INCREMENT_DIR into DIR, and the VM files the increment neither changes,
+keeps nor stores (those of a removed VM) are deleted from DIR, as is a dom0
+home it does not hold: DIR then holds exactly the increment's backup.
+
+Only the Python 3 standard library is needed. Exit status 0 on success, 1
+with the reason on stderr otherwise. A volume that fails its last check is
+left half changed: start again from the full backup.
 """
 
 import errno
@@ -30,7 +35,8 @@ MAX_SIZE = 16 << 40
 MAX_MAP = 64 << 20
 MARK = ".pedos-chain-at"  # the id of the last archive applied to DIR
 ID = re.compile(r"^[A-Za-z0-9-]{1,128}$")
-NAME = re.compile(r"^[A-Za-z0-9-]{1,128}/[a-z0-9_.-]+\.img$")
+FILE = re.compile(r"^vm[0-9]{1,9}/[a-z0-9_.-]+$")  # a VM's stored file
+CHUNK = re.compile(r"\.[0-9]+(\.enc)?$")  # the archive's pieces, not files
 
 
 class Refused(Exception):
@@ -56,7 +62,7 @@ def parse_map(data):
     lines = lines[1:-2]
     if not lines[0].startswith("base ") or not ID.match(lines[0][5:]):
         raise Refused("no base backup id in the map")
-    base, volumes, names = lines[0][5:], [], set()
+    base, volumes, keep, names = lines[0][5:], [], [], set()
 
     def size(s):
         if not re.match(r"^(0|[1-9][0-9]*)$", s) or int(s) > MAX_SIZE:
@@ -71,12 +77,17 @@ def parse_map(data):
     for n, line in enumerate(lines[1:], start=3):
         f = line.split(" ")
         if f[0] == "volume" and len(f) == 6:
-            if not NAME.match(f[1]) or ".." in f[1] or f[1] in names:
-                raise Refused("line %d: volume name %r unsafe or repeated" % (n, f[1][:60]))
+            if not FILE.match(f[1]) or not f[1].endswith(".img") or ".." in f[1] or f[1] in names or keep:
+                raise Refused("line %d: volume name %r unsafe or repeated, or after a kept file" % (n, f[1][:60]))
             names.add(f[1])
             volumes.append({"name": f[1], "base_size": size(f[2]), "base_root": root(f[3]),
                             "size": size(f[4]), "root": root(f[5]), "extents": []})
-        elif f[0] in ("data", "zero") and len(f) == 3 and volumes:
+        elif f[0] == "keep" and len(f) == 2:
+            if not FILE.match(f[1]) or ".." in f[1] or f[1] in names or (keep and f[1] <= keep[-1]):
+                raise Refused("line %d: kept file %r unsafe, repeated or out of order" % (n, f[1][:60]))
+            names.add(f[1])
+            keep.append(f[1])
+        elif f[0] in ("data", "zero") and len(f) == 3 and volumes and not keep:
             v, off, length = volumes[-1], size(f[1]), size(f[2])
             prev = v["extents"][-1] if v["extents"] else None
             if (length == 0 or off % BLOCK or length > v["size"] - off
@@ -86,7 +97,7 @@ def parse_map(data):
             v["extents"].append((f[0] == "zero", off, length))
         else:
             raise Refused("line %d: unexpected %r" % (n, line[:60]))
-    return base, volumes
+    return base, volumes, keep
 
 
 def data_regions(f, size):
@@ -149,6 +160,26 @@ def apply_volume(v, target, delta):
                 off += n
 
 
+def names_of(volumes, keep):
+    return set(keep) | {v["name"] for v in volumes}
+
+
+def stored_whole(inc):
+    """What the increment stores whole: qubes.xml, VM files, the dom0 home."""
+    out = ["qubes.xml"] if os.path.isfile(os.path.join(inc, "qubes.xml")) else []
+    for entry in sorted(os.listdir(inc)):
+        path = os.path.join(inc, entry)
+        if entry == "dom0-home" and os.path.isdir(path):
+            out += ["dom0-home/" + user for user in sorted(os.listdir(path))]
+        elif re.match(r"^vm[0-9]{1,9}$", entry) and os.path.isdir(path):
+            for name in sorted(os.listdir(path)):
+                if not name.endswith(".delta") and not CHUNK.search(name):
+                    if not FILE.match(entry + "/" + name) or not os.path.isfile(os.path.join(path, name)):
+                        raise Refused("%s/%s: not a file a backup stores" % (entry, name[:60]))
+                    out.append(entry + "/" + name)
+    return out
+
+
 def main(args):
     if len(args) != 2:
         raise Refused("usage: pedos-apply-delta.py DIR INCREMENT_DIR")
@@ -161,7 +192,7 @@ def main(args):
         at = header_value(os.path.join(target, "backup-header"), "backup-id")
     inc_id = header_value(os.path.join(inc, "backup-header"), "backup-id")
     with open(os.path.join(inc, "pedos-chain"), "rb") as f:
-        base, volumes = parse_map(f.read(MAX_MAP + 1))
+        base, volumes, keep = parse_map(f.read(MAX_MAP + 1))
     if header_value(os.path.join(inc, "backup-header"), "pedos-base") != base:
         raise Refused("the increment's header and its map name different bases")
     if base != at:
@@ -175,20 +206,36 @@ def main(args):
             raise Refused("%s: no delta %s.delta in the increment" % (v["name"], v["name"]))
         if volume_root(path, v["base_size"]) != v["base_root"]:
             raise Refused("%s: the base image is not the one this increment applies to" % v["name"])
+    for name in keep:
+        if not os.path.isfile(os.path.join(target, name)):
+            raise Refused("%s: kept from the base, but not in %s" % (name, target))
+    whole = stored_whole(inc)
+    if set(whole) & names_of(volumes, keep):
+        raise Refused("the increment both stores and changes or keeps %s" % sorted(set(whole) & names_of(volumes, keep))[0])
     for v in volumes:
         path = os.path.join(target, v["name"])
         apply_volume(v, path, os.path.join(inc, v["name"] + ".delta"))
         if volume_root(path, v["size"]) != v["root"]:
             raise Refused("%s: the result does not match the increment's root: the delta is damaged" % v["name"])
-    # The files the increment stores whole replace the base's.
-    skip = {"backup-header", "backup-header.hmac", "pedos-chain"}
-    for dirpath, _, files in os.walk(inc):
-        for name in files:
-            rel = os.path.relpath(os.path.join(dirpath, name), inc)
-            if rel in skip or rel.endswith(".delta") or rel.startswith("pedos-manifest"):
-                continue
-            os.makedirs(os.path.dirname(os.path.join(target, rel)) or target, exist_ok=True)
-            shutil.copy2(os.path.join(dirpath, name), os.path.join(target, rel))
+    # The files the increment stores whole replace the base's; what it
+    # neither changes, keeps nor stores is no longer part of the backup.
+    if any(rel.startswith("dom0-home/") for rel in whole) and os.path.isdir(os.path.join(target, "dom0-home")):
+        shutil.rmtree(os.path.join(target, "dom0-home"))
+    for rel in whole:
+        dst = os.path.join(target, rel)
+        if os.path.isdir(dst) and not os.path.islink(dst):
+            shutil.rmtree(dst)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.move(os.path.join(inc, rel), dst)
+    result = names_of(volumes, keep) | set(whole)
+    for entry in sorted(os.listdir(target)):
+        if entry == "dom0-home" and "dom0-home" not in {r.split("/")[0] for r in whole}:
+            shutil.rmtree(os.path.join(target, entry))
+        elif re.match(r"^vm[0-9]{1,9}$", entry) and os.path.isdir(os.path.join(target, entry)):
+            for name in os.listdir(os.path.join(target, entry)):
+                rel = entry + "/" + name
+                if rel not in result and not CHUNK.search(name) and os.path.isfile(os.path.join(target, rel)):
+                    os.remove(os.path.join(target, rel))
     with open(os.path.join(target, MARK), "w") as f:
         f.write(inc_id + "\n")
     print("applied %s (%d volume(s)) to %s" % (inc_id, len(volumes), target))

@@ -93,6 +93,9 @@ type backupFlags struct {
 	progress             string
 	verify               bool
 	maxMemory            string
+	incremental          bool
+	base                 string
+	fullEvery            int
 }
 
 // QvmBackup is qvm-backup: back up VMs into an encrypted archive, after
@@ -115,6 +118,9 @@ func QvmBackup(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f.StringVarP(&o.filter, "compress-filter", "Z", "", "compress with `PROG` (gzip, zstd, bzip2, xz, ...) instead of gzip")
 	f.IntVar(&o.logN, "scrypt-logn", 0, "scrypt cost `N` of each key: 2^N, 10-40 (default 18; lower is faster and weaker)")
 	f.BoolVar(&o.selectedMetadata, "selected-metadata-only", false, "store the settings of the backed-up VMs and of the VMs they name, not of every VM of the host")
+	f.BoolVar(&o.incremental, "incremental", false, "store only what changed since the last backup to this destination (a full backup when there is none, or after --full-every increments)")
+	f.StringVar(&o.base, "base", "last", "with --incremental, what the increment is based on: `last` (the last backup) or full (the chain's full backup: a differential)")
+	f.IntVar(&o.fullEvery, "full-every", backup.DefaultFullEvery, "with --incremental, make a full backup after `N` increments")
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask whether to proceed")
 	f.BoolVar(&o.verify, "verify", false, "read the written backup file back in full (decrypt, decompress, check every file and the manifest) and report per VM")
 	f.StringVar(&o.progress, "progress", "auto", "show progress on standard error as `MODE`: auto (a bar on a terminal, else lines), bar, lines, json or none")
@@ -377,6 +383,9 @@ func (r *backupRun) options(h *host.Host) (backup.Options, *profile.Profile, err
 		if errors.Is(err, profile.ErrNoSelection) {
 			return backup.Options{}, nil, fmt.Errorf("backup profile %s selects no VM (include: [])", o.profile)
 		}
+		if err == nil {
+			err = r.chainOptions(&opts)
+		}
 		return opts, &prof, err
 	}
 	opts := backup.Options{
@@ -387,6 +396,9 @@ func (r *backupRun) options(h *host.Host) (backup.Options, *profile.Profile, err
 		Destination:          backup.Destination{Path: r.args[0], VM: o.destVM},
 		SelectedMetadataOnly: o.selectedMetadata,
 	}
+	if err := r.chainOptions(&opts); err != nil {
+		return opts, nil, err
+	}
 	switch {
 	case o.noCompress:
 		opts.Compression = "none"
@@ -394,6 +406,22 @@ func (r *backupRun) options(h *host.Host) (backup.Options, *profile.Profile, err
 		opts.Compression = o.filter
 	}
 	return opts, nil, nil
+}
+
+// chainOptions applies --incremental, --base and --full-every.
+func (r *backupRun) chainOptions(opts *backup.Options) error {
+	o := r.o
+	if o.base != "last" && o.base != "full" {
+		return cli.Usagef("--base is last or full, not %q", o.base)
+	}
+	if (r.flags.Changed("base") || r.flags.Changed("full-every")) && !o.incremental {
+		return cli.Usagef("--base and --full-every go with --incremental")
+	}
+	if o.fullEvery < 1 {
+		return cli.Usagef("--full-every needs at least 1 increment, not %d", o.fullEvery)
+	}
+	opts.Incremental, opts.FromFull, opts.FullEvery = o.incremental, o.base == "full", o.fullEvery
+	return nil
 }
 
 // isDom0 reports whether a destination VM means dom0.
@@ -426,7 +454,14 @@ func (r *backupRun) printSummary(p *backup.Plan) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nDestination: %s\n", p.Target)
 	fmt.Fprintf(&b, "Compression: %s\n", p.Compression)
-	fmt.Fprintf(&b, "Estimated archive size: at most %s\n", summarySize(p.EstimatedArchiveSize))
+	if p.Chain != nil {
+		fmt.Fprintf(&b, "Kind: %s\n", p.Chain.Describe())
+	}
+	if p.Chain != nil && p.Chain.Increment {
+		fmt.Fprintf(&b, "Estimated archive size: at most %s (as a full backup: the changed blocks are found when it starts)\n", summarySize(p.EstimatedArchiveSize))
+	} else {
+		fmt.Fprintf(&b, "Estimated archive size: at most %s\n", summarySize(p.EstimatedArchiveSize))
+	}
 	fmt.Fprintf(&b, "Estimated time: %s\n", estimatedTime(p.EstimatedDuration))
 	_, err := io.WriteString(r.info, b.String())
 	return err
@@ -550,6 +585,9 @@ func (r *backupRun) backup(p *backup.Plan) error {
 	}
 	if !r.o.quiet {
 		fmt.Fprintf(r.info, "Backup written to %s\n", resultLocation(res))
+		if c := p.Chain; c != nil && c.Increment {
+			fmt.Fprintf(r.info, "It is increment %d on %s: %s stored\n", c.Depth, c.Base, summarySize(res.Bytes))
+		}
 	}
 	if r.o.verify {
 		return r.verify(ctx, p, res, mode)

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,42 @@ func TestHeaderOfWrittenArchive(t *testing.T) {
 	}
 	if string(r.QubesXML()) != fixtureXML {
 		t.Fatalf("qubes.xml %q", r.QubesXML())
+	}
+}
+
+// An increment's header names its base, and its manifest is at version 2:
+// the reader takes it as such, and a reader that knows version 1 only
+// refuses it (checked here by a header that hides the base, as an older
+// reader would not see it).
+func TestIncrementHeader(t *testing.T) {
+	fx := newFixture(t)
+	opts := testWriterOptions()
+	opts.BackupID, opts.Base = "20260102T120000-4343", "20260101T120000-4242"
+	data := fx.archive(t, opts)
+	got, err := readArchive(t, bytes.NewReader(data), testReaderOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareDigests(t, got, fx.expected(t))
+	r, err := NewReader(bytes.NewReader(data), testReaderOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := r.Header(); h.Base != opts.Base || !strings.HasSuffix(string(h.Marshal()), "pedos-manifest=1\npedos-base="+opts.Base+"\n") {
+		t.Errorf("header %+v", h)
+	}
+	r.Close()
+
+	var m Manifest
+	if err := json.Unmarshal(manifestOf(t, data), &m); err != nil || m.Version != 2 {
+		t.Fatalf("an increment's manifest: version %d, %v", m.Version, err)
+	}
+	if _, err := parseManifest(manifestOf(t, data), Header{BackupID: opts.BackupID}); !errors.Is(err, ErrUnsupportedVersion) {
+		t.Errorf("a version 2 manifest read as a full backup's: %v", err)
+	}
+	opts.Base = "-bad"
+	if _, err := NewWriter(io.Discard, opts); err == nil {
+		t.Error("a base id starting with '-' was taken")
 	}
 }
 
@@ -482,4 +519,23 @@ func checkFiles(t *testing.T, data []byte, files map[string][]byte) {
 		want[name] = digest(content)
 	}
 	compareDigests(t, got, want)
+}
+
+// manifestOf returns the manifest member of an archive.
+func manifestOf(t testing.TB, data []byte) []byte {
+	t.Helper()
+	o := NewOuterReader(bytes.NewReader(data))
+	for {
+		name, _, err := o.Next()
+		if err != nil {
+			t.Fatalf("no manifest: %v", err)
+		}
+		if name == ManifestName {
+			b, err := io.ReadAll(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
 }

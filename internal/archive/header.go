@@ -22,10 +22,16 @@ type Header struct {
 	// Manifest announces our completeness manifest, the last member. The
 	// reference reader ignores unknown keys; ours then insists on finding it.
 	Manifest bool
+	// Base is the id of the backup an increment applies to (BaseKey); ""
+	// for a full backup. The reference reader ignores the key.
+	Base string
 }
 
-// ManifestKey is our extension key in backup-header.
-const ManifestKey = "pedos-manifest"
+// ManifestKey and BaseKey are our extension keys in backup-header.
+const (
+	ManifestKey = "pedos-manifest"
+	BaseKey     = "pedos-base"
+)
 
 // MaxHeaderSize follows from the reference reader's 4096-byte cap on the
 // .hmac file, which in format 4 is the header plus 128 bytes.
@@ -33,7 +39,7 @@ const MaxHeaderSize = 4096 - 128
 
 var knownHeaderKeys = map[string]bool{
 	"version": true, "encrypted": true, "compressed": true, "compression-filter": true,
-	"hmac-algorithm": true, "crypto-algorithm": true, "backup-id": true, ManifestKey: true,
+	"hmac-algorithm": true, "crypto-algorithm": true, "backup-id": true, ManifestKey: true, BaseKey: true,
 }
 
 var headerToken = regexp.MustCompile(`^[A-Za-z0-9-]*$`)
@@ -49,7 +55,7 @@ func pyBool(b bool) string {
 }
 
 // Marshal writes the header as the reference writer does (format 4 key
-// order), plus our manifest key when set.
+// order), plus our manifest and base keys when set.
 func (h Header) Marshal() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "version=%d\n", h.Version)
@@ -67,6 +73,9 @@ func (h Header) Marshal() []byte {
 	}
 	if h.Manifest {
 		fmt.Fprintf(&b, "%s=1\n", ManifestKey)
+	}
+	if h.Base != "" {
+		fmt.Fprintf(&b, "%s=%s\n", BaseKey, h.Base)
 	}
 	return b.Bytes()
 }
@@ -120,11 +129,15 @@ func ParseHeader(data []byte) (Header, error) {
 			h.HMACAlgorithm = strings.ToLower(value)
 		case "crypto-algorithm":
 			h.CryptoAlgorithm = strings.ToLower(value)
-		case "backup-id":
+		case "backup-id", BaseKey:
 			if value == "" || strings.HasPrefix(value, "-") {
-				err = fmt.Errorf("invalid backup-id %s", elide.Quote(value))
+				err = fmt.Errorf("invalid %s %s", key, elide.Quote(value))
 			}
-			h.BackupID = value
+			if key == BaseKey {
+				h.Base = value
+			} else {
+				h.BackupID = value
+			}
 		case ManifestKey:
 			h.Manifest = parseBool(value)
 		}

@@ -75,14 +75,25 @@ func (m *Manifest) marshal() ([]byte, error) {
 	return b, err
 }
 
-func parseManifest(data []byte, backupID string) (*Manifest, error) {
+// manifestVersion is 1 for a full backup, 2 for an increment (one whose
+// header names a base): a reader that knows only version 1 refuses an
+// increment instead of restoring its deltas as volumes.
+func manifestVersion(base string) int {
+	if base != "" {
+		return 2
+	}
+	return 1
+}
+
+func parseManifest(data []byte, h Header) (*Manifest, error) {
+	backupID := h.BackupID
 	var m Manifest
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
 	}
-	if m.Format != manifestFormat || m.Version != 1 {
+	if m.Format != manifestFormat || m.Version != manifestVersion(h.Base) {
 		return nil, fmt.Errorf("%w: manifest format %s version %d", ErrUnsupportedVersion, elide.Quote(m.Format), m.Version)
 	}
 	if m.BackupID != backupID {

@@ -678,7 +678,7 @@ func (r *Reader) readManifest(size int64) (*Manifest, error) {
 		}
 		return nil, err
 	}
-	return parseManifest(data, r.header.BackupID)
+	return parseManifest(data, r.header)
 }
 
 // skipChunk reads past an unselected chunk, keeping only its trailer.

@@ -26,6 +26,10 @@ type WriterOptions struct {
 	Compression string
 	Params      scryptenc.Params // zero value: scryptenc.DefaultParams
 	BackupID    string           // empty: generated
+	// Base makes the archive an increment of the backup with that id: the
+	// header names it (BaseKey) and the manifest is at version 2, which an
+	// older PedOS refuses rather than restore a delta as a volume.
+	Base string
 	// Workers is how many chunk key derivations may run at once (each needs
 	// 128·r·N bytes); 0 means one per CPU.
 	Workers int
@@ -133,15 +137,21 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !ValidHeaderValue(opts.BackupID) || opts.BackupID[0] == '-' || len(opts.BackupID) > maxBackupID {
-		return nil, fmt.Errorf("invalid backup id %q: up to %d of [A-Za-z0-9-], not starting with '-'", opts.BackupID, maxBackupID)
+	ids := []string{opts.BackupID}
+	if opts.Base != "" {
+		ids = append(ids, opts.Base)
+	}
+	for _, id := range ids {
+		if !ValidHeaderValue(id) || id[0] == '-' || len(id) > maxBackupID {
+			return nil, fmt.Errorf("invalid backup id %q: up to %d of [A-Za-z0-9-], not starting with '-'", id, maxBackupID)
+		}
 	}
 	w := &Writer{
 		out:  out,
 		opts: opts,
 		header: Header{
 			Version: 4, Encrypted: true, HMACAlgorithm: "scrypt",
-			BackupID: opts.BackupID, Manifest: true,
+			BackupID: opts.BackupID, Manifest: true, Base: opts.Base,
 			// The reference writer names a filter even when it does not compress.
 			CompressionFilter: "gzip",
 		},
@@ -153,7 +163,7 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 		abort:    make(chan struct{}),
 		files:    map[string]bool{},
 		ahead:    map[string]*keyFuture{},
-		manifest: Manifest{Format: manifestFormat, Version: 1, BackupID: opts.BackupID},
+		manifest: Manifest{Format: manifestFormat, Version: manifestVersion(opts.Base), BackupID: opts.BackupID},
 	}
 	if opts.Compression != "" && opts.Compression != "none" {
 		codec, err := compress.ForWriting(opts.Compression)

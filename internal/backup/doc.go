@@ -5,7 +5,7 @@
 //
 // # Archive content
 //
-// As the reference writer (spec format.md §2, §6.1, §8): qubes.xml, then
+// As the reference writer (doc/format.md): qubes.xml, then
 // for each selected VM other than dom0, by name, its save_on_stop volumes
 // as vm<qid>/<volume>.img (the committed image: a running VM is stored as
 // it was before its start), firewall.xml and notes.txt when it has them,

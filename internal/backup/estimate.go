@@ -13,9 +13,9 @@ import (
 )
 
 // archiveDB returns the backup's qubes.xml: the host's database with the
-// backup features of spec format.md §6.1, on a copy; whole, or with only
+// backup features (backup-content, backup-path, backup-size), on a copy; whole, or with only
 // the backed-up VMs and those they (or the globals) name.
-func archiveDB(db *host.DB, vms []PlannedVM, selectedOnly bool) ([]byte, error) {
+func archiveDB(db *host.DB, vms []PlannedVM, incomplete map[string]bool, selectedOnly bool) ([]byte, error) {
 	db = db.Clone()
 	if selectedOnly {
 		keepNamed(db, vms)
@@ -30,7 +30,11 @@ func archiveDB(db *host.DB, vms []PlannedVM, selectedOnly bool) ([]byte, error) 
 		if err != nil {
 			return nil, err
 		}
-		for _, f := range [][2]string{{"backup-content", "1"}, {"backup-path", v.Path}, {"backup-size", strconv.FormatInt(v.Size, 10)}} {
+		content := "1"
+		if incomplete[v.Name] {
+			content = "" // the reference restore then offers nothing rather than a delta as a volume
+		}
+		for _, f := range [][2]string{{"backup-content", content}, {"backup-path", v.Path}, {"backup-size", strconv.FormatInt(v.Size, 10)}} {
 			if err := d.SetFeature(f[0], f[1]); err != nil {
 				return nil, err
 			}
@@ -114,7 +118,7 @@ func kdfSeconds(p scryptenc.Params) float64 {
 
 // estimate sets EstimatedArchiveSize and EstimatedDuration.
 func (p *Plan) estimate(db *host.DB) error {
-	xml, err := archiveDB(db, p.VMs, p.opts.SelectedMetadataOnly)
+	xml, err := archiveDB(db, p.VMs, nil, p.opts.SelectedMetadataOnly)
 	if err != nil {
 		return err
 	}

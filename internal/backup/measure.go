@@ -23,6 +23,7 @@ const (
 	smallFile                  // firewall.xml, notes.txt: read whole, AddBytes
 	emptyFile                  // the placeholder of a VM with nothing else
 	homeTree                   // the dom0 home, AddTree
+	deltaFile                  // an increment's changed blocks of a volume, AddExtents
 )
 
 // maxSmallFile bounds firewall.xml and notes.txt, which are read whole.
@@ -40,6 +41,9 @@ type item struct {
 	content []byte
 	mode    fs.FileMode
 	mtime   time.Time
+	// deltaFile: the volume's size now and its changed runs, read from f.
+	size int64
+	runs []sparsetar.Region
 }
 
 func (it *item) close() {

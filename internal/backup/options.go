@@ -38,6 +38,21 @@ type Options struct {
 	// chunk buffers and key derivations; 0 means half of what the machine
 	// (and the process's cgroup) has available.
 	MaxMemory int64
+	// Incremental makes the backup an increment of the destination's last
+	// backup when dom0 has its record (doc/incremental.md): only the
+	// blocks that changed are stored. It is full when there is no record,
+	// or after FullEvery increments. Either way the backup is recorded,
+	// once published, as the base of the next one.
+	Incremental bool
+	// FromFull bases the increment on the chain's full backup instead of
+	// its last one (a differential backup).
+	FromFull bool
+	// FullEvery is how many increments a chain gets before a backup is
+	// full again; 0 means DefaultFullEvery.
+	FullEvery int
+	// IndexDir is where dom0 keeps its record of each destination's
+	// chain; "" means backup-chains in the host's state directory.
+	IndexDir string
 	// Transport reaches a destination VM; nil means qrexec.NewLocal on the
 	// host, which needs the program to call qrexec.MaybeServe first thing.
 	Transport qrexec.Transport

@@ -46,6 +46,10 @@ type Plan struct {
 	EstimatedArchiveSize int64
 	// EstimatedDuration is a rough guess (see the package documentation).
 	EstimatedDuration time.Duration
+	// Chain is set when the backup was asked to be incremental: whether it
+	// is an increment, and of what. The estimates are those of a full
+	// backup, the most an increment can store.
+	Chain *Chain
 
 	h    *host.Host
 	opts Options
@@ -119,6 +123,7 @@ func newPlan(ctx context.Context, h *host.Host, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	spaceDir := p.resolveTarget(ctx, db, home)
+	p.planChain()
 	if err := p.estimate(db); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/chain"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
 	"pedos.dev/backup/internal/sparsetar"
@@ -101,9 +102,11 @@ type run struct {
 	ctx        context.Context
 	start, now time.Time
 	m          *meter
-	vms        []PlannedVM // as measured now, in archive order
-	items      [][]*item   // their files, volumes open
-	xml        []byte      // the archive's qubes.xml
+	vms        []PlannedVM               // as measured now, in archive order
+	items      [][]*item                 // their files, volumes open
+	xml        []byte                    // the archive's qubes.xml
+	chainMap   []byte                    // an increment's map, stored as ChainName
+	digests    map[string]*chain.Digests // with Options.Incremental: every VM file's, for the record
 	dst        output
 	counted    *countingWriter
 	aw         *archive.Writer
@@ -123,13 +126,47 @@ func (run *run) measure() error {
 		}
 		return fmt.Errorf("backup: %w", err)
 	}
-	if run.xml, err = archiveDB(db, run.vms, run.p.opts.SelectedMetadataOnly); err != nil {
+	incomplete, err := run.chain()
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if run.xml, err = archiveDB(db, run.vms, incomplete, run.p.opts.SelectedMetadataOnly); err != nil {
 		return fmt.Errorf("backup: making qubes.xml: %w", err)
 	}
 	for _, v := range run.vms {
 		run.m.total += v.Data
 	}
 	return nil
+}
+
+// chain hashes the files of a backup asked to be incremental and, for an
+// increment, keeps of them only what changed since the base. It returns
+// the VMs incomplete in the archive.
+func (run *run) chain() (map[string]bool, error) {
+	p := run.p
+	if p.Chain == nil {
+		return nil, nil
+	}
+	var err error
+	if run.digests, err = scan(run.items); err != nil {
+		return nil, err
+	}
+	if err := run.ctx.Err(); err != nil {
+		return nil, cancelled(run.ctx)
+	}
+	if !p.Chain.Increment {
+		return nil, nil
+	}
+	base, err := p.baseIndex()
+	if err != nil {
+		return nil, err
+	}
+	items, cm, incomplete, err := increment(run.vms, run.items, run.digests, base, p.measurer(run.ctx, true))
+	if err != nil {
+		return nil, err
+	}
+	run.items, run.chainMap = items, cm.Marshal()
+	return incomplete, nil
 }
 
 func (run *run) closeItems() {
@@ -154,6 +191,7 @@ func (run *run) open(dctx context.Context, out io.Writer) error {
 		Time:        run.now,
 		ChunkSize:   int(p.chunkSize()),
 		MaxMemory:   p.opts.MaxMemory,
+		Base:        run.base(),
 	})
 	if err != nil {
 		dst.abort(err)
@@ -162,12 +200,20 @@ func (run *run) open(dctx context.Context, out io.Writer) error {
 	return nil
 }
 
+// base is the id of the backup an increment applies to; "" when full.
+func (run *run) base() string {
+	if c := run.p.Chain; c != nil && c.Increment {
+		return c.Base
+	}
+	return ""
+}
+
 // write stores everything and closes the archive writer (manifest).
 func (run *run) write() error {
 	ctx := run.ctx
 	stopWatch := context.AfterFunc(ctx, func() { run.aw.Abort(cancelled(ctx)) })
 	defer stopWatch()
-	err := writeAll(ctx, run.aw, run.xml, run.vms, run.items, run.m, run.now)
+	err := writeAll(ctx, run.aw, run.xml, run.chainMap, run.vms, run.items, run.m, run.now)
 	if err == nil {
 		run.m.emit(progress.Finishing)
 		err = run.aw.Close()
@@ -211,6 +257,11 @@ func (run *run) result(location string) *Result {
 	}
 	if p.Target.Kind == ToFile && location != p.Target.Path {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s was created by someone else meanwhile; the backup is %s", p.Target.Path, location))
+	}
+	if p.Chain != nil {
+		if err := p.saveIndex(res.BackupID, run.digests); err != nil {
+			res.Warnings = append(res.Warnings, "the backup is complete, but recording it as the base of the next increment failed, so the next backup will be full: "+err.Error())
+		}
 	}
 	if err := setTimestamps(p.h, res.VMs, run.now); err != nil {
 		res.Warnings = append(res.Warnings, "the backup is complete, but recording backup_timestamp failed: "+err.Error())
@@ -260,9 +311,12 @@ func dom0Last(a, b string) int {
 	return 1
 }
 
-// writeAll stores qubes.xml and every file, VM by VM.
-func writeAll(ctx context.Context, aw *archive.Writer, xml []byte, vms []PlannedVM, items [][]*item, m *meter, now time.Time) error {
+// writeAll stores qubes.xml, an increment's map and every file, VM by VM.
+func writeAll(ctx context.Context, aw *archive.Writer, xml, chainMap []byte, vms []PlannedVM, items [][]*item, m *meter, now time.Time) error {
 	expected := []archive.ExpectedFile{{Name: archive.QubesXMLName, Size: int64(len(xml))}}
+	if chainMap != nil {
+		expected = append(expected, archive.ExpectedFile{Name: ChainName, Size: int64(len(chainMap))})
+	}
 	for _, its := range items {
 		for _, it := range its {
 			expected = append(expected, archive.ExpectedFile{Name: it.Name, Size: it.Data})
@@ -271,6 +325,13 @@ func writeAll(ctx context.Context, aw *archive.Writer, xml []byte, vms []Planned
 	aw.Expect(expected...)
 	if err := aw.AddBytes(archive.QubesXMLName, xml); err != nil {
 		return err
+	}
+	// The map comes before the data, so that a restore knows how to apply
+	// each delta as it streams past.
+	if chainMap != nil {
+		if err := aw.AddBytes(ChainName, chainMap); err != nil {
+			return err
+		}
 	}
 	for i, v := range vms {
 		m.event(progress.VMStarted, v.Name, nil, "")
@@ -300,6 +361,8 @@ func writeItem(ctx context.Context, aw *archive.Writer, it *item, m *meter, now 
 			err = tw.AddBytes(it.Name, nil, 0o644, now)
 		case homeTree:
 			err = tw.AddTree(it.Name, it.Source)
+		case deltaFile:
+			_, err = tw.AddExtents(it.Name, it.f, it.size, it.runs, it.mtime)
 		}
 		if err != nil {
 			return err

@@ -80,6 +80,16 @@ func Scan(f *os.File, size int64) (*Digests, error) {
 	return d, nil
 }
 
+// Sum returns the block digests of data held in memory (a VM's small
+// files).
+func Sum(data []byte) *Digests {
+	d := &Digests{Size: int64(len(data)), Blocks: make([][32]byte, blocks(int64(len(data))))}
+	for i := range d.Blocks {
+		d.Blocks[i] = sha256.Sum256(data[i*BlockSize : min(len(data), (i+1)*BlockSize)])
+	}
+	return d
+}
+
 func blocks(size int64) int { return int((size + BlockSize - 1) / BlockSize) }
 
 // Root is the root of the digests.
@@ -140,10 +150,14 @@ type Volume struct {
 }
 
 // Map is what an increment stores as pedos-chain: the backup it applies
-// to and, for each volume it changes, how.
+// to, for each volume it changes, how, and which of the base's files it
+// keeps as they were. The backup an increment makes is exactly: the files
+// it stores whole, its changed volumes and its kept files; any other file
+// of the base (a removed VM's, a volume no longer there) is gone.
 type Map struct {
 	Base    string // the base backup's id
 	Volumes []Volume
+	Keep    []string // stored names, in increasing order: "vm3/private.img", "vm3/firewall.xml"
 }
 
 const mapHeader = "pedos-chain 1"
@@ -154,6 +168,7 @@ const mapHeader = "pedos-chain 1"
 //	base ID
 //	volume NAME BASE-SIZE BASE-ROOT SIZE ROOT
 //	data OFFSET LENGTH | zero OFFSET LENGTH   (the volume's extents)
+//	keep NAME                                 (after every volume)
 //	end
 func (m *Map) Marshal() []byte {
 	var b bytes.Buffer
@@ -167,6 +182,9 @@ func (m *Map) Marshal() []byte {
 			}
 			fmt.Fprintf(&b, "%s %d %d\n", kind, e.Off, e.Len)
 		}
+	}
+	for _, name := range m.Keep {
+		fmt.Fprintf(&b, "keep %s\n", name)
 	}
 	b.WriteString("end\n")
 	return b.Bytes()
@@ -184,9 +202,9 @@ const (
 var ErrBadMap = errors.New("bad increment map")
 
 // Parse reads a map, refusing anything Marshal would not write: unknown
-// lines, a volume named twice, extents out of order, overlapping, past
-// the volume's end or off the block grid. A refused map has changed
-// nothing yet.
+// lines, a file named twice, extents out of order, overlapping, past the
+// volume's end or off the block grid, a volume after a kept file. A
+// refused map has changed nothing yet.
 func Parse(data []byte) (*Map, error) {
 	if len(data) > MaxMapSize {
 		return nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrBadMap, len(data), MaxMapSize)
@@ -218,12 +236,19 @@ func Parse(data []byte) (*Map, error) {
 			if err := errors.Join(err1, err2, err3, err4); err != nil {
 				return nil, bad(i, err.Error())
 			}
-			if !plainName(f[1]) || names[f[1]] {
-				return nil, bad(i, fmt.Sprintf("volume name %q unsafe or repeated", f[1]))
+			if !plainName(f[1]) || names[f[1]] || len(m.Keep) > 0 {
+				return nil, bad(i, fmt.Sprintf("volume name %q unsafe or repeated, or after a kept file", truncate(f[1])))
 			}
 			names[f[1]] = true
 			m.Volumes = append(m.Volumes, Volume{Name: f[1], BaseSize: baseSize, BaseRoot: baseRoot, Size: sz, Root: r})
 			v = &m.Volumes[len(m.Volumes)-1]
+		case f[0] == "keep" && len(f) == 2:
+			if !PlainFile(f[1]) || names[f[1]] || len(m.Keep) > 0 && f[1] <= m.Keep[len(m.Keep)-1] {
+				return nil, bad(i, fmt.Sprintf("kept file %q unsafe, repeated or out of order", truncate(f[1])))
+			}
+			names[f[1]] = true
+			m.Keep = append(m.Keep, f[1])
+			v = nil
 		case (f[0] == "data" || f[0] == "zero") && len(f) == 3 && v != nil:
 			off, err1 := size(f[1])
 			n, err2 := size(f[2])
@@ -284,9 +309,15 @@ func plainID(s string) bool {
 }
 
 // plainName is a stored volume's name: "vmN/NAME.img", plain characters.
-func plainName(s string) bool {
+func plainName(s string) bool { return PlainFile(s) && strings.HasSuffix(s, ".img") }
+
+// PlainFile reports whether s is a VM's stored file an increment can
+// change or keep: "vm<qid>/NAME" in plain characters ("vm3/private.img",
+// "vm3/firewall.xml").
+func PlainFile(s string) bool {
 	vm, file, ok := strings.Cut(s, "/")
-	return ok && len(s) <= 255 && plainID(vm) && strings.HasSuffix(file, ".img") &&
+	qid, isVM := strings.CutPrefix(vm, "vm")
+	return ok && isVM && len(s) <= 255 && qid != "" && len(qid) <= 9 && strings.Trim(qid, "0123456789") == "" && file != "" &&
 		strings.Trim(file, "abcdefghijklmnopqrstuvwxyz0123456789_-.") == "" && !strings.Contains(file, "..")
 }
 

@@ -232,14 +232,23 @@ func TestParseRejects(t *testing.T) {
 		"trailing space":      "pedos-chain 1\nbase x\n" + vol + "data 0 65536 \nend\n",
 		"too large":           "pedos-chain 1\nbase x\n" + strings.Repeat("#", MaxMapSize) + "\nend\n",
 		"something after end": "pedos-chain 1\nbase x\n" + vol + "end\nmore\n",
+		"kept dom0 home":      "pedos-chain 1\nbase x\nkeep dom0-home/user\nend\n",
+		"kept path escape":    "pedos-chain 1\nbase x\nkeep vm1/../../etc\nend\n",
+		"kept twice":          "pedos-chain 1\nbase x\nkeep vm1/notes.txt\nkeep vm1/notes.txt\nend\n",
+		"kept out of order":   "pedos-chain 1\nbase x\nkeep vm2/root.img\nkeep vm1/root.img\nend\n",
+		"kept and changed":    "pedos-chain 1\nbase x\n" + vol + "keep vm1/private.img\nend\n",
+		"volume after kept":   "pedos-chain 1\nbase x\nkeep vm1/notes.txt\n" + vol + "end\n",
+		"extent after kept":   "pedos-chain 1\nbase x\n" + vol + "keep vm1/notes.txt\ndata 0 65536\nend\n",
 	} {
 		if _, err := Parse([]byte(m)); !errors.Is(err, ErrBadMap) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	good := "pedos-chain 1\nbase x\n" + vol + "data 0 65536\nzero 131072 65536\nend\n"
-	if _, err := Parse([]byte(good)); err != nil {
+	good := "pedos-chain 1\nbase x\n" + vol + "data 0 65536\nzero 131072 65536\nkeep vm1/firewall.xml\nkeep vm2/root.img\nend\n"
+	if m, err := Parse([]byte(good)); err != nil {
 		t.Errorf("a good map: %v", err)
+	} else if string(m.Marshal()) != good {
+		t.Errorf("a good map marshals as\n%s", m.Marshal())
 	}
 }
 

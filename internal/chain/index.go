@@ -22,7 +22,14 @@ import (
 // refused index means a full backup (or rebuilding it from there), never
 // a wrong increment; an increment's roots catch a stale one.
 type Index struct {
-	Backup  string // the id of the backup the digests describe
+	Backup string // the id of the backup the digests describe
+	// Full is the id of the full backup that starts its chain (Backup
+	// itself for a full backup), Depth how many increments lead from it
+	// to Backup.
+	Full  string
+	Depth int
+	// Volumes are the digests of every VM file the backup holds, by stored
+	// name: volumes and small files alike (PlainFile names).
 	Volumes map[string]*Digests
 }
 
@@ -34,17 +41,18 @@ var ErrBadIndex = errors.New("bad backup index")
 // SaveIndex replaces the index at path as one step: it writes a hidden
 // file beside it, syncs it and renames it over the old one, so that a
 // backup killed at any point leaves the old index whole. The file is the
-// header line, "backup ID", then per volume "volume NAME SIZE BLOCKS" and
-// its digests (32 bytes each), "end", and the SHA-256 of all before it.
+// header line, "backup ID", "chain FULL DEPTH", then per file "volume
+// NAME SIZE BLOCKS" and its digests (32 bytes each), "end", and the
+// SHA-256 of all before it.
 func SaveIndex(path string, ix *Index) error {
-	if !plainID(ix.Backup) {
-		return fmt.Errorf("backup index: %q is not a backup id", ix.Backup)
+	if !plainID(ix.Backup) || !plainID(ix.Full) || ix.Depth < 0 {
+		return fmt.Errorf("backup index: %q, %q and %d are not a backup, its chain and depth", ix.Backup, ix.Full, ix.Depth)
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s\nbackup %s\n", indexHeader, ix.Backup)
+	fmt.Fprintf(&b, "%s\nbackup %s\nchain %s %d\n", indexHeader, ix.Backup, ix.Full, ix.Depth)
 	for _, name := range slices.Sorted(maps.Keys(ix.Volumes)) { // one index, one file
 		d := ix.Volumes[name]
-		if !plainName(name) || len(d.Blocks) != blocks(d.Size) {
+		if !PlainFile(name) || len(d.Blocks) != blocks(d.Size) {
 			return fmt.Errorf("backup index: volume %q does not fit its digests", name)
 		}
 		fmt.Fprintf(&b, "volume %s %d %d\n", name, d.Size, len(d.Blocks))
@@ -118,13 +126,21 @@ func LoadIndex(path string) (*Index, error) {
 		return nil, bad("no backup id")
 	}
 	ix := &Index{Backup: id, Volumes: map[string]*Digests{}}
+	f := strings.Split(line(), " ")
+	if len(f) != 3 || f[0] != "chain" || !plainID(f[1]) {
+		return nil, bad("no chain line")
+	}
+	if ix.Depth, err = strconv.Atoi(f[2]); err != nil || ix.Depth < 0 || strconv.Itoa(ix.Depth) != f[2] {
+		return nil, bad("no chain depth")
+	}
+	ix.Full = f[1]
 	for {
 		l := line()
 		if l == "end" {
 			break
 		}
 		f := strings.Split(l, " ")
-		if len(f) != 4 || f[0] != "volume" || !plainName(f[1]) || ix.Volumes[f[1]] != nil {
+		if len(f) != 4 || f[0] != "volume" || !PlainFile(f[1]) || ix.Volumes[f[1]] != nil {
 			return nil, bad(fmt.Sprintf("unexpected %q", truncate(l)))
 		}
 		sz, err := size(f[2])

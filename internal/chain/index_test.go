@@ -15,9 +15,10 @@ func TestIndex(t *testing.T) {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "img")
 	mutate(t, rand.New(rand.NewPCG(3, 4)), img, 9*BlockSize+100, 6)
-	ix := &Index{Backup: "20261202T101500-ab12", Volumes: map[string]*Digests{
-		"vm1/private.img": digestsOf(t, img),
-		"vm2/root.img":    {Size: 0, Blocks: [][32]byte{}},
+	ix := &Index{Backup: "20261202T101500-ab12", Full: "20261201T101500-ff00", Depth: 3, Volumes: map[string]*Digests{
+		"vm1/private.img":  digestsOf(t, img),
+		"vm2/root.img":     {Size: 0, Blocks: [][32]byte{}},
+		"vm2/firewall.xml": {Size: 5, Blocks: [][32]byte{{1}}},
 	}}
 	path := filepath.Join(dir, "index", "laptop.idx")
 	if err := SaveIndex(path, ix); err != nil {
@@ -53,7 +54,7 @@ func TestIndex(t *testing.T) {
 
 	// A replacement that fails leaves the old index whole, and no
 	// temporary file behind.
-	ix2 := &Index{Backup: "bad/id", Volumes: ix.Volumes}
+	ix2 := &Index{Backup: "bad/id", Full: ix.Full, Volumes: ix.Volumes}
 	if err := SaveIndex(path, ix2); err == nil {
 		t.Fatal("an index with a bad backup id was saved")
 	}

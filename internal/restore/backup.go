@@ -56,6 +56,9 @@ var (
 	// its header is damaged). Open fails with it before anything else;
 	// reopen the source (Source.Reopen) and try another.
 	ErrWrongPassphrase = archive.ErrBadPassphrase
+	// ErrIncrement: the archive is an increment, which holds only what
+	// changed since its base; it is restored as part of its chain.
+	ErrIncrement = errors.New("the backup is an increment")
 )
 
 // OpenOptions configure Open.
@@ -200,6 +203,10 @@ func open(r io.Reader, opts OpenOptions) (*Backup, error) {
 		}
 		b.reader = format4{ar}
 		b.Header = ar.Header()
+		if base := b.Header.Base; base != "" {
+			b.Close()
+			return nil, fmt.Errorf("%w of backup %s: restoring it alone would store its deltas as volumes; restore it with its chain by the emergency procedure (doc/incremental.md)", ErrIncrement, base)
+		}
 		b.QubesXML = ar.QubesXML()
 	} else {
 		lr, err := legacy.NewReader(br, legacy.Options{Passphrase: opts.Passphrase, ForceFilter: opts.ForceFilter, Select: b.selectFile})

@@ -36,6 +36,20 @@ func VolumeSize(name string, f *os.File) (member, data int64, err error) {
 	return int64(len(hdr)+len(spMap)) + data + padding(data), data, nil
 }
 
+// ExtentsSize is the exact length of the member AddExtents writes for
+// these runs of a size-byte image, and the data bytes in it.
+func ExtentsSize(name string, size int64, runs []Region, mtime time.Time) (member, data int64, err error) {
+	regions := make([]region, len(runs))
+	for i, r := range runs {
+		regions[i] = region{r.Offset, r.Length}
+	}
+	hdr, spMap, data, err := sparseHeaders(name, size, regions, mtime)
+	if err != nil {
+		return 0, 0, err
+	}
+	return int64(len(hdr)+len(spMap)) + data + padding(data), data, nil
+}
+
 // FileSize is the exact length of the member AddBytes or AddFile writes for
 // size bytes of content.
 func FileSize(name string, size int64, mode fs.FileMode, mtime time.Time) (int64, error) {

@@ -1,0 +1,261 @@
+package backup
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+
+	"pedos.dev/backup/internal/chain"
+	"pedos.dev/backup/internal/sparsetar"
+)
+
+// DefaultFullEvery is how many increments a chain gets before the next
+// backup is full again.
+const DefaultFullEvery = 7
+
+// ChainName is the file an increment stores its map as (package chain).
+const ChainName = "pedos-chain"
+
+// Chain is what a backup asked to be incremental (Options.Incremental)
+// will be: an increment of Base, or a full backup that starts a chain.
+type Chain struct {
+	// Increment: the archive stores only what changed since Base.
+	Increment bool
+	// Base is the backup the increment applies to, Full the full backup
+	// its chain starts with; Depth counts the increments from Full to this
+	// backup (0: this backup is full).
+	Base, Full string
+	Depth      int
+	// Why says why a backup asked to be incremental is full; "" for an
+	// increment.
+	Why string
+}
+
+// Describe is the summary's line for the chain.
+func (c *Chain) Describe() string {
+	if !c.Increment {
+		return "full backup, starting a chain of increments (" + c.Why + ")"
+	}
+	return fmt.Sprintf("increment %d of the chain of %s, on %s: only the blocks that changed are stored", c.Depth, c.Full, c.Base)
+}
+
+// Index files: the last backup of a destination's chain, and its full one.
+const (
+	lastIndex = "last"
+	fullIndex = "full"
+)
+
+// indexPath is where dom0 keeps one index of the target's chain: one
+// chain per destination (a directory, a VM's location, a command).
+func (p *Plan) indexPath(which string) string {
+	dir := p.opts.IndexDir
+	if dir == "" {
+		dir = filepath.Join(p.h.Root(), "backup-chains")
+	}
+	t := p.Target
+	where := t.Path
+	if t.Kind == ToFile {
+		where = filepath.Dir(t.Path) // each backup gets a new name in it
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%s\x00%s", t.Kind, t.VM, where)))
+	return filepath.Join(dir, hex.EncodeToString(sum[:16])+"."+which)
+}
+
+// planChain decides whether the backup is an increment, and on which base.
+func (p *Plan) planChain() {
+	if !p.opts.Incremental {
+		return
+	}
+	every := p.opts.FullEvery
+	if every <= 0 {
+		every = DefaultFullEvery
+	}
+	which := lastIndex
+	if p.opts.FromFull {
+		which = fullIndex
+	}
+	ix, err := chain.LoadIndex(p.indexPath(which))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		p.Chain = &Chain{Why: "no earlier backup to this destination is known"}
+	case err != nil:
+		p.Chain = &Chain{Why: "the record of the last backup cannot be used"}
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%v: this backup is full", err))
+	case ix.Depth+1 > every && !p.opts.FromFull:
+		p.Chain = &Chain{Why: fmt.Sprintf("the chain has its %d increments", every)}
+	default:
+		p.Chain = &Chain{Increment: true, Base: ix.Backup, Full: ix.Full, Depth: ix.Depth + 1}
+	}
+}
+
+// baseIndex reloads the index the plan chose as base, and checks that it
+// still names the same backup (another backup to the destination may have
+// run since the plan was made).
+func (p *Plan) baseIndex() (*chain.Index, error) {
+	which := lastIndex
+	if p.opts.FromFull {
+		which = fullIndex
+	}
+	ix, err := chain.LoadIndex(p.indexPath(which))
+	if err != nil {
+		return nil, fmt.Errorf("reading the record of the base backup: %w", err)
+	}
+	if ix.Backup != p.Chain.Base {
+		return nil, fmt.Errorf("the destination's last backup is now %s, not %s: make the plan again", ix.Backup, p.Chain.Base)
+	}
+	return ix, nil
+}
+
+// saveIndex records the backup just published as the chain's last (and,
+// for a full backup, its full) one. Only a published backup gets here, so
+// a killed or failed backup leaves the record as it was.
+func (p *Plan) saveIndex(id string, digests map[string]*chain.Digests) error {
+	ix := &chain.Index{Backup: id, Full: id, Volumes: digests}
+	if p.Chain.Increment {
+		ix.Full, ix.Depth = p.Chain.Full, p.Chain.Depth
+	}
+	if err := chain.SaveIndex(p.indexPath(lastIndex), ix); err != nil {
+		return err
+	}
+	if !p.Chain.Increment {
+		return chain.SaveIndex(p.indexPath(fullIndex), ix)
+	}
+	return nil
+}
+
+// scan hashes every VM file the backup stores (the dom0 home aside: it is
+// always stored whole), volumes in parallel, and returns their digests by
+// stored name.
+func scan(items [][]*item) (map[string]*chain.Digests, error) {
+	digests := map[string]*chain.Digests{}
+	var volumes []*item
+	for _, its := range items {
+		for _, it := range its {
+			switch it.kind {
+			case volumeFile:
+				volumes = append(volumes, it)
+			case smallFile, emptyFile:
+				digests[it.Name] = chain.Sum(it.content)
+			}
+		}
+	}
+	var mu sync.Mutex
+	var firstErr error
+	work := make(chan *item)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(1, len(volumes))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				d, err := scanVolume(it)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("%s: hashing %s: %w", it.vm, it.Name, err)
+				}
+				digests[it.Name] = d
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, it := range volumes {
+		work <- it
+	}
+	close(work)
+	wg.Wait()
+	return digests, firstErr
+}
+
+func scanVolume(it *item) (*chain.Digests, error) {
+	fi, err := it.f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
+	if !fi.Mode().IsRegular() {
+		if size, err = it.f.Seek(0, 2); err != nil {
+			return nil, err
+		}
+	}
+	return chain.Scan(it.f, size)
+}
+
+// increment turns the measured VMs into what the increment stores: for
+// each file, whole when the base has no file of that name, a delta of
+// the changed blocks for a changed volume, whole for another changed
+// file, or kept (stored nothing) when unchanged; the dom0 home is stored
+// whole. A VM whose files are all kept stores none. It returns the files
+// to store per VM (vms' sizes now count those only), the map, and the VMs
+// incomplete in the archive.
+func increment(vms []PlannedVM, items [][]*item, digests map[string]*chain.Digests, base *chain.Index, m *measurer) ([][]*item, *chain.Map, map[string]bool, error) {
+	cm := &chain.Map{Base: base.Backup}
+	incomplete := map[string]bool{}
+	outItems := make([][]*item, len(vms))
+	for i := range vms {
+		v := &vms[i]
+		var store []*item
+		for _, it := range items[i] {
+			now, was := digests[it.Name], base.Volumes[it.Name]
+			switch {
+			case now == nil || was == nil:
+				store = append(store, it) // the home, or a file the base lacks
+			case now.Size == was.Size && now.Root() == was.Root():
+				cm.Keep = append(cm.Keep, it.Name)
+				incomplete[v.Name] = true
+				it.close()
+			case it.kind == volumeFile:
+				vol := chain.Volume{Name: it.Name, BaseSize: was.Size, BaseRoot: was.Root(), Size: now.Size, Root: now.Root(),
+					Extents: chain.Changes(was, now)}
+				cm.Volumes = append(cm.Volumes, vol)
+				d, err := m.delta(it, vol)
+				if err != nil {
+					return nil, nil, nil, err
+				}
+				store = append(store, d)
+				incomplete[v.Name] = true
+			default:
+				store = append(store, it)
+			}
+		}
+		v.Files, v.Size, v.Data = nil, 0, 0
+		for _, it := range store {
+			v.Files = append(v.Files, it.PlannedFile)
+			v.Size += it.Stored
+			v.Data += it.Data
+		}
+		outItems[i] = store
+	}
+	slices.Sort(cm.Keep)
+	return outItems, cm, incomplete, nil
+}
+
+// delta is the item that stores a changed volume's data extents as
+// NAME.delta, a sparse image of the volume's new size whose holes mean
+// "unchanged". It reads the same open image the scan hashed.
+func (m *measurer) delta(it *item, v chain.Volume) (*item, error) {
+	d := &item{vm: it.vm, kind: deltaFile, f: it.f, size: v.Size}
+	for _, e := range v.Extents {
+		if !e.Zero {
+			d.runs = append(d.runs, sparsetar.Region{Offset: e.Off, Length: e.Len})
+		}
+	}
+	d.Name, d.Source = it.Name+".delta", it.Source
+	fi, err := it.f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	d.mtime = fi.ModTime()
+	member, _, err := sparsetar.ExtentsSize(d.Name, v.Size, d.runs, d.mtime)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
+	m.finish(d, member+sparsetar.EndSize)
+	it.f = nil // the delta reads and closes it now
+	return d, nil
+}

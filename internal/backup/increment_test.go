@@ -1,0 +1,332 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/chain"
+	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/progress"
+	"pedos.dev/backup/internal/testutil"
+)
+
+// applyScript is scripts/pedos-apply-delta.py, as the emergency procedure
+// runs it.
+func applyScript(t *testing.T) (python, script string) {
+	t.Helper()
+	python = testutil.RequireTool(t, "python3")
+	_, self, _, _ := runtime.Caller(0)
+	return python, filepath.Join(filepath.Dir(self), "..", "..", "scripts", "pedos-apply-delta.py")
+}
+
+// chainHost is a demo host with a chain of backups to one directory.
+type chainHost struct {
+	t    *testing.T
+	h    *host.Host
+	dest string
+	opts Options
+	rng  *rand.Rand
+}
+
+func newChainHost(t *testing.T) *chainHost {
+	c := &chainHost{t: t, h: demoHost(t), dest: t.TempDir(), rng: rand.New(rand.NewPCG(5, 8))}
+	c.opts = testOptions(Destination{Path: c.dest})
+	c.opts.Incremental = true
+	c.opts.IndexDir = filepath.Join(t.TempDir(), "chains")
+	c.opts.VMs = []string{"dom0", "debian-12", "personal", "vault", "work"}
+	return c
+}
+
+// backup makes the next backup of the chain and returns it and its plan.
+func (c *chainHost) backup() (*Plan, *Result) {
+	c.t.Helper()
+	return mustRun(c.t, c.h, c.opts, nil)
+}
+
+// volume opens a VM's committed image for writing.
+func (c *chainHost) volume(vm, vol string) *os.File {
+	c.t.Helper()
+	info, err := c.h.VolumeInfo(vm, vol)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	f, err := os.OpenFile(info.Path, os.O_RDWR, 0)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return f
+}
+
+// write puts n random runs of random data into a volume, off the block grid.
+func (c *chainHost) write(vm, vol string, n int) {
+	c.t.Helper()
+	f := c.volume(vm, vol)
+	defer f.Close()
+	fi, _ := f.Stat()
+	for range n {
+		buf := make([]byte, 1+c.rng.IntN(3*chain.BlockSize))
+		for i := range buf {
+			buf[i] = byte(c.rng.Uint32())
+		}
+		off := c.rng.Int64N(min(fi.Size()-int64(len(buf)), 64<<20))
+		if _, err := f.WriteAt(buf, off); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+// discard punches a hole over a volume's first data, as a VM's TRIM does.
+func (c *chainHost) discard(vm, vol string) {
+	c.t.Helper()
+	f := c.volume(vm, vol)
+	defer f.Close()
+	const punchHole = 0x02 | 0x01 // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+	if err := syscall.Fallocate(int(f.Fd()), punchHole, 0, 4*chain.BlockSize+100); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// recoverInto runs the documented procedure for one archive.
+func recoverInto(t *testing.T, backup, dir string) {
+	t.Helper()
+	if msg, err := testutil.EmergencyRestore(t, backup, testPass, dir); err != nil {
+		t.Fatalf("emergency procedure on %s: %v\n%s", backup, err, msg)
+	}
+}
+
+// A full backup and three increments, with writes, discards, a resize, an
+// added and a removed VM in between, recovered by the emergency procedure
+// with stock tools and the apply script only: after each increment the
+// recovered files are the host's, byte for byte. A chain applied out of
+// order, with an increment skipped or from another chain is refused, and
+// the refused run changes nothing.
+func TestIncrementalChainEmergency(t *testing.T) {
+	python, script := applyScript(t)
+	c := newChainHost(t)
+	apply := func(dir, inc string) (string, error) {
+		out, err := exec.Command(python, script, dir, inc).CombinedOutput()
+		return string(out), err
+	}
+
+	p, full := c.backup()
+	if p.Chain == nil || p.Chain.Increment {
+		t.Fatalf("the first backup of a chain: %+v", p.Chain)
+	}
+	work := t.TempDir()
+	chainDir := filepath.Join(work, "chain")
+	recoverInto(t, full.Location, chainDir)
+
+	var incs []string // recovered increments, in order
+	steps := []func(){
+		func() { // writes, a discard, a changed firewall and notes
+			c.write("work", "private", 5)
+			c.write("debian-12", "root", 2)
+			c.discard("personal", "private")
+			fw, _ := c.h.Firewall("work")
+			if err := c.h.SetFirewall("work", []byte(strings.Replace(string(fw), "443", "8443", 1))); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.h.SetNotes("vault", "changed notes\n"); err != nil {
+				t.Fatal(err)
+			}
+		},
+		func() { // a resize and a new VM
+			info, _ := c.h.VolumeInfo("work", "private")
+			if err := c.h.ResizeVolume("work", "private", info.Size+3*chain.BlockSize+512, false); err != nil {
+				t.Fatal(err)
+			}
+			f := c.volume("work", "private")
+			f.WriteAt([]byte("data at the new end"), info.Size+3*chain.BlockSize)
+			f.Close()
+			if err := c.h.CreateVM("fresh", host.AppVM, host.VMOptions{Label: "red"}); err != nil {
+				t.Fatal(err)
+			}
+			c.write("fresh", "private", 3)
+			c.opts.VMs = append(c.opts.VMs, "fresh")
+		},
+		func() { // a removed VM, and nothing else changed in most
+			if err := c.h.RemoveVM("personal"); err != nil {
+				t.Fatal(err)
+			}
+			c.opts.VMs = slices.DeleteFunc(c.opts.VMs, func(s string) bool { return s == "personal" })
+			c.write("fresh", "private", 1)
+		},
+	}
+	removedQid := vmQid(t, c.h, "personal")
+	prev := full.BackupID
+	for k, change := range steps {
+		change()
+		p, res := c.backup()
+		if p.Chain == nil || !p.Chain.Increment || p.Chain.Base != prev || p.Chain.Depth != k+1 || p.Chain.Full != full.BackupID {
+			t.Fatalf("backup %d: %+v, want an increment on %s", k+1, p.Chain, prev)
+		}
+		if res.Bytes >= full.Bytes/2 {
+			t.Errorf("increment %d has %d bytes, the full backup %d", k+1, res.Bytes, full.Bytes)
+		}
+		inc := filepath.Join(work, "inc"+string(rune('1'+k)))
+		recoverInto(t, res.Location, inc)
+		checkIncrementXML(t, inc, c.opts.VMs)
+		incs = append(incs, inc)
+		if out, err := apply(chainDir, inc); err != nil {
+			t.Fatalf("applying increment %d: %v\n%s", k+1, err, out)
+		}
+		xml, err := os.ReadFile(filepath.Join(chainDir, archive.QubesXMLName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := host.ParseDB(xml)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecovered(t, c.h, db, chainDir, c.opts.VMs)
+		prev = res.BackupID
+	}
+	if left, _ := filepath.Glob(filepath.Join(chainDir, "vm"+removedQid, "*.img")); len(left) != 0 {
+		t.Errorf("the removed VM's files are still there: %v", left)
+	}
+
+	// Broken chains: the script refuses them and changes nothing.
+	fresh := filepath.Join(work, "fresh")
+	recoverInto(t, full.Location, fresh)
+	for name, order := range map[string][]string{
+		"increment 2 before 1": {incs[1]},
+		"increment 1 skipped":  {incs[1], incs[2]},
+		"increment 1 twice":    {incs[0], incs[0]},
+	} {
+		dir := filepath.Join(work, strings.ReplaceAll(name, " ", "-"))
+		if err := exec.Command("cp", "-a", "--sparse=always", fresh, dir).Run(); err != nil {
+			t.Fatal(err)
+		}
+		var out string
+		var err error
+		for _, inc := range order {
+			if out, err = apply(dir, inc); err != nil {
+				break
+			}
+		}
+		if err == nil || !strings.Contains(out, "apply the chain in order") {
+			t.Errorf("%s: %v\n%s", name, err, out)
+		}
+	}
+
+	// An increment of another chain, on a base with the same content but
+	// another id, is refused too.
+	other := newChainHost(t)
+	other.backup()
+	other.write("work", "private", 1)
+	_, foreign := other.backup()
+	foreignDir := filepath.Join(work, "foreign")
+	recoverInto(t, foreign.Location, foreignDir)
+	if out, err := apply(fresh, foreignDir); err == nil || !strings.Contains(out, "apply the chain in order") {
+		t.Errorf("an increment of another chain: %v\n%s", err, out)
+	}
+}
+
+// vmQid is a VM's qid as text.
+func vmQid(t *testing.T, h *host.Host, vm string) string {
+	t.Helper()
+	db, err := h.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := db.Domain(vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimPrefix(strings.TrimSuffix(vmSubdir(d), "/"), "vm")
+}
+
+// checkIncrementXML checks the recovered increment's qubes.xml: only the
+// VMs it stores whole have backup-content, so that the reference restore
+// offers no VM the increment holds only part of; every VM of the backup
+// keeps its backup-path.
+func checkIncrementXML(t *testing.T, dir string, vms []string) {
+	t.Helper()
+	xml, err := os.ReadFile(filepath.Join(dir, archive.QubesXMLName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := host.ParseDB(xml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range vms {
+		d, err := db.Domain(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, _ := d.Feature("backup-path")
+		content, _ := d.Feature("backup-content")
+		if path == "" {
+			t.Errorf("%s: no backup-path in the increment", name)
+			continue
+		}
+		complete := true
+		if name != "dom0" {
+			entries, _ := os.ReadDir(filepath.Join(dir, path))
+			m, _ := os.ReadFile(filepath.Join(dir, ChainName))
+			complete = len(entries) > 0 && !strings.Contains(string(m), " "+path)
+		}
+		if (content == "1") != complete {
+			t.Errorf("%s: backup-content %q, but stored whole: %v", name, content, complete)
+		}
+	}
+}
+
+// A backup killed while it writes leaves the chain's record as it was: the
+// next increment is still based on the last published backup.
+func TestIncrementalFailureKeepsIndex(t *testing.T) {
+	c := newChainHost(t)
+	_, full := c.backup()
+	c.write("work", "private", 2)
+	p := mustPlan(t, c.h, c.opts)
+	before, err := os.ReadFile(p.indexPath(lastIndex))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	opts := c.opts
+	opts.syncProgress = true
+	p = mustPlan(t, c.h, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := &cancelAt{stage: progress.Writing, cancel: cancel}
+	if _, err := Run(ctx, p, nil, stop); !errors.Is(err, ErrCancelled) {
+		t.Fatalf("a backup cancelled while writing: %v", err)
+	}
+	if !stop.fired {
+		t.Fatal("the backup never wrote")
+	}
+	after, err := os.ReadFile(p.indexPath(lastIndex))
+	if err != nil || string(after) != string(before) {
+		t.Fatalf("the record changed after a cancelled backup (%v)", err)
+	}
+	p2, _ := c.backup()
+	if !p2.Chain.Increment || p2.Chain.Base != full.BackupID {
+		t.Fatalf("after a cancelled backup: %+v, want an increment on %s", p2.Chain, full.BackupID)
+	}
+}
+
+// cancelAt cancels the backup at the first event of a stage.
+type cancelAt struct {
+	stage  progress.Stage
+	cancel func()
+	fired  bool
+}
+
+func (c *cancelAt) Report(e progress.Event) {
+	if e.Stage == c.stage && !c.fired {
+		c.fired = true
+		c.cancel()
+	}
+}
