@@ -132,6 +132,8 @@ type restoreRun struct {
 	intoHost  bool   // a restore into the host, not --verify-only or --extract-to
 	password  []byte // the passphrase, cleared when the run ends
 	unwatch   func() // ends the source's signal hook
+	// links is the chain of an increment, oldest first, the increment last.
+	links []*restore.Backup
 	// warned: the warnings printed so far. CheckHost's trial shows a VM's
 	// warnings before the question, and the VM's result has them again.
 	warned map[string]bool
@@ -228,10 +230,70 @@ func (r *restoreRun) run() error {
 	if err != nil || plan == nil {
 		return err
 	}
+	if b.Chain != nil {
+		if !r.intoHost {
+			return cli.WithHint(fmt.Errorf("%w of backup %s: --verify-only and --extract-to do not read chains yet", restore.ErrIncrement, b.Header.Base),
+				"restore it into a host, or recover it with the emergency procedure (doc/incremental.md)")
+		}
+		links, closeLinks, err := r.openChain(h, b)
+		if err != nil {
+			return err
+		}
+		defer closeLinks()
+		r.links = links
+	}
 	if ok, err := r.checkAndConfirm(h, plan); !ok || err != nil {
 		return err
 	}
 	return r.dataPass(h, src, b, plan)
+}
+
+// openChain finds and opens the older archives of the chain of b, an
+// increment, oldest first, and returns the whole chain (b last) and what
+// closes them.
+func (r *restoreRun) openChain(h *host.Host, b *restore.Backup) ([]*restore.Backup, func(), error) {
+	ctx := context.Background()
+	opts := restore.SourceOptions{Stdin: r.stdin, Stderr: r.stderr, Host: h}
+	locs, err := restore.ChainOf(ctx, r.location(), b.Header.Base, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	var links []*restore.Backup
+	var srcs []*restore.Source
+	closeAll := func() {
+		for _, l := range links {
+			l.Close()
+		}
+		for _, s := range srcs {
+			s.Close()
+		}
+	}
+	if !r.o.quiet {
+		fmt.Fprintf(r.stderr, "This backup is increment %d of a chain; opening the archives before it...\n", len(locs))
+	}
+	limits := scryptenc.DefaultLimits
+	limits.Force = r.o.forceKDF
+	for _, loc := range locs {
+		src, err := restore.OpenSource(ctx, loc, opts)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("opening %s of the chain: %w", loc.Path, err)
+		}
+		srcs = append(srcs, src)
+		l, err := src.Open(ctx, restore.OpenOptions{Passphrase: r.password, Limits: limits, ForceFilter: r.o.filter,
+			MaxMemory: r.maxMemory, MaxChunkSize: r.maxChunk, KeyCost: r.keyCost})
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("opening %s of the chain: %w", loc.Path, openError(err))
+		}
+		links = append(links, l)
+	}
+	links = append(links, b)
+	if err := restore.CheckChain(links); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return links, closeAll, nil
 }
 
 // prepare opens the host when the run needs one and checks, before the
@@ -504,7 +566,13 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 		fmt.Fprintf(r.stdout, "Extracted to %s\n", r.o.extractTo)
 		return nil
 	}
-	res, err := restore.Restore(ctx, h, b, plan, r.restoreOptions(), rep)
+	var res *restore.Result
+	var err error
+	if r.links != nil {
+		res, err = restore.RestoreChain(ctx, h, r.links, plan, r.restoreOptions(), rep)
+	} else {
+		res, err = restore.Restore(ctx, h, b, plan, r.restoreOptions(), rep)
+	}
 	if res != nil {
 		for _, f := range res.Removed {
 			fmt.Fprintf(r.stderr, "%s: removed %s, left by a restore that did not finish\n", r.tool, f)

@@ -19,9 +19,6 @@ import (
 // backup is full again.
 const DefaultFullEvery = 7
 
-// ChainName is the file an increment stores its map as (package chain).
-const ChainName = "pedos-chain"
-
 // Chain is what a backup asked to be incremental (Options.Incremental)
 // will be: an increment of Base, or a full backup that starts a chain.
 type Chain struct {

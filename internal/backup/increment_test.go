@@ -17,6 +17,7 @@ import (
 	"pedos.dev/backup/internal/chain"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
+	"pedos.dev/backup/internal/restore"
 	"pedos.dev/backup/internal/testutil"
 )
 
@@ -35,6 +36,7 @@ type chainHost struct {
 	h    *host.Host
 	dest string
 	opts Options
+	vms  []string // the VMs the backups take now
 	rng  *rand.Rand
 }
 
@@ -43,7 +45,7 @@ func newChainHost(t *testing.T) *chainHost {
 	c.opts = testOptions(Destination{Path: c.dest})
 	c.opts.Incremental = true
 	c.opts.IndexDir = filepath.Join(t.TempDir(), "chains")
-	c.opts.VMs = []string{"dom0", "debian-12", "personal", "vault", "work"}
+	c.vms = slices.Clone(defaultVMs) // what the default selection takes
 	return c
 }
 
@@ -127,41 +129,7 @@ func TestIncrementalChainEmergency(t *testing.T) {
 	recoverInto(t, full.Location, chainDir)
 
 	var incs []string // recovered increments, in order
-	steps := []func(){
-		func() { // writes, a discard, a changed firewall and notes
-			c.write("work", "private", 5)
-			c.write("debian-12", "root", 2)
-			c.discard("personal", "private")
-			fw, _ := c.h.Firewall("work")
-			if err := c.h.SetFirewall("work", []byte(strings.Replace(string(fw), "443", "8443", 1))); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.h.SetNotes("vault", "changed notes\n"); err != nil {
-				t.Fatal(err)
-			}
-		},
-		func() { // a resize and a new VM
-			info, _ := c.h.VolumeInfo("work", "private")
-			if err := c.h.ResizeVolume("work", "private", info.Size+3*chain.BlockSize+512, false); err != nil {
-				t.Fatal(err)
-			}
-			f := c.volume("work", "private")
-			f.WriteAt([]byte("data at the new end"), info.Size+3*chain.BlockSize)
-			f.Close()
-			if err := c.h.CreateVM("fresh", host.AppVM, host.VMOptions{Label: "red"}); err != nil {
-				t.Fatal(err)
-			}
-			c.write("fresh", "private", 3)
-			c.opts.VMs = append(c.opts.VMs, "fresh")
-		},
-		func() { // a removed VM, and nothing else changed in most
-			if err := c.h.RemoveVM("personal"); err != nil {
-				t.Fatal(err)
-			}
-			c.opts.VMs = slices.DeleteFunc(c.opts.VMs, func(s string) bool { return s == "personal" })
-			c.write("fresh", "private", 1)
-		},
-	}
+	steps := c.changes()
 	removedQid := vmQid(t, c.h, "personal")
 	prev := full.BackupID
 	for k, change := range steps {
@@ -175,7 +143,7 @@ func TestIncrementalChainEmergency(t *testing.T) {
 		}
 		inc := filepath.Join(work, "inc"+string(rune('1'+k)))
 		recoverInto(t, res.Location, inc)
-		checkIncrementXML(t, inc, c.opts.VMs)
+		checkIncrementXML(t, inc, c.vms)
 		incs = append(incs, inc)
 		if out, err := apply(chainDir, inc); err != nil {
 			t.Fatalf("applying increment %d: %v\n%s", k+1, err, out)
@@ -188,7 +156,7 @@ func TestIncrementalChainEmergency(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkRecovered(t, c.h, db, chainDir, c.opts.VMs)
+		checkRecovered(t, c.h, db, chainDir, c.vms)
 		prev = res.BackupID
 	}
 	if left, _ := filepath.Glob(filepath.Join(chainDir, "vm"+removedQid, "*.img")); len(left) != 0 {
@@ -229,6 +197,47 @@ func TestIncrementalChainEmergency(t *testing.T) {
 	recoverInto(t, foreign.Location, foreignDir)
 	if out, err := apply(fresh, foreignDir); err == nil || !strings.Contains(out, "apply the chain in order") {
 		t.Errorf("an increment of another chain: %v\n%s", err, out)
+	}
+}
+
+// changes are what happens on the host between the backups of a chain:
+// writes, a discard, changed firewall and notes; a resize and a new VM;
+// a removed VM.
+func (c *chainHost) changes() []func() {
+	return []func(){
+		func() { // writes, a discard, a changed firewall and notes
+			c.write("work", "private", 5)
+			c.write("debian-12", "root", 2)
+			c.discard("personal", "private")
+			fw, _ := c.h.Firewall("work")
+			if err := c.h.SetFirewall("work", []byte(strings.Replace(string(fw), "443", "8443", 1))); err != nil {
+				c.t.Fatal(err)
+			}
+			if err := c.h.SetNotes("vault", "changed notes\n"); err != nil {
+				c.t.Fatal(err)
+			}
+		},
+		func() { // a resize and a new VM
+			info, _ := c.h.VolumeInfo("work", "private")
+			if err := c.h.ResizeVolume("work", "private", info.Size+3*chain.BlockSize+512, false); err != nil {
+				c.t.Fatal(err)
+			}
+			f := c.volume("work", "private")
+			f.WriteAt([]byte("data at the new end"), info.Size+3*chain.BlockSize)
+			f.Close()
+			if err := c.h.CreateVM("fresh", host.AppVM, host.VMOptions{Label: "red"}); err != nil {
+				c.t.Fatal(err)
+			}
+			c.write("fresh", "private", 3)
+			c.vms = append(c.vms, "fresh")
+		},
+		func() { // a removed VM, and nothing else changed in most
+			if err := c.h.RemoveVM("personal"); err != nil {
+				c.t.Fatal(err)
+			}
+			c.vms = slices.DeleteFunc(c.vms, func(s string) bool { return s == "personal" })
+			c.write("fresh", "private", 1)
+		},
 	}
 }
 
@@ -274,7 +283,7 @@ func checkIncrementXML(t *testing.T, dir string, vms []string) {
 		complete := true
 		if name != "dom0" {
 			entries, _ := os.ReadDir(filepath.Join(dir, path))
-			m, _ := os.ReadFile(filepath.Join(dir, ChainName))
+			m, _ := os.ReadFile(filepath.Join(dir, chain.MapName))
 			complete = len(entries) > 0 && !strings.Contains(string(m), " "+path)
 		}
 		if (content == "1") != complete {
@@ -328,5 +337,142 @@ func (c *cancelAt) Report(e progress.Event) {
 	if e.Stage == c.stage && !c.fired {
 		c.fired = true
 		c.cancel()
+	}
+}
+
+// restoreChain opens the archives at locs, oldest first, and restores the
+// newest's VMs with its chain into h, as qvm-backup-restore does.
+func restoreChain(t *testing.T, h *host.Host, locs []string) (*restore.Result, error) {
+	t.Helper()
+	var links []*restore.Backup
+	for _, loc := range locs {
+		f, err := os.Open(loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b, err := restore.Open(t.Context(), f, restore.OpenOptions{Passphrase: testPass})
+		if err != nil {
+			t.Fatalf("opening %s: %v", loc, err)
+		}
+		defer b.Close()
+		links = append(links, b)
+	}
+	plan, err := restore.NewPlan(h, links[len(links)-1], restore.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return restore.RestoreChain(t.Context(), h, links, plan, restore.Options{}, nil)
+}
+
+// freshHost is a new host with no VMs, its dom0 home in a temporary
+// directory.
+func freshHost(t *testing.T) *host.Host {
+	t.Helper()
+	dir := t.TempDir()
+	h, err := host.Init(filepath.Join(dir, "root"), host.InitOptions{User: "user", Home: filepath.Join(dir, "home")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// sameVMs compares the VMs' volumes (their committed images), firewall
+// and notes on two hosts.
+func sameVMs(t *testing.T, want, got *host.Host, vms []string) {
+	t.Helper()
+	for _, name := range vms {
+		if name == "dom0" {
+			continue
+		}
+		vols, err := want.Volumes(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vols {
+			if !v.SaveOnStop {
+				continue
+			}
+			g, err := got.VolumeInfo(name, v.Name)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				continue
+			}
+			if err := sameSparseFiles(v.Path, g.Path); err != nil {
+				t.Errorf("%s: volume %s: %v", name, v.Name, err)
+			}
+		}
+		fw1, _ := want.Firewall(name)
+		fw2, _ := got.Firewall(name)
+		n1, _ := want.Notes(name)
+		n2, _ := got.Notes(name)
+		if string(fw1) != string(fw2) || n1 != n2 {
+			t.Errorf("%s: firewall or notes differ", name)
+		}
+	}
+}
+
+// A chain restored by the restore engine into a fresh host, after each
+// increment, gives the host's VMs byte for byte: the full backup's files,
+// the increments' whole files and deltas, kept files, a resized volume, a
+// new VM and a removed one. A chain with an archive skipped, out of
+// order, missing its full backup or from another chain is refused before
+// anything is written, and an increment alone is not restored as if it
+// were a full backup.
+func TestIncrementalChainRestore(t *testing.T) {
+	c := newChainHost(t)
+	_, full := c.backup()
+	locs := []string{full.Location}
+	for k, change := range c.changes() {
+		change()
+		_, res := c.backup()
+		locs = append(locs, res.Location)
+		target := freshHost(t)
+		got, err := restoreChain(t, target, locs)
+		if err != nil {
+			t.Fatalf("restoring the chain up to increment %d: %v (%+v)", k+1, err, got)
+		}
+		sameVMs(t, c.h, target, c.vms)
+		db, _ := target.Load()
+		if _, err := db.Domain("personal"); (err == nil) != slices.Contains(c.vms, "personal") {
+			t.Errorf("increment %d: the removed VM personal restored: %v", k+1, err == nil)
+		}
+	}
+
+	other := newChainHost(t)
+	_, otherFull := other.backup()
+	target := freshHost(t)
+	before, _ := os.ReadFile(filepath.Join(target.Root(), host.DBFile))
+	for name, order := range map[string][]string{
+		"increment 1 skipped":  {locs[0], locs[2], locs[3]},
+		"out of order":         {locs[0], locs[2], locs[1], locs[3]},
+		"no full backup":       locs[1:],
+		"another chain's full": {otherFull.Location, locs[1]},
+	} {
+		if _, err := restoreChain(t, target, order); !errors.Is(err, restore.ErrBrokenChain) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	after, _ := os.ReadFile(filepath.Join(target.Root(), host.DBFile))
+	if string(before) != string(after) {
+		t.Error("a refused chain changed the host")
+	}
+
+	f, _ := os.Open(locs[1])
+	defer f.Close()
+	b, err := restore.Open(t.Context(), f, restore.OpenOptions{Passphrase: testPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	plan, err := restore.NewPlan(target, b, restore.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restore.Restore(t.Context(), target, b, plan, restore.Options{}, nil); !errors.Is(err, restore.ErrIncrement) {
+		t.Errorf("an increment restored alone: %v", err)
 	}
 }

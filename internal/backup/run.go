@@ -105,7 +105,7 @@ type run struct {
 	vms        []PlannedVM               // as measured now, in archive order
 	items      [][]*item                 // their files, volumes open
 	xml        []byte                    // the archive's qubes.xml
-	chainMap   []byte                    // an increment's map, stored as ChainName
+	chainMap   []byte                    // an increment's map, stored as chain.MapName
 	digests    map[string]*chain.Digests // with Options.Incremental: every VM file's, for the record
 	dst        output
 	counted    *countingWriter
@@ -315,7 +315,7 @@ func dom0Last(a, b string) int {
 func writeAll(ctx context.Context, aw *archive.Writer, xml, chainMap []byte, vms []PlannedVM, items [][]*item, m *meter, now time.Time) error {
 	expected := []archive.ExpectedFile{{Name: archive.QubesXMLName, Size: int64(len(xml))}}
 	if chainMap != nil {
-		expected = append(expected, archive.ExpectedFile{Name: ChainName, Size: int64(len(chainMap))})
+		expected = append(expected, archive.ExpectedFile{Name: chain.MapName, Size: int64(len(chainMap))})
 	}
 	for _, its := range items {
 		for _, it := range its {
@@ -329,7 +329,7 @@ func writeAll(ctx context.Context, aw *archive.Writer, xml, chainMap []byte, vms
 	// The map comes before the data, so that a restore knows how to apply
 	// each delta as it streams past.
 	if chainMap != nil {
-		if err := aw.AddBytes(ChainName, chainMap); err != nil {
+		if err := aw.AddBytes(chain.MapName, chainMap); err != nil {
 			return err
 		}
 	}

@@ -18,11 +18,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"pedos.dev/backup/internal/sparsetar"
 )
+
+// MapName is the file an increment stores its map as, right after
+// qubes.xml.
+const MapName = "pedos-chain"
 
 // BlockSize is the unit of change: 64 KiB.
 const BlockSize = 64 << 10
@@ -161,6 +166,15 @@ type Map struct {
 }
 
 const mapHeader = "pedos-chain 1"
+
+// Files lists the files the map changes or keeps.
+func (m *Map) Files() []string {
+	out := slices.Clone(m.Keep)
+	for _, v := range m.Volumes {
+		out = append(out, v.Name)
+	}
+	return out
+}
 
 // Marshal writes the map as text, one item a line:
 //
@@ -335,32 +349,13 @@ func truncate(s string) string {
 // sparse image of the volume) and zeroes the zero extents, and checks
 // the result's root last. The caller commits the image only after that.
 func Apply(img *os.File, delta io.ReaderAt, v Volume) error {
-	fi, err := img.Stat()
+	a, err := Begin(img, v)
 	if err != nil {
-		return err
-	}
-	if fi.Size() != v.BaseSize {
-		return fmt.Errorf("%s: the base image has %d bytes, the increment applies to %d", v.Name, fi.Size(), v.BaseSize)
-	}
-	d, err := Scan(img, fi.Size())
-	if err != nil {
-		return fmt.Errorf("%s: %w", v.Name, err)
-	}
-	if d.Root() != v.BaseRoot {
-		return fmt.Errorf("%s: the base image is not the one this increment applies to (root %s, want %s)", v.Name, d.Root(), v.BaseRoot)
-	}
-	if err := img.Truncate(v.Size); err != nil {
 		return err
 	}
 	buf := make([]byte, 1<<20)
 	for _, e := range v.Extents {
-		if e.Zero {
-			if err := zero(img, e.Off, e.Len); err != nil {
-				return err
-			}
-			continue
-		}
-		for off := e.Off; off < e.Off+e.Len; {
+		for off := e.Off; !e.Zero && off < e.Off+e.Len; {
 			n := min(int64(len(buf)), e.Off+e.Len-off)
 			if _, err := delta.ReadAt(buf[:n], off); err != nil {
 				return fmt.Errorf("%s: reading the delta at %d: %w", v.Name, off, err)
@@ -371,7 +366,102 @@ func Apply(img *os.File, delta io.ReaderAt, v Volume) error {
 			off += n
 		}
 	}
-	if d, err = Scan(img, v.Size); err != nil {
+	a.pos = v.Size
+	return a.Finish()
+}
+
+// Applier applies one volume's delta as it streams past: the delta's
+// logical content (its holes skipped, or read as zeros) is written to it
+// from offset 0, and only the bytes of the map's data extents reach the
+// image. It is a sparsetar.Skipper, so that sparsetar.ExtractFile reads
+// a sparse delta's data regions only.
+type Applier struct {
+	img  *os.File
+	v    Volume
+	pos  int64 // the delta's offset of the next byte written
+	next int   // the first extent that may still take bytes
+}
+
+// Begin checks that img is the base the volume's delta applies to (its
+// size and root), changing nothing otherwise, and resizes it to the new
+// size. Write the delta's content to the Applier, then call Finish.
+func Begin(img *os.File, v Volume) (*Applier, error) {
+	fi, err := img.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() != v.BaseSize {
+		return nil, fmt.Errorf("%s: the base image has %d bytes, the increment applies to %d", v.Name, fi.Size(), v.BaseSize)
+	}
+	d, err := Scan(img, fi.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", v.Name, err)
+	}
+	if d.Root() != v.BaseRoot {
+		return nil, fmt.Errorf("%s: the base image is not the one this increment applies to (root %s, want %s)", v.Name, d.Root(), v.BaseRoot)
+	}
+	if err := img.Truncate(v.Size); err != nil {
+		return nil, err
+	}
+	return &Applier{img: img, v: v}, nil
+}
+
+// Write takes the next len(p) bytes of the delta's content.
+func (a *Applier) Write(p []byte) (int, error) {
+	end := a.pos + int64(len(p))
+	if end > a.v.Size {
+		return 0, fmt.Errorf("%s: the delta is longer than the volume's %d bytes", a.v.Name, a.v.Size)
+	}
+	for ; a.next < len(a.v.Extents); a.next++ {
+		e := a.v.Extents[a.next]
+		if e.Off >= end {
+			break
+		}
+		from, to := max(e.Off, a.pos), min(e.Off+e.Len, end)
+		if !e.Zero && from < to {
+			if _, err := a.img.WriteAt(p[from-a.pos:to-a.pos], from); err != nil {
+				return 0, err
+			}
+		}
+		if e.Off+e.Len > end {
+			break // the extent goes on in the next Write
+		}
+	}
+	a.pos = end
+	return len(p), nil
+}
+
+// Skip passes over n bytes of the delta that are a hole: unchanged.
+func (a *Applier) Skip(n int64) error {
+	if a.pos+n > a.v.Size {
+		return fmt.Errorf("%s: the delta is longer than the volume's %d bytes", a.v.Name, a.v.Size)
+	}
+	for a.next < len(a.v.Extents) && a.v.Extents[a.next].Off+a.v.Extents[a.next].Len <= a.pos+n {
+		if e := a.v.Extents[a.next]; !e.Zero && e.Off+e.Len > a.pos {
+			return fmt.Errorf("%s: the delta has a hole at %d where the map says data", a.v.Name, max(e.Off, a.pos))
+		}
+		a.next++
+	}
+	a.pos += n
+	return nil
+}
+
+// Finish zeroes the zero extents once the whole delta was written, and
+// checks the result's root. The caller commits the image only after that.
+func (a *Applier) Finish() error {
+	v := a.v
+	if a.pos != v.Size {
+		return fmt.Errorf("%s: the delta has %d bytes, the volume %d: the delta is damaged or cut short", v.Name, a.pos, v.Size)
+	}
+	for _, e := range v.Extents {
+		if e.Zero {
+			if err := zero(a.img, e.Off, e.Len); err != nil {
+				return err
+			}
+		}
+	}
+	d, err := Scan(a.img, v.Size)
+	if err != nil {
 		return fmt.Errorf("%s: %w", v.Name, err)
 	}
 	if d.Root() != v.Root {

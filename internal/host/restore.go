@@ -280,6 +280,15 @@ func (s *StagedVM) CreateImage(vol string) (*sparsetar.SparseWriter, *os.File, e
 	return sparsetar.NewSparseWriter(f), f, nil
 }
 
+// OpenImage opens the staged image of volume vol for reading and writing:
+// a restore applies an increment's changes to it.
+func (s *StagedVM) OpenImage(vol string) (*os.File, error) {
+	if !customVolRE.MatchString(vol) {
+		return nil, errorf(ErrInvalid, "invalid volume name %q", vol)
+	}
+	return os.OpenFile(filepath.Join(s.dir, vol+".img"), os.O_RDWR, 0)
+}
+
 // TempDir makes a scratch directory in the staging area (on the same
 // file system, so that images extracted there can be adopted by rename).
 // The caller removes it.

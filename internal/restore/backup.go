@@ -25,6 +25,7 @@ package restore
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,10 +39,12 @@ import (
 
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/cancel"
+	"pedos.dev/backup/internal/chain"
 	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/legacy"
 	"pedos.dev/backup/internal/scryptenc"
+	"pedos.dev/backup/internal/sparsetar"
 )
 
 var (
@@ -156,6 +159,9 @@ type Backup struct {
 	VMs []*VM
 	// Dom0 is the dom0 home, or nil when the backup holds none.
 	Dom0 *VM
+	// Chain is an increment's map (Header.Base names its base); nil for a
+	// full backup. An increment is restored with its chain (RestoreChain).
+	Chain *chain.Map
 
 	reader stream
 	opened atomic.Bool // Open has returned
@@ -203,9 +209,11 @@ func open(r io.Reader, opts OpenOptions) (*Backup, error) {
 		}
 		b.reader = format4{ar}
 		b.Header = ar.Header()
-		if base := b.Header.Base; base != "" {
-			b.Close()
-			return nil, fmt.Errorf("%w of backup %s: restoring it alone would store its deltas as volumes; restore it with its chain by the emergency procedure (doc/incremental.md)", ErrIncrement, base)
+		if b.Header.Base != "" {
+			if b.Chain, err = readMap(ar, b.Header.Base); err != nil {
+				b.Close()
+				return nil, err
+			}
 		}
 		b.QubesXML = ar.QubesXML()
 	} else {
@@ -332,7 +340,7 @@ func (b *Backup) parse() error {
 	b.DB = db
 	for _, d := range db.Domains() {
 		content, _ := d.Feature("backup-content")
-		if content == "" { // Python truthiness of a string
+		if content == "" && !b.chainHolds(d) { // Python truthiness of a string
 			continue
 		}
 		v, err := describe(d)
@@ -362,6 +370,45 @@ func (b *Backup) parse() error {
 		}
 	}
 	return nil
+}
+
+// chainHolds reports whether an increment holds a VM that it does not
+// store whole: its map changes or keeps some of its files.
+func (b *Backup) chainHolds(d *host.Domain) bool {
+	p, _ := d.Feature("backup-path")
+	if b.Chain == nil || p == "" || !strings.HasSuffix(p, "/") {
+		return false
+	}
+	for _, name := range b.Chain.Files() {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// readMap reads an increment's map, the file after qubes.xml, and checks
+// that it names the header's base.
+func readMap(ar *archive.Reader, base string) (*chain.Map, error) {
+	f, err := ar.Next()
+	if err != nil {
+		return nil, fmt.Errorf("reading the increment's map: %w", err)
+	}
+	if f.Name != chain.MapName {
+		return nil, fmt.Errorf("%w: the increment's map %s is missing (found %s)", ErrBadMetadata, chain.MapName, elide.Quote(f.Name))
+	}
+	var buf bytes.Buffer
+	if _, err := sparsetar.ExtractFile(f, chain.MapName, &buf, chain.MaxMapSize); err != nil {
+		return nil, fmt.Errorf("reading the increment's map: %w", err)
+	}
+	m, err := chain.Parse(buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadMetadata, err)
+	}
+	if m.Base != base {
+		return nil, fmt.Errorf("%w: the header names base %s, the map %s", ErrBadMetadata, elide.Quote(base), elide.Quote(m.Base))
+	}
+	return m, nil
 }
 
 // checkVMs refuses what no restore could add, so that verify refuses it

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/chain"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
 	"pedos.dev/backup/internal/sparsetar"
@@ -105,6 +106,9 @@ func newPass(b *Backup, plan *Plan, r progress.Reporter, stage progress.Stage) (
 	}
 	if err := plan.Err(); err != nil {
 		return nil, err
+	}
+	if b.Chain != nil && !plan.chained {
+		return nil, fmt.Errorf("%w of backup %s, which holds only what changed since then: restore it with its chain", ErrIncrement, b.Header.Base)
 	}
 	ps := &pass{b: b, plan: plan, reports: map[*VM]*VMReport{}, used: map[*VM]int64{},
 		images: map[*VM][]string{}, stage: stage, start: time.Now(),
@@ -312,7 +316,7 @@ func (ps *pass) checkEnd() error {
 		}
 	}
 	for _, seen := range ps.b.reader.Seen() {
-		if seen != archive.QubesXMLName && ps.b.owner(seen) == nil {
+		if seen != archive.QubesXMLName && !(seen == chain.MapName && ps.b.Chain != nil) && ps.b.owner(seen) == nil {
 			errs = append(errs, fmt.Errorf("%w: %s belongs to no VM of the backup", archive.ErrUnexpectedMember, seen))
 		}
 	}

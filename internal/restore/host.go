@@ -105,12 +105,21 @@ type hostRun struct {
 	// ps is the data pass of a restore (nil for CheckHost's trial): its
 	// reporter is told of each VM added and each warning.
 	ps *pass
+	// handle stores each file of the pass; nil means file.
+	handle handler
+	// carried counts, for a chain, the files and bytes each VM had from
+	// its older archives.
+	carried map[*PlannedVM]VMReport
+	// chainDone, for a chain, checks after the pass that every file the
+	// newest archive changes or keeps was there to change or keep.
+	chainDone func() error
 }
 
 func newHostRun(h *host.Host, plan *Plan, opts Options) *hostRun {
 	hr := &hostRun{h: h, plan: plan, opts: opts, byOrig: map[string]*PlannedVM{}, targets: map[string]*PlannedVM{},
 		added: map[string]bool{}, staged: map[*PlannedVM]*host.StagedVM{}, deferred: map[string][]refSetting{},
-		results: map[*PlannedVM]*VMResult{}, images: map[*PlannedVM][]string{}, extra: map[*PlannedVM][]host.Feature{}}
+		results: map[*PlannedVM]*VMResult{}, images: map[*PlannedVM][]string{}, extra: map[*PlannedVM][]host.Feature{},
+		carried: map[*PlannedVM]VMReport{}}
 	for _, pv := range plan.Restored() {
 		if pv.VM.Class == host.AdminVM {
 			continue
@@ -266,6 +275,12 @@ func (hr *hostRun) add(db *host.DB, pv *PlannedVM, stage *host.StagedVM) ([]stri
 // be read), b is left as it was: a front end may change the options, make
 // a new plan for the same b and call Restore again.
 func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Options, r progress.Reporter) (*Result, error) {
+	return restore(ctx, h, b, plan, opts, r, nil)
+}
+
+// restore is Restore; stage, if set, stages files before b's pass (the
+// older archives of a chain) and may set the pass's file handler.
+func restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Options, r progress.Reporter, stage func(*hostRun) error) (*Result, error) {
 	// Its warnings are for a front end to show first; each VM's own come
 	// back from its Commit.
 	if _, err := CheckHost(ctx, h, plan, opts); err != nil {
@@ -285,21 +300,36 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 	if err != nil {
 		return nil, err
 	}
-	ps, err := newPass(b, plan, r, progress.Reading)
-	if err != nil {
-		return nil, err
-	}
-	defer ps.closeRep()
 	hr := newHostRun(h, plan, opts)
-	hr.pool, hr.ps = pool, ps
-	for _, pv := range ps.vms {
+	hr.pool = pool
+	for _, pv := range plan.Restored() {
 		hr.results[pv] = &VMResult{VMReport: VMReport{Name: pv.VM.Name, Path: pv.VM.Path}, Target: pv.Target}
 	}
 	defer hr.discard()
+	var stageErr error
+	if stage != nil {
+		stageErr = stage(hr)
+	}
+	ps, err := newPass(b, plan, r, progress.Reading)
+	if err != nil {
+		return nil, errors.Join(stageErr, err)
+	}
+	defer ps.closeRep()
+	hr.ps = ps
+	for pv, n := range hr.carried {
+		rep := ps.reports[pv.VM]
+		rep.Files += n.Files
+		rep.Bytes += n.Bytes
+	}
 	if !b.Header.Manifest {
 		ps.ended = hr.complete // nothing more will prove the VM complete
 	}
-	err = hr.run(ctx)
+	if stageErr != nil {
+		ps.b.Close()
+		err = ps.fail(stageErr)
+	} else {
+		err = hr.run(ctx)
+	}
 	hr.discard()
 	return hr.result(ctx, removed, err)
 }
@@ -308,7 +338,16 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 // not added yet is complete, and the host-wide settings asked for.
 func (hr *hostRun) run(ctx context.Context) error {
 	ps := hr.ps
-	err := ps.run(ctx, hr.file)
+	handle := hr.handle
+	if handle == nil {
+		handle = hr.file
+	}
+	err := ps.run(ctx, handle)
+	if err == nil && hr.chainDone != nil {
+		if err = hr.chainDone(); err != nil {
+			err = ps.fail(err)
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,9 @@ type Listed struct {
 	// derives no key.
 	Version   int
 	Encrypted bool
+	// ID is its backup-id, and Base the backup it is an increment of
+	// ("" for a full backup); format 4 only, unauthenticated too.
+	ID, Base string
 	// Err says why its start is not a backup's header; then Version and
 	// Encrypted are unknown.
 	Err error
@@ -123,6 +126,50 @@ func listed(loc Location, t time.Time, size int64, head []byte) Listed {
 			break
 		}
 		l.Version, l.Encrypted = max(h.Version, 2), h.Encrypted
+		l.ID, l.Base = h.BackupID, h.Base
 	}
 	return l
+}
+
+// ChainOf finds the older archives of the chain of an increment at loc,
+// whose header names base: beside it (the same directory in dom0 or in a
+// VM, or the same s3:// prefix), following each archive's base back to a
+// full backup. It returns their locations oldest first. It reads only
+// headers, unauthenticated: RestoreChain checks the chain again from the
+// headers each archive proves when it is opened.
+func ChainOf(ctx context.Context, loc Location, base string, opts SourceOptions) ([]Location, error) {
+	dir := loc
+	switch {
+	case loc.InVM():
+		dir.Path = loc.Path[:strings.LastIndex(loc.Path, "/")+1]
+	default:
+		dir.Path = filepath.Dir(loc.Path)
+	}
+	if dir.Path == "" || loc.Kind() == FromStdin || loc.Kind() == FromCommand {
+		return nil, fmt.Errorf("%w: the archives before this increment are found beside it, in a directory or under a bucket prefix; %s is neither", ErrBrokenChain, loc.Path)
+	}
+	found, err := List(ctx, dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("looking for the chain's archives: %w", err)
+	}
+	byID := map[string]Listed{}
+	for _, l := range found {
+		if l.ID != "" {
+			byID[l.ID] = l
+		}
+	}
+	var chain []Location
+	for id := base; id != ""; {
+		l, ok := byID[id]
+		if !ok {
+			return nil, fmt.Errorf("%w: backup %s, which the chain needs, is not in %s", ErrBrokenChain, id, dir.Path)
+		}
+		if len(chain) > 10000 {
+			return nil, fmt.Errorf("%w: the chain goes round in a circle", ErrBrokenChain)
+		}
+		chain = append(chain, l.Location)
+		id = l.Base
+	}
+	slices.Reverse(chain)
+	return chain, nil
 }

@@ -150,6 +150,7 @@ type Plan struct {
 	backup  *Backup
 	opts    PlanOptions
 	hasHost bool
+	chained bool // RestoreChain runs it: the backup is an increment
 }
 
 // Row is one line of the restore summary (doc/reference.md B.5). Values come

@@ -85,7 +85,15 @@ func checkEnd(er *endReader) error {
 	}
 }
 
-func isSparseWriter(w io.Writer) bool { _, ok := w.(*SparseWriter); return ok }
+// Skipper is a destination that takes a hole by moving past it, such as a
+// SparseWriter: ExtractFile then reads a sparse member's data regions
+// only, calling Skip for each hole, instead of writing its zeros.
+type Skipper interface {
+	io.Writer
+	Skip(n int64) error
+}
+
+func isSkipper(w io.Writer) bool { _, ok := w.(Skipper); return ok }
 
 func isZero(b []byte) bool {
 	for len(b) > 0 {
@@ -175,7 +183,7 @@ func (s *members) next() (*tar.Header, error) {
 }
 
 // admit returns the bytes of data the regular member hdr carries, or
-// ErrTooLarge when that is more than budget. With skipHoles (a SparseWriter
+// ErrTooLarge when that is more than budget. With skipHoles (a Skipper
 // or io.Discard destination) and a layout layoutOf recovers, that is its
 // data alone; otherwise archive/tar makes the zeros of its holes, and the
 // apparent length counts.
@@ -201,7 +209,7 @@ func (s *members) admit(hdr *tar.Header, budget int64, skipHoles bool) (sparseLa
 // once admit has let it in, and returns the bytes of data it carried.
 // On error, dst may hold partial content.
 func (s *members) content(dst io.Writer, hdr *tar.Header, budget int64) (int64, error) {
-	l, skip, err := s.admit(hdr, budget, dst == io.Discard || isSparseWriter(dst))
+	l, skip, err := s.admit(hdr, budget, dst == io.Discard || isSkipper(dst))
 	if err != nil {
 		return 0, err
 	}

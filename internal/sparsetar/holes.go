@@ -316,10 +316,10 @@ func paxValues(b []byte, key string) []string {
 }
 
 // copyFragments writes the logical content of a sparse member whose data
-// follows in er to dst, a SparseWriter (holes skipped) or io.Discard
+// follows in er to dst, a Skipper (holes skipped) or io.Discard
 // (nothing produced), and reads the member's padding.
 func copyFragments(dst io.Writer, er *endReader, l sparseLayout, size int64, name string) (int64, error) {
-	sw, _ := dst.(*SparseWriter)
+	sw, _ := dst.(Skipper)
 	buf := make([]byte, 1<<20)
 	var pos int64
 	for _, r := range l.regions {
