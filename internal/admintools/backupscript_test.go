@@ -101,6 +101,42 @@ func cmdOne(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv(args[0], m[0])
 }
 
+// newest VAR GLOB sets VAR to the last of the files GLOB matches, in name
+// order: the newest backup in a directory (qvm-backup's names sort by time,
+// a second one in the same second getting "-2").
+func cmdNewest(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: newest VAR GLOB")
+	}
+	m, err := filepath.Glob(ts.MkAbs(args[1]))
+	ts.Check(err)
+	if len(m) == 0 {
+		ts.Fatalf("%s matches nothing", args[1])
+	}
+	slices.SortFunc(m, func(a, b string) int { return cmpBackupNames(a, b) })
+	ts.Setenv(args[0], m[len(m)-1])
+}
+
+// cmpBackupNames orders backup file names by time, then by their "-N"
+// suffix as a number.
+func cmpBackupNames(a, b string) int {
+	split := func(s string) (string, int) {
+		base, n := s, 1
+		if i := strings.LastIndex(s, "-"); i > len(s)-4 {
+			if k, err := strconv.Atoi(s[i+1:]); err == nil {
+				base, n = s[:i], k
+			}
+		}
+		return base, n
+	}
+	ab, an := split(a)
+	bb, bn := split(b)
+	if c := strings.Compare(ab, bb); c != 0 {
+		return c
+	}
+	return an - bn
+}
+
 // cmpsparse FILE1 FILE2 compares two sparse files (volume images) quickly:
 // their lengths, and their bytes wherever either holds data; elsewhere
 // both are holes, which read as zeros.

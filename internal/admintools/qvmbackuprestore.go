@@ -231,8 +231,8 @@ func (r *restoreRun) run() error {
 		return err
 	}
 	if b.Chain != nil {
-		if !r.intoHost {
-			return cli.WithHint(fmt.Errorf("%w of backup %s: --verify-only and --extract-to do not read chains yet", restore.ErrIncrement, b.Header.Base),
+		if r.o.extractTo != "" {
+			return cli.WithHint(fmt.Errorf("%w of backup %s: --extract-to does not read chains yet", restore.ErrIncrement, b.Header.Base),
 				"restore it into a host, or recover it with the emergency procedure (doc/incremental.md)")
 		}
 		links, closeLinks, err := r.openChain(h, b)
@@ -543,7 +543,13 @@ func (r *restoreRun) progressMode() string {
 func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, plan *restore.Plan, rep progress.Reporter) error {
 	switch {
 	case r.o.verifyOnly:
-		vr, err := restore.VerifyOnly(ctx, b, plan, rep)
+		var vr *restore.VerifyReport
+		var err error
+		if r.links != nil {
+			vr, err = restore.VerifyChain(ctx, r.links, plan, rep)
+		} else {
+			vr, err = restore.VerifyOnly(ctx, b, plan, rep)
+		}
 		if vr != nil {
 			t := cli.NewTable("VM", "RESULT")
 			for _, v := range vr.VMs {

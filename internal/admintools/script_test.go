@@ -54,6 +54,7 @@ func TestScripts(t *testing.T) {
 			"lsdir":     cmdLsdir,
 			"cmpsparse": cmdCmpsparse,
 			"one":       cmdOne,
+			"newest":    cmdNewest,
 			"perm":      cmdPerm,
 			"interrupt": cmdInterrupt,
 			"tmpfs":     cmdTmpfs,

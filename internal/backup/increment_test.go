@@ -344,20 +344,7 @@ func (c *cancelAt) Report(e progress.Event) {
 // newest's VMs with its chain into h, as qvm-backup-restore does.
 func restoreChain(t *testing.T, h *host.Host, locs []string) (*restore.Result, error) {
 	t.Helper()
-	var links []*restore.Backup
-	for _, loc := range locs {
-		f, err := os.Open(loc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		b, err := restore.Open(t.Context(), f, restore.OpenOptions{Passphrase: testPass})
-		if err != nil {
-			t.Fatalf("opening %s: %v", loc, err)
-		}
-		defer b.Close()
-		links = append(links, b)
-	}
+	links := openLinks(t, locs)
 	plan, err := restore.NewPlan(h, links[len(links)-1], restore.PlanOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -366,6 +353,37 @@ func restoreChain(t *testing.T, h *host.Host, locs []string) (*restore.Result, e
 		t.Fatal(err)
 	}
 	return restore.RestoreChain(t.Context(), h, links, plan, restore.Options{}, nil)
+}
+
+// verifyChain verifies the chain of archives at locs, oldest first.
+func verifyChain(t *testing.T, locs []string) (*restore.VerifyReport, error) {
+	t.Helper()
+	links := openLinks(t, locs)
+	plan, err := restore.NewPlan(nil, links[len(links)-1], restore.PlanOptions{VerifyOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return restore.VerifyChain(t.Context(), links, plan, nil)
+}
+
+// openLinks opens the archives at locs.
+func openLinks(t *testing.T, locs []string) []*restore.Backup {
+	t.Helper()
+	var links []*restore.Backup
+	for _, loc := range locs {
+		f, err := os.Open(loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		b, err := restore.Open(t.Context(), f, restore.OpenOptions{Passphrase: testPass})
+		if err != nil {
+			t.Fatalf("opening %s: %v", loc, err)
+		}
+		t.Cleanup(func() { b.Close() })
+		links = append(links, b)
+	}
+	return links
 }
 
 // freshHost is a new host with no VMs, its dom0 home in a temporary
@@ -436,6 +454,11 @@ func TestIncrementalChainRestore(t *testing.T) {
 			t.Fatalf("restoring the chain up to increment %d: %v (%+v)", k+1, err, got)
 		}
 		sameVMs(t, c.h, target, c.vms)
+		if rep, err := verifyChain(t, locs); err != nil {
+			t.Fatalf("verifying the chain up to increment %d: %v (%+v)", k+1, err, rep)
+		} else if len(rep.VMs) != len(c.vms) {
+			t.Errorf("verified %d VMs, want %d", len(rep.VMs), len(c.vms))
+		}
 		db, _ := target.Load()
 		if _, err := db.Domain("personal"); (err == nil) != slices.Contains(c.vms, "personal") {
 			t.Errorf("increment %d: the removed VM personal restored: %v", k+1, err == nil)
@@ -454,6 +477,9 @@ func TestIncrementalChainRestore(t *testing.T) {
 	} {
 		if _, err := restoreChain(t, target, order); !errors.Is(err, restore.ErrBrokenChain) {
 			t.Errorf("%s: %v", name, err)
+		}
+		if _, err := verifyChain(t, order); !errors.Is(err, restore.ErrBrokenChain) {
+			t.Errorf("%s, verified: %v", name, err)
 		}
 	}
 	after, _ := os.ReadFile(filepath.Join(target.Root(), host.DBFile))
@@ -474,5 +500,52 @@ func TestIncrementalChainRestore(t *testing.T) {
 	}
 	if _, err := restore.Restore(t.Context(), target, b, plan, restore.Options{}, nil); !errors.Is(err, restore.ErrIncrement) {
 		t.Errorf("an increment restored alone: %v", err)
+	}
+}
+
+// A stale or damaged record of the last backup (here, one block's digest
+// changed and the record saved as dom0 saves it) makes an increment whose
+// base root is not the base's: the restore, the verification and the
+// apply script all refuse it, naming the cause, and the host is unchanged.
+func TestIncrementOnWrongBaseRefused(t *testing.T) {
+	c := newChainHost(t)
+	p, full := c.backup()
+	ix, err := chain.LoadIndex(p.indexPath(lastIndex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "vm" + vmQid(t, c.h, "work") + "/private.img"
+	ix.Volumes[name].Blocks[3][0] ^= 1
+	if err := chain.SaveIndex(p.indexPath(lastIndex), ix); err != nil {
+		t.Fatal(err)
+	}
+	c.write("work", "private", 2)
+	_, inc := c.backup()
+	locs := []string{full.Location, inc.Location}
+
+	target := freshHost(t)
+	before, _ := os.ReadFile(filepath.Join(target.Root(), host.DBFile))
+	_, err = restoreChain(t, target, locs)
+	if !errors.Is(err, restore.ErrBrokenChain) || !strings.Contains(err.Error(), "not the one this increment applies to") {
+		t.Errorf("restore: %v", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(target.Root(), host.DBFile))
+	if string(before) != string(after) {
+		t.Error("the refused chain changed the host")
+	}
+	if left, _ := filepath.Glob(filepath.Join(target.Root(), "*", ".restoring-*")); len(left) != 0 {
+		t.Errorf("staging left behind: %v", left)
+	}
+	if _, err := verifyChain(t, locs); !errors.Is(err, restore.ErrBrokenChain) || !strings.Contains(err.Error(), "not the one this increment applies to") {
+		t.Errorf("verify: %v", err)
+	}
+
+	python, script := applyScript(t)
+	dir, incDir := filepath.Join(t.TempDir(), "full"), filepath.Join(t.TempDir(), "inc")
+	recoverInto(t, full.Location, dir)
+	recoverInto(t, inc.Location, incDir)
+	out, err := exec.Command(python, script, dir, incDir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not the one this increment applies to") {
+		t.Errorf("the script: %v\n%s", err, out)
 	}
 }

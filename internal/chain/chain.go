@@ -487,3 +487,154 @@ func zero(f *os.File, off, n int64) error {
 	}
 	return nil
 }
+
+// Hasher computes the block digests of an image as it streams past: its
+// content is written to it from offset 0, and holes are skipped (it is a
+// sparsetar.Skipper). A restore that verifies keeps only these digests of
+// an image, so that a later increment's delta can be checked against it
+// without the image.
+type Hasher struct {
+	d   Digests
+	buf []byte // the current block's bytes so far
+}
+
+// NewHasher returns an empty Hasher.
+func NewHasher() *Hasher { return &Hasher{buf: make([]byte, 0, BlockSize)} }
+
+// Write hashes the next len(p) bytes.
+func (h *Hasher) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), BlockSize-len(h.buf))
+		h.buf = append(h.buf, p[:k]...)
+		p = p[k:]
+		if len(h.buf) == BlockSize {
+			h.d.Blocks = append(h.d.Blocks, sha256.Sum256(h.buf))
+			h.buf = h.buf[:0]
+		}
+	}
+	h.d.Size += int64(n)
+	return n, nil
+}
+
+// Skip hashes n zero bytes, a hole.
+func (h *Hasher) Skip(n int64) error {
+	for n > 0 && len(h.buf) > 0 {
+		k := min(n, int64(BlockSize-len(h.buf)))
+		h.Write(zeroBytes[:k])
+		n -= k
+	}
+	for ; n >= BlockSize; n -= BlockSize {
+		h.d.Blocks = append(h.d.Blocks, zeroBlock)
+		h.d.Size += BlockSize
+	}
+	h.Write(zeroBytes[:n])
+	return nil
+}
+
+// Digests returns the digests of everything written.
+func (h *Hasher) Digests() *Digests {
+	d := &Digests{Size: h.d.Size, Blocks: h.d.Blocks}
+	if len(h.buf) > 0 {
+		d.Blocks = append(d.Blocks, sha256.Sum256(h.buf))
+	}
+	return d
+}
+
+var zeroBytes = make([]byte, BlockSize)
+
+// DigestApplier applies a volume's delta to the digests of its base
+// image instead of the image: what a verification of a chain does, with
+// no scratch space. Write the delta's content to it, then call Finish.
+type DigestApplier struct {
+	v     Volume
+	base  *Digests
+	kind  []byte // per block of the result: 0 unchanged, 'd' data, 'z' zeros
+	out   [][32]byte
+	pos   int64
+	block []byte
+}
+
+// BeginDigests checks that base is the base the volume's delta applies to
+// (its size and root).
+func BeginDigests(base *Digests, v Volume) (*DigestApplier, error) {
+	if base.Size != v.BaseSize || base.Root() != v.BaseRoot {
+		return nil, fmt.Errorf("%s: the base image is not the one this increment applies to (%d bytes, root %s; want %d bytes, root %s)", v.Name, base.Size, base.Root(), v.BaseSize, v.BaseRoot)
+	}
+	a := &DigestApplier{v: v, base: base, kind: make([]byte, blocks(v.Size)), out: make([][32]byte, blocks(v.Size))}
+	for _, e := range v.Extents {
+		k := byte('d')
+		if e.Zero {
+			k = 'z'
+		}
+		for b := e.Off / BlockSize; b*BlockSize < e.Off+e.Len; b++ {
+			a.kind[b] = k
+		}
+	}
+	return a, nil
+}
+
+// blockLen is the length of block b of the result.
+func (a *DigestApplier) blockLen(b int64) int64 { return min(BlockSize, a.v.Size-b*BlockSize) }
+
+// Write takes the next len(p) bytes of the delta's content.
+func (a *DigestApplier) Write(p []byte) (int, error) {
+	n := len(p)
+	if a.pos+int64(n) > a.v.Size {
+		return 0, fmt.Errorf("%s: the delta is longer than the volume's %d bytes", a.v.Name, a.v.Size)
+	}
+	for len(p) > 0 {
+		b := a.pos / BlockSize
+		k := min(int64(len(p)), (b+1)*BlockSize-a.pos)
+		if a.kind[b] == 'd' {
+			a.block = append(a.block, p[:k]...)
+			if int64(len(a.block)) == a.blockLen(b) {
+				a.out[b] = sha256.Sum256(a.block)
+				a.block = a.block[:0]
+			}
+		}
+		p = p[k:]
+		a.pos += k
+	}
+	return n, nil
+}
+
+// Skip passes over n bytes of the delta that are a hole: unchanged.
+func (a *DigestApplier) Skip(n int64) error {
+	if a.pos+n > a.v.Size {
+		return fmt.Errorf("%s: the delta is longer than the volume's %d bytes", a.v.Name, a.v.Size)
+	}
+	for b := a.pos / BlockSize; n > 0 && b*BlockSize < a.pos+n; b++ {
+		if a.kind[b] == 'd' {
+			return fmt.Errorf("%s: the delta has a hole at %d where the map says data", a.v.Name, max(b*BlockSize, a.pos))
+		}
+	}
+	a.pos += n
+	return nil
+}
+
+// Finish completes the result's digests (unchanged blocks from the base,
+// zeroed ones as zeros) and checks its root; it returns them.
+func (a *DigestApplier) Finish() (*Digests, error) {
+	v := a.v
+	if a.pos != v.Size {
+		return nil, fmt.Errorf("%s: the delta has %d bytes, the volume %d: the delta is damaged or cut short", v.Name, a.pos, v.Size)
+	}
+	for b := range a.out {
+		n := a.blockLen(int64(b))
+		switch {
+		case a.kind[b] == 'd':
+		case a.kind[b] == 0 && b < len(a.base.Blocks):
+			a.out[b] = a.base.Blocks[b]
+		case n == BlockSize:
+			a.out[b] = zeroBlock
+		default:
+			a.out[b] = sha256.Sum256(zeroBytes[:n])
+		}
+	}
+	d := &Digests{Size: v.Size, Blocks: a.out}
+	if d.Root() != v.Root {
+		return nil, fmt.Errorf("%s: the result does not match the increment's root (root %s, want %s): the delta is damaged", v.Name, d.Root(), v.Root)
+	}
+	return d, nil
+}

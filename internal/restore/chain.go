@@ -93,57 +93,83 @@ func needs(links []*Backup, restored []string) []map[string]bool {
 	return out
 }
 
-// chainRun is what a chain's restore knows of the files staged so far.
-type chainRun struct {
-	hr     *hostRun
+// chainFiles is what a chain's restore or verification knows of the
+// files it has so far.
+type chainFiles struct {
 	byPath map[string]*PlannedVM // restored VMs by backup-path
-	staged map[string]bool       // files staged so far, by stored name
+	staged map[string]bool       // files staged (or checked) so far, by stored name
+	// carried counts the files and bytes each VM had from the older
+	// archives.
+	carried map[*PlannedVM]VMReport
 }
 
-// stageChain stages, from every archive but the newest, the files the
-// newest backup's restored VMs need, and sets the handler of the newest
-// archive's pass.
-func (hr *hostRun) stageChain(ctx context.Context, links []*Backup) error {
-	cr := &chainRun{hr: hr, byPath: map[string]*PlannedVM{}, staged: map[string]bool{}}
-	var restored []string
-	for _, pv := range hr.plan.Restored() {
+func newChainFiles(plan *Plan) *chainFiles {
+	cf := &chainFiles{byPath: map[string]*PlannedVM{}, staged: map[string]bool{}, carried: map[*PlannedVM]VMReport{}}
+	for _, pv := range plan.Restored() {
 		if pv.VM.Class != host.AdminVM {
-			restored = append(restored, pv.VM.Path)
-			cr.byPath[pv.VM.Path] = pv
+			cf.byPath[pv.VM.Path] = pv
 		}
 	}
-	need := needs(links, restored)
-	for i, l := range links[:len(links)-1] {
-		if err := cr.stageLink(ctx, l, need[i]); err != nil {
-			return fmt.Errorf("archive %s of the chain: %w", l.Header.BackupID, err)
-		}
+	return cf
+}
+
+// needs is needs() for the plan's restored VMs.
+func (cf *chainFiles) needs(links []*Backup) []map[string]bool {
+	var restored []string
+	for p := range cf.byPath {
+		restored = append(restored, p)
 	}
-	last := links[len(links)-1]
-	applied := map[string]bool{}
-	hr.handle = cr.handler(last.Chain, applied)
-	hr.chainDone = func() error {
-		for _, name := range last.Chain.Files() {
-			if cr.byPath[path.Dir(name)+"/"] == nil {
-				continue
+	return needs(links, restored)
+}
+
+// chainHandler handles one file of a chain's archive whose map is m:
+// whole (stored whole) or a delta of the file stored (isDelta).
+type chainHandler func(pv *PlannedVM, f io.Reader, name, stored string, isDelta bool, v *chain.Volume, limit int64) error
+
+// handler turns a chainHandler into a pass's handler: it checks each
+// file against the map m and the files staged so far, and notes in
+// applied the files it stored or changed.
+func (cf *chainFiles) handler(m *chain.Map, applied map[string]bool, do chainHandler) handler {
+	return func(pv *PlannedVM, f io.Reader, name string, limit int64) error {
+		stored, isDelta := strings.CutSuffix(name, ".delta")
+		var vol *chain.Volume
+		switch {
+		case !isDelta && m != nil && slices.Contains(m.Files(), name):
+			return fmt.Errorf("%w: stored whole, but its map changes or keeps it", ErrBadMetadata)
+		case !isDelta && cf.staged[name]:
+			return fmt.Errorf("%w: a file a backup before this one holds already", ErrBrokenChain)
+		case isDelta:
+			if m != nil {
+				for i := range m.Volumes {
+					if m.Volumes[i].Name == stored {
+						vol = &m.Volumes[i]
+					}
+				}
 			}
-			if err := cr.check(last.Chain, name, applied); err != nil {
-				return err
+			if vol == nil || applied[stored] {
+				return fmt.Errorf("%w: a delta its map does not describe, or a second one", ErrBadMetadata)
+			}
+			if !cf.staged[stored] {
+				return fmt.Errorf("%w: no base image for the delta", ErrBrokenChain)
 			}
 		}
+		if err := do(pv, f, name, stored, isDelta, vol, limit); err != nil {
+			return err
+		}
+		cf.staged[stored], applied[stored] = true, true
 		return nil
 	}
-	return nil
 }
 
 // check says whether the backup of an archive has the file name it needs:
-// stored whole in it (applied also marks those), changed by one of its
-// deltas, or kept from a backup before it, whose restore staged it.
-func (cr *chainRun) check(m *chain.Map, name string, applied map[string]bool) error {
+// stored whole in it or changed by one of its deltas (applied), or kept
+// from a backup before it, that had it.
+func (cf *chainFiles) check(m *chain.Map, name string, applied map[string]bool) error {
 	switch {
 	case applied[name]:
 		return nil
 	case m != nil && slices.Contains(m.Keep, name):
-		if cr.staged[name] {
+		if cf.staged[name] {
 			return nil
 		}
 		return fmt.Errorf("%w: %s is kept from a backup before it, which does not have it", ErrBrokenChain, elide.Quote(name))
@@ -153,10 +179,37 @@ func (cr *chainRun) check(m *chain.Map, name string, applied map[string]bool) er
 	return fmt.Errorf("%w: %s, which the next increment changes or keeps, is not in it", ErrBrokenChain, elide.Quote(name))
 }
 
-// stageLink reads one older archive of the chain, staging the files in
-// want that it stores and applying its deltas to them; every other file
-// is read (and so authenticated) and dropped.
-func (cr *chainRun) stageLink(ctx context.Context, b *Backup, want map[string]bool) error {
+// checkNewest returns the check, after the newest archive's pass, that
+// every file of a restored VM its map changes or keeps was there.
+func (cf *chainFiles) checkNewest(m *chain.Map, applied map[string]bool) func() error {
+	return func() error {
+		for _, name := range m.Files() {
+			if cf.byPath[path.Dir(name)+"/"] == nil {
+				continue
+			}
+			if err := cf.check(m, name, applied); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// readLinks reads every archive of the chain but the newest, oldest
+// first, handing each file the newest backup needs to do.
+func (cf *chainFiles) readLinks(ctx context.Context, links []*Backup, do chainHandler) error {
+	need := cf.needs(links)
+	for i, l := range links[:len(links)-1] {
+		if err := cf.readLink(ctx, l, need[i], do); err != nil {
+			return fmt.Errorf("archive %s of the chain: %w", l.Header.BackupID, err)
+		}
+	}
+	return nil
+}
+
+// readLink reads one older archive of the chain: the files in want go to
+// do, every other file is read (and so authenticated) and dropped.
+func (cf *chainFiles) readLink(ctx context.Context, b *Backup, want map[string]bool, do chainHandler) error {
 	defer b.Close()
 	defer context.AfterFunc(ctx, func() { b.Close() })()
 	sel := map[*VM]bool{}
@@ -169,7 +222,7 @@ func (cr *chainRun) stageLink(ctx context.Context, b *Backup, want map[string]bo
 		return err
 	}
 	applied := map[string]bool{}
-	handle := cr.handler(b.Chain, applied)
+	handle := cf.handler(b.Chain, applied, do)
 	for {
 		if ctx.Err() != nil {
 			return cancelled(ctx)
@@ -182,7 +235,7 @@ func (cr *chainRun) stageLink(ctx context.Context, b *Backup, want map[string]bo
 			return err
 		}
 		stored, _ := strings.CutSuffix(name, ".delta")
-		pv := cr.byPath[path.Dir(stored)+"/"]
+		pv := cf.byPath[path.Dir(stored)+"/"]
 		if !want[stored] || pv == nil {
 			if _, err := io.Copy(io.Discard, f); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
@@ -193,73 +246,169 @@ func (cr *chainRun) stageLink(ctx context.Context, b *Backup, want map[string]bo
 		if err := handle(pv, counted, name, 1<<62); err != nil {
 			return fmt.Errorf("VM %s: %s: %w", pv.VM.Name, name, err)
 		}
-		n := cr.hr.carried[pv]
+		n := cf.carried[pv]
 		n.Files++
 		n.Bytes += counted.n
-		cr.hr.carried[pv] = n
+		cf.carried[pv] = n
 	}
 	for name := range want {
-		if err := cr.check(b.Chain, name, applied); err != nil {
+		if err := cf.check(b.Chain, name, applied); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// handler is the file handler of a chain's archive whose map is m: a
-// delta the map describes is applied to the image staged before; any
-// other file is staged as a restore stages it. applied gets the names of
-// the files it staged or changed.
-func (cr *chainRun) handler(m *chain.Map, applied map[string]bool) handler {
-	hr := cr.hr
-	return func(pv *PlannedVM, f io.Reader, name string, limit int64) error {
-		stored, isDelta := strings.CutSuffix(name, ".delta")
-		if !isDelta {
-			if m != nil && slices.Contains(m.Files(), name) {
-				return fmt.Errorf("%w: stored whole, but its map changes or keeps it", ErrBadMetadata)
-			}
-			if cr.staged[name] {
-				return fmt.Errorf("%w: a file a backup before this one staged already", ErrBrokenChain)
-			}
-			if err := hr.file(pv, f, name, limit); err != nil {
-				return err
-			}
-			cr.staged[name], applied[name] = true, true
-			return nil
+// stageChain stages, from every archive but the newest, the files the
+// newest backup's restored VMs need, and sets the newest archive's pass
+// to apply its deltas too.
+func (hr *hostRun) stageChain(ctx context.Context, links []*Backup) error {
+	cf := newChainFiles(hr.plan)
+	hr.carried = cf.carried
+	if err := cf.readLinks(ctx, links, hr.stageChained); err != nil {
+		return err
+	}
+	last := links[len(links)-1].Chain
+	applied := map[string]bool{}
+	hr.handle = cf.handler(last, applied, hr.stageChained)
+	hr.chainDone = cf.checkNewest(last, applied)
+	return nil
+}
+
+// stageChained stages a file of a chain's archive: a delta is applied to
+// the image staged before, any other file is staged as a restore stages it.
+func (hr *hostRun) stageChained(pv *PlannedVM, f io.Reader, name, stored string, isDelta bool, vol *chain.Volume, limit int64) error {
+	if !isDelta {
+		return hr.file(pv, f, name, limit)
+	}
+	stage := hr.staged[pv]
+	if stage == nil {
+		return fmt.Errorf("%w: no base image for the delta", ErrBrokenChain)
+	}
+	img, err := stage.OpenImage(strings.TrimSuffix(path.Base(stored), ".img"))
+	if err != nil {
+		return fmt.Errorf("%w: no base image for the delta: %v", ErrBrokenChain, err)
+	}
+	defer img.Close()
+	a, err := chain.Begin(img, *vol)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBrokenChain, err)
+	}
+	if _, err := sparsetar.ExtractFile(f, name, a, max(limit, vol.Size)); err != nil {
+		return err
+	}
+	return a.Finish()
+}
+
+// VerifyChain is VerifyOnly for a chain, links oldest first, plan made for
+// the newest: it reads every archive to its end (each authenticated and
+// proved complete) and checks that the chain makes the newest backup's
+// files, with no scratch space: it follows each image by its block
+// digests (32 bytes per 64 KiB), applies each delta to those, and checks
+// the base's and the result's roots, as a restore would. The older
+// archives are read while the progress says Preparing.
+func VerifyChain(ctx context.Context, links []*Backup, plan *Plan, r progress.Reporter) (*VerifyReport, error) {
+	if err := CheckChain(links); err != nil {
+		return nil, err
+	}
+	last := links[len(links)-1]
+	if plan.backup != last {
+		return nil, errors.New("restore: the plan was not made for the chain's newest archive")
+	}
+	plan.chained = true
+	cf := newChainFiles(plan)
+	cv := &chainVerify{digests: map[string]*chain.Digests{}, images: map[*PlannedVM][]string{}}
+	linkErr := cf.readLinks(ctx, links, cv.check)
+	ps, err := newPass(last, plan, r, progress.Verifying)
+	if err != nil {
+		return nil, errors.Join(linkErr, err)
+	}
+	defer ps.closeRep()
+	for pv, n := range cf.carried {
+		rep := ps.reports[pv.VM]
+		rep.Files += n.Files
+		rep.Bytes += n.Bytes
+		ps.images[pv.VM] = cv.images[pv]
+	}
+	applied := map[string]bool{}
+	cv.ps = ps
+	if linkErr != nil {
+		ps.b.Close()
+		err = ps.fail(linkErr)
+	} else {
+		err = ps.run(ctx, cf.handler(last.Chain, applied, cv.check))
+	}
+	if err == nil {
+		if err = cf.checkNewest(last.Chain, applied)(); err != nil {
+			err = ps.fail(err)
 		}
-		var vol *chain.Volume
-		if m != nil {
-			for i := range m.Volumes {
-				if m.Volumes[i].Name == stored {
-					vol = &m.Volumes[i]
-				}
-			}
-		}
-		if vol == nil || applied[stored] {
-			return fmt.Errorf("%w: a delta its map does not describe, or a second one", ErrBadMetadata)
-		}
-		stage := hr.staged[pv]
-		if stage == nil || !cr.staged[stored] {
+	}
+	if err == nil {
+		err = ps.checkImages()
+	}
+	ps.outcomes()
+	if err == nil {
+		ps.finish()
+	}
+	rep := &VerifyReport{}
+	for _, pv := range ps.vms {
+		rep.VMs = append(rep.VMs, *ps.reports[pv.VM])
+	}
+	return rep, err
+}
+
+// chainVerify checks a chain's files as VerifyOnly checks a backup's, and
+// keeps the block digests of each image.
+type chainVerify struct {
+	ps      *pass // the newest archive's, once it runs
+	digests map[string]*chain.Digests
+	images  map[*PlannedVM][]string // images from the older archives
+}
+
+func (cv *chainVerify) check(pv *PlannedVM, f io.Reader, name, stored string, isDelta bool, vol *chain.Volume, limit int64) error {
+	if isDelta {
+		base := cv.digests[stored]
+		if base == nil {
 			return fmt.Errorf("%w: no base image for the delta", ErrBrokenChain)
 		}
-		img, err := stage.OpenImage(strings.TrimSuffix(path.Base(stored), ".img"))
-		if err != nil {
-			return fmt.Errorf("%w: no base image for the delta: %v", ErrBrokenChain, err)
-		}
-		defer img.Close()
-		a, err := chain.Begin(img, *vol)
+		a, err := chain.BeginDigests(base, *vol)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrBrokenChain, err)
 		}
 		if _, err := sparsetar.ExtractFile(f, name, a, max(limit, vol.Size)); err != nil {
 			return err
 		}
-		if err := a.Finish(); err != nil {
+		cv.digests[stored], err = a.Finish()
+		return err
+	}
+	role, volName := roleOf(pv.VM, name)
+	switch {
+	case role == roleImage:
+		images := cv.images[pv]
+		if cv.ps != nil {
+			images = cv.ps.images[pv.VM]
+		}
+		if err := noteImage(&images, volName); err != nil {
 			return err
 		}
-		applied[stored] = true
+		h := chain.NewHasher()
+		if _, err := sparsetar.ExtractFile(f, name, h, limit); err != nil {
+			return err
+		}
+		cv.digests[name] = h.Digests()
+		if cv.ps != nil {
+			cv.ps.images[pv.VM] = images
+		} else {
+			cv.images[pv] = images
+		}
 		return nil
+	case cv.ps != nil:
+		return cv.ps.checkFile(pv, f, name, limit)
+	case role == roleSmall:
+		_, _, err := readSmall(f, name, limit, 4)
+		return err
 	}
+	return checkStored(f, name, limit)
 }
 
 // countingReader counts what is read through it.
