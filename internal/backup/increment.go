@@ -1,15 +1,14 @@
 package backup
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"sync"
 
 	"pedos.dev/backup/internal/chain"
 	"pedos.dev/backup/internal/sparsetar"
@@ -127,46 +126,28 @@ func (p *Plan) saveIndex(id string, digests map[string]*chain.Digests) error {
 }
 
 // scan hashes every VM file the backup stores (the dom0 home aside: it is
-// always stored whole), volumes in parallel, and returns their digests by
-// stored name.
-func scan(items [][]*item) (map[string]*chain.Digests, error) {
+// always stored whole) and returns their digests by stored name. Each
+// volume is hashed on every core (chain.Scan).
+func scan(ctx context.Context, items [][]*item) (map[string]*chain.Digests, error) {
 	digests := map[string]*chain.Digests{}
-	var volumes []*item
 	for _, its := range items {
 		for _, it := range its {
+			if err := ctx.Err(); err != nil {
+				return nil, cancelled(ctx)
+			}
 			switch it.kind {
 			case volumeFile:
-				volumes = append(volumes, it)
+				d, err := scanVolume(it)
+				if err != nil {
+					return nil, fmt.Errorf("%s: hashing %s: %w", it.vm, it.Name, err)
+				}
+				digests[it.Name] = d
 			case smallFile, emptyFile:
 				digests[it.Name] = chain.Sum(it.content)
 			}
 		}
 	}
-	var mu sync.Mutex
-	var firstErr error
-	work := make(chan *item)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(1, len(volumes))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for it := range work {
-				d, err := scanVolume(it)
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("%s: hashing %s: %w", it.vm, it.Name, err)
-				}
-				digests[it.Name] = d
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, it := range volumes {
-		work <- it
-	}
-	close(work)
-	wg.Wait()
-	return digests, firstErr
+	return digests, nil
 }
 
 func scanVolume(it *item) (*chain.Digests, error) {

@@ -102,6 +102,7 @@ type run struct {
 	ctx        context.Context
 	start, now time.Time
 	m          *meter
+	db         *host.DB                  // the host's database when Run began
 	vms        []PlannedVM               // as measured now, in archive order
 	items      [][]*item                 // their files, volumes open
 	xml        []byte                    // the archive's qubes.xml
@@ -112,13 +113,13 @@ type run struct {
 	aw         *archive.Writer
 }
 
-// measure measures the plan's VMs again, keeping their volumes open, and
-// makes qubes.xml.
+// measure measures the plan's VMs again, keeping their volumes open.
 func (run *run) measure() error {
 	db, err := run.p.h.Load()
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
+	run.db = db
 	run.vms, run.items, err = run.p.measure(run.ctx, db)
 	if err != nil {
 		if run.ctx.Err() != nil {
@@ -126,12 +127,19 @@ func (run *run) measure() error {
 		}
 		return fmt.Errorf("backup: %w", err)
 	}
+	return nil
+}
+
+// content decides what the archive holds, once the archive writer has
+// started (its first key derivations run meanwhile): for a chain, what
+// changed; then qubes.xml and the progress total.
+func (run *run) content() error {
 	incomplete, err := run.chain()
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+		return err
 	}
-	if run.xml, err = archiveDB(db, run.vms, incomplete, run.p.opts.SelectedMetadataOnly); err != nil {
-		return fmt.Errorf("backup: making qubes.xml: %w", err)
+	if run.xml, err = archiveDB(run.db, run.vms, incomplete, run.p.opts.SelectedMetadataOnly); err != nil {
+		return fmt.Errorf("making qubes.xml: %w", err)
 	}
 	for _, v := range run.vms {
 		run.m.total += v.Data
@@ -148,11 +156,8 @@ func (run *run) chain() (map[string]bool, error) {
 		return nil, nil
 	}
 	var err error
-	if run.digests, err = scan(run.items); err != nil {
+	if run.digests, err = scan(run.ctx, run.items); err != nil {
 		return nil, err
-	}
-	if err := run.ctx.Err(); err != nil {
-		return nil, cancelled(run.ctx)
 	}
 	if !p.Chain.Increment {
 		return nil, nil
@@ -213,7 +218,10 @@ func (run *run) write() error {
 	ctx := run.ctx
 	stopWatch := context.AfterFunc(ctx, func() { run.aw.Abort(cancelled(ctx)) })
 	defer stopWatch()
-	err := writeAll(ctx, run.aw, run.xml, run.chainMap, run.vms, run.items, run.m, run.now)
+	err := run.content()
+	if err == nil {
+		err = writeAll(ctx, run.aw, run.xml, run.chainMap, run.vms, run.items, run.m, run.now)
+	}
 	if err == nil {
 		run.m.emit(progress.Finishing)
 		err = run.aw.Close()

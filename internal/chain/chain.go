@@ -18,9 +18,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"pedos.dev/backup/internal/sparsetar"
 )
@@ -51,7 +53,8 @@ type Digests struct {
 var zeroBlock = sha256.Sum256(make([]byte, BlockSize))
 
 // Scan reads the volume f of size bytes, its data only (holes are known
-// to be zeros), and returns its block digests.
+// to be zeros), and returns its block digests. The blocks are hashed on
+// every core, in runs of scanRun blocks.
 func Scan(f *os.File, size int64) (*Digests, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("a volume of %d bytes", size)
@@ -67,23 +70,57 @@ func Scan(f *os.File, size int64) (*Digests, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf := make([]byte, BlockSize)
-	done := int64(-1) // the last block hashed from data
+	// The blocks holding data, as runs of block numbers [from, to).
+	var runs [][2]int64
+	next := int64(0) // the first block not yet in a run
 	for _, r := range regions {
-		for b := r.Offset / BlockSize; b*BlockSize < r.Offset+r.Length; b++ {
-			if b <= done {
-				continue
-			}
-			n := min(BlockSize, size-b*BlockSize)
-			if _, err := f.ReadAt(buf[:n], b*BlockSize); err != nil {
-				return nil, fmt.Errorf("reading block %d: %w", b, err)
-			}
-			d.Blocks[b] = sha256.Sum256(buf[:n])
-			done = b
+		from := max(r.Offset/BlockSize, next)
+		to := (r.Offset + r.Length + BlockSize - 1) / BlockSize
+		for b := from; b < to; b += scanRun {
+			runs = append(runs, [2]int64{b, min(b+scanRun, to)})
 		}
+		next = max(next, to)
+	}
+	work := make(chan [2]int64)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(1, len(runs))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, scanRun*BlockSize)
+			for run := range work {
+				off := run[0] * BlockSize
+				n := min(int64(len(buf)), (run[1]-run[0])*BlockSize, size-off)
+				if _, err := f.ReadAt(buf[:n], off); err != nil {
+					select {
+					case errs <- fmt.Errorf("reading block %d: %w", run[0], err):
+					default:
+					}
+					continue
+				}
+				for b := run[0]; b < run[1]; b++ {
+					at := (b - run[0]) * BlockSize
+					d.Blocks[b] = sha256.Sum256(buf[at:min(at+BlockSize, n)])
+				}
+			}
+		}()
+	}
+	for _, run := range runs {
+		work <- run
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
 	}
 	return d, nil
 }
+
+// scanRun is how many blocks Scan reads at once (4 MiB).
+const scanRun = 64
 
 // Sum returns the block digests of data held in memory (a VM's small
 // files).
