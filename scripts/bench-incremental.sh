@@ -115,8 +115,8 @@ PEDOS_ROOT=$host "$bin/qvm-volume" import bench:private "$work/src/private.img"
 rm "$work/src/private.img"
 echo "timing (median of $runs, $(nproc) cores):" >&2
 
-fresh_out() { rm -rf "$work/out" "$work/chains"; mkdir -p "$work/out"; }
 record=$host/backup-chains
+fresh_out() { rm -rf "$work/out" "$record"; mkdir -p "$work/out"; }
 full=$(timed "full" fresh_out backup)
 chain_start=$(timed "full, chain start" fresh_out backup_inc)
 cp -a "$record" "$work/record-full"

@@ -249,51 +249,24 @@ func (r *restoreRun) run() error {
 }
 
 // openChain finds and opens the older archives of the chain of b, an
-// increment, oldest first, and returns the whole chain (b last) and what
-// closes them.
+// increment, and returns the whole chain (b last) and what closes them.
 func (r *restoreRun) openChain(h *host.Host, b *restore.Backup) ([]*restore.Backup, func(), error) {
-	ctx := context.Background()
-	opts := restore.SourceOptions{Stdin: r.stdin, Stderr: r.stderr, Host: h}
-	locs, err := restore.ChainOf(ctx, r.location(), b.Header.Base, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	var links []*restore.Backup
-	var srcs []*restore.Source
-	closeAll := func() {
-		for _, l := range links {
-			l.Close()
-		}
-		for _, s := range srcs {
-			s.Close()
-		}
-	}
 	if !r.o.quiet {
-		fmt.Fprintf(r.stderr, "This backup is increment %d of a chain; opening the archives before it...\n", len(locs))
+		fmt.Fprintln(r.stderr, "This backup is an increment: opening the archives of its chain...")
 	}
 	limits := scryptenc.DefaultLimits
 	limits.Force = r.o.forceKDF
-	for _, loc := range locs {
-		src, err := restore.OpenSource(ctx, loc, opts)
-		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("opening %s of the chain: %w", loc.Path, err)
-		}
-		srcs = append(srcs, src)
-		l, err := src.Open(ctx, restore.OpenOptions{Passphrase: r.password, Limits: limits, ForceFilter: r.o.filter,
+	c, err := restore.OpenChain(context.Background(), b, r.location(),
+		restore.SourceOptions{Stdin: r.stdin, Stderr: r.stderr, Host: h},
+		restore.OpenOptions{Passphrase: r.password, Limits: limits, ForceFilter: r.o.filter,
 			MaxMemory: r.maxMemory, MaxChunkSize: r.maxChunk, KeyCost: r.keyCost})
-		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("opening %s of the chain: %w", loc.Path, openError(err))
-		}
-		links = append(links, l)
+	if err != nil {
+		return nil, nil, openError(err)
 	}
-	links = append(links, b)
-	if err := restore.CheckChain(links); err != nil {
-		closeAll()
-		return nil, nil, err
+	if !r.o.quiet {
+		fmt.Fprintf(r.stderr, "It is increment %d of a chain of %d archives.\n", len(c.Links)-1, len(c.Links))
 	}
-	return links, closeAll, nil
+	return c.Links, c.Close, nil
 }
 
 // prepare opens the host when the run needs one and checks, before the
@@ -713,7 +686,7 @@ func (r *restoreRun) list() error {
 		fmt.Fprintf(r.stderr, "No backups (%s...) found in %s\n", "qubes-backup-", loc.Path)
 		return nil
 	}
-	t := cli.NewTable("BACKUP", "DATE", "SIZE", "FORMAT", "ENCRYPTED")
+	t := cli.NewTable("BACKUP", "DATE", "SIZE", "FORMAT", "ENCRYPTED", "KIND")
 	for _, l := range found {
 		format, enc := strconv.Itoa(l.Version), "no"
 		if l.Encrypted {
@@ -722,8 +695,34 @@ func (r *restoreRun) list() error {
 		if l.Err != nil {
 			format, enc = "?", "? ("+l.Err.Error()+")"
 		}
-		t.Row(l.Location.Path, l.Time.Local().Format("2006-01-02 15:04:05"), progress.FormatSize(l.Size), format, enc)
+		t.Row(l.Location.Path, l.Time.Local().Format("2006-01-02 15:04:05"), progress.FormatSize(l.Size), format, enc, kindOf(l, found))
 	}
 	_, err = t.WriteTo(r.stdout)
 	return err
+}
+
+// kindOf says what a listed backup is: full, or an increment and how far
+// down its chain, found by following the bases among those listed.
+func kindOf(l restore.Listed, found []restore.Listed) string {
+	switch {
+	case l.Err != nil || l.Version < 4:
+		return "-"
+	case l.Base == "":
+		return "full"
+	}
+	byID := map[string]restore.Listed{}
+	for _, f := range found {
+		if f.ID != "" {
+			byID[f.ID] = f
+		}
+	}
+	depth := 0
+	for at := l; at.Base != ""; depth++ {
+		base, ok := byID[at.Base]
+		if !ok || depth > len(found) {
+			return fmt.Sprintf("increment of %s (not here: the chain is broken)", at.Base)
+		}
+		at = base
+	}
+	return fmt.Sprintf("increment %d", depth)
 }

@@ -71,6 +71,7 @@ type backupWizard struct {
 	availSel, selSel    int // selected rows, -1 for none
 	total, loadNote     *widget.Label
 	compress            *widget.Check
+	incremental         *widget.Check
 	addBtn, removeBtn   *widget.Button
 	addAllBtn           *widget.Button
 	removeAllBtn        *widget.Button
@@ -145,6 +146,7 @@ func (b *backupWizard) buildSelectPage() *Page {
 	b.loadNote.Wrapping = fyne.TextWrapWord
 	b.compress = widget.NewCheck("Compress the backup", nil)
 	b.compress.SetChecked(true)
+	b.incremental = widget.NewCheck("Store only what changed since the last backup to the same place (incremental)", nil)
 
 	b.addBtn = widget.NewButtonWithIcon("Add", theme.NavigateNextIcon(), b.add)
 	b.addBtn.IconPlacement = widget.ButtonIconTrailingText
@@ -163,7 +165,7 @@ func (b *backupWizard) buildSelectPage() *Page {
 		container.NewBorder(heading("Selected"), nil, nil, nil, b.selList)))
 	p := &Page{
 		Title:   "Select the VMs to back up",
-		Content: container.NewBorder(b.loadNote, container.NewVBox(b.total, b.compress), nil, nil, lists),
+		Content: container.NewBorder(b.loadNote, container.NewVBox(b.total, b.compress, b.incremental), nil, nil, lists),
 		Enter:   b.load,
 	}
 	p.SetReady(false)
@@ -483,6 +485,7 @@ func (b *backupWizard) options() backup.Options {
 	}
 	o.Destination = backup.Destination{VM: b.destVM(), Path: strings.TrimSpace(b.path.Text)}
 	o.Passphrase = []byte(b.pass.Text)
+	o.Incremental = b.incremental.Checked
 	return o
 }
 
@@ -576,9 +579,16 @@ func (b *backupWizard) showPlan() {
 		info := widget.NewForm(
 			widget.NewFormItem("Destination", wrapped(p.Target.String())),
 			widget.NewFormItem("Compression", wrapped(p.Compression)),
-			widget.NewFormItem("Estimated size", wrapped("at most "+progress.FormatSize(p.EstimatedArchiveSize))),
-			widget.NewFormItem("Estimated time", wrapped(estimatedTime(p.EstimatedDuration))),
 		)
+		size := "at most " + progress.FormatSize(p.EstimatedArchiveSize)
+		if p.Chain != nil {
+			info.Append("Kind", wrapped(p.Chain.Describe()))
+			if p.Chain.Increment {
+				size += " (as a full backup: the changed blocks are found when it starts)"
+			}
+		}
+		info.Append("Estimated size", wrapped(size))
+		info.Append("Estimated time", wrapped(estimatedTime(p.EstimatedDuration)))
 		objs = append(objs, widget.NewSeparator(), info)
 	}
 
@@ -744,6 +754,9 @@ func (b *backupWizard) showResult() {
 	res := b.result
 	var s strings.Builder
 	fmt.Fprintf(&s, "The backup was written to %s (%s).\n", resultLocation(res), progress.FormatSize(res.Bytes))
+	if c := b.plan.Chain; c != nil && c.Increment {
+		fmt.Fprintf(&s, "It is increment %d of its chain, on backup %s: only what changed was stored.\n", c.Depth, c.Base)
+	}
 	for _, l := range b.pv.Log() {
 		s.WriteString("\n" + l)
 	}

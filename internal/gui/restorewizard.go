@@ -415,7 +415,11 @@ func describeBackup(b *restore.Backup) string {
 	if b.Dom0 != nil {
 		home = " and a dom0 home"
 	}
-	return fmt.Sprintf("Backup: %s; %d VMs%s.", strings.Join(what, ", "), n, home)
+	chain := ""
+	if hd.Base != "" {
+		chain = " It is an increment of backup " + hd.Base + ": the archives of its chain, beside it, are read too."
+	}
+	return fmt.Sprintf("Backup: %s; %d VMs%s.%s", strings.Join(what, ", "), n, home, chain)
 }
 
 func (rw *restoreWizard) clearPlan() {
@@ -723,10 +727,11 @@ func (rw *restoreWizard) enterRun(ctx context.Context) error {
 	var b *restore.Backup
 	var plan *restore.Plan
 	var verify bool
+	var pass string
 	var opts restore.Options
 	var view *ProgressView
 	onUIWait(func() {
-		src, b, plan, verify = rw.src, rw.b, rw.plan, rw.opts.VerifyOnly
+		src, b, plan, verify, pass = rw.src, rw.b, rw.plan, rw.opts.VerifyOnly, rw.opened.pass
 		opts.Pool = rw.poolChoice.Selected
 		for r, on := range rw.runApplied {
 			if on {
@@ -747,10 +752,28 @@ func (rw *restoreWizard) enterRun(ctx context.Context) error {
 	var res *restore.Result
 	var vrep *restore.VerifyReport
 	var err error
-	if verify {
+	var chain *restore.Chain
+	if b.Chain != nil {
+		// An increment: its older archives are opened beside it.
+		chain, err = restore.OpenChain(ctx, b, src.Location, restore.SourceOptions{Host: rw.h},
+			restore.OpenOptions{Passphrase: []byte(pass)})
+		if err != nil {
+			err = fmt.Errorf("this backup is an increment, and its chain cannot be read: %w", err)
+		}
+	}
+	switch {
+	case err != nil:
+	case verify && chain != nil:
+		vrep, err = restore.VerifyChain(ctx, chain.Links, plan, rep)
+	case verify:
 		vrep, err = restore.VerifyOnly(ctx, b, plan, rep)
-	} else {
+	case chain != nil:
+		res, err = restore.RestoreChain(ctx, rw.h, chain.Links, plan, opts, rep)
+	default:
 		res, err = restore.Restore(ctx, rw.h, b, plan, opts, rep)
+	}
+	if chain != nil {
+		chain.Close()
 	}
 	// A check that failed before the data pass leaves the backup as it
 	// was: Back may change the plan and try again.

@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"pedos.dev/backup/internal/chain"
 	"pedos.dev/backup/internal/elide"
@@ -57,8 +58,8 @@ func CheckChain(links []*Backup) error {
 // RestoreChain restores the newest backup of a chain into h: links are
 // the chain's archives, opened, oldest (the full backup) first; plan was
 // made for the newest. It is Restore for a chain: the same checks,
-// options, result and progress (the older archives are read while the
-// progress says Preparing), and the same all-or-nothing rule.
+// options, result and progress (the older archives' files count towards
+// one total with the newest's), and the same all-or-nothing rule.
 func RestoreChain(ctx context.Context, h *host.Host, links []*Backup, plan *Plan, opts Options, r progress.Reporter) (*Result, error) {
 	if err := CheckChain(links); err != nil {
 		return nil, err
@@ -68,7 +69,60 @@ func RestoreChain(ctx context.Context, h *host.Host, links []*Backup, plan *Plan
 		return nil, errors.New("restore: the plan was not made for the chain's newest archive")
 	}
 	plan.chained = true
-	return restore(ctx, h, last, plan, opts, r, func(hr *hostRun) error { return hr.stageChain(ctx, links) })
+	return restore(ctx, h, last, plan, opts, r, func(hr *hostRun, r progress.Reporter) error { return hr.stageChain(ctx, links, r) })
+}
+
+// Chain is an increment's chain, opened: its archives oldest first (the
+// increment given last), and their sources.
+type Chain struct {
+	Links   []*Backup
+	sources []*Source
+}
+
+// Close closes every archive of the chain but the increment (its caller
+// opened it) and their sources.
+func (c *Chain) Close() {
+	for _, l := range c.Links[:len(c.Links)-1] {
+		l.Close()
+	}
+	for _, s := range c.sources {
+		s.Close()
+	}
+}
+
+// OpenChain finds (ChainOf) and opens, with opts, the older archives of
+// the chain of newest, an increment opened from loc, and checks the
+// chain's order from their authenticated headers (CheckChain). Each
+// opening derives the archive's first keys.
+func OpenChain(ctx context.Context, newest *Backup, loc Location, sopts SourceOptions, opts OpenOptions) (*Chain, error) {
+	if newest.Chain == nil {
+		return nil, errors.New("restore: the backup is not an increment")
+	}
+	locs, err := ChainOf(ctx, loc, newest.Header.Base, sopts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Chain{}
+	for _, l := range locs {
+		src, err := OpenSource(ctx, l, sopts)
+		if err == nil {
+			c.sources = append(c.sources, src)
+			var b *Backup
+			if b, err = src.Open(ctx, opts); err == nil {
+				c.Links = append(c.Links, b)
+				continue
+			}
+		}
+		c.Links = append(c.Links, newest) // what Close leaves open
+		c.Close()
+		return nil, fmt.Errorf("opening %s of the chain: %w", l.Path, err)
+	}
+	c.Links = append(c.Links, newest)
+	if err := CheckChain(c.Links); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // needs lists, for each archive of the chain but the newest, the files the
@@ -101,16 +155,47 @@ type chainFiles struct {
 	// carried counts the files and bytes each VM had from the older
 	// archives.
 	carried map[*PlannedVM]VMReport
+
+	// Progress while the older archives are read: r gets an event per
+	// file and per MiB. done counts the stream bytes read; total is the
+	// backup-size of what all the archives give, the newest's included,
+	// so that the newest's pass goes on from done towards the same total.
+	r                    progress.Reporter
+	stage                progress.Stage
+	start                time.Time
+	done, total, lastRep int64
 }
 
-func newChainFiles(plan *Plan) *chainFiles {
-	cf := &chainFiles{byPath: map[string]*PlannedVM{}, staged: map[string]bool{}, carried: map[*PlannedVM]VMReport{}}
+func newChainFiles(plan *Plan, r progress.Reporter, stage progress.Stage) *chainFiles {
+	cf := &chainFiles{byPath: map[string]*PlannedVM{}, staged: map[string]bool{}, carried: map[*PlannedVM]VMReport{},
+		r: r, stage: stage, start: time.Now()}
+	if cf.r == nil {
+		cf.r = progress.Discard
+	}
 	for _, pv := range plan.Restored() {
 		if pv.VM.Class != host.AdminVM {
 			cf.byPath[pv.VM.Path] = pv
 		}
+		cf.total += pv.VM.Size
 	}
 	return cf
+}
+
+// emit reports the reading of the older archives.
+func (cf *chainFiles) emit(vm, file string) {
+	cf.lastRep = cf.done
+	cf.r.Report(progress.Event{Stage: cf.stage, VM: vm, File: file, Done: cf.done, Total: cf.total, Elapsed: time.Since(cf.start)})
+}
+
+// carryOn makes the newest archive's pass go on with the progress of the
+// older ones and count their files.
+func (cf *chainFiles) carryOn(ps *pass) {
+	ps.done, ps.total, ps.start = cf.done, cf.total, cf.start
+	for pv, n := range cf.carried {
+		rep := ps.reports[pv.VM]
+		rep.Files += n.Files
+		rep.Bytes += n.Bytes
+	}
 }
 
 // needs is needs() for the plan's restored VMs.
@@ -200,6 +285,12 @@ func (cf *chainFiles) checkNewest(m *chain.Map, applied map[string]bool) func() 
 func (cf *chainFiles) readLinks(ctx context.Context, links []*Backup, do chainHandler) error {
 	need := cf.needs(links)
 	for i, l := range links[:len(links)-1] {
+		for v := range l.selectedBy(need[i]) {
+			cf.total += v.Size
+		}
+	}
+	cf.emit("", "")
+	for i, l := range links[:len(links)-1] {
 		if err := cf.readLink(ctx, l, need[i], do); err != nil {
 			return fmt.Errorf("archive %s of the chain: %w", l.Header.BackupID, err)
 		}
@@ -212,13 +303,7 @@ func (cf *chainFiles) readLinks(ctx context.Context, links []*Backup, do chainHa
 func (cf *chainFiles) readLink(ctx context.Context, b *Backup, want map[string]bool, do chainHandler) error {
 	defer b.Close()
 	defer context.AfterFunc(ctx, func() { b.Close() })()
-	sel := map[*VM]bool{}
-	for name := range want {
-		if v := b.owner(name); v != nil {
-			sel[v] = true
-		}
-	}
-	if err := b.start(sel); err != nil {
+	if err := b.start(b.selectedBy(want)); err != nil {
 		return err
 	}
 	applied := map[string]bool{}
@@ -242,7 +327,12 @@ func (cf *chainFiles) readLink(ctx context.Context, b *Backup, want map[string]b
 			}
 			continue
 		}
-		counted := &countingReader{r: f}
+		cf.emit(pv.VM.Name, name)
+		counted := &countingReader{r: f, read: func(n int) {
+			if cf.done += int64(n); cf.done-cf.lastRep >= 1<<20 {
+				cf.emit(pv.VM.Name, name)
+			}
+		}}
 		if err := handle(pv, counted, name, 1<<62); err != nil {
 			return fmt.Errorf("VM %s: %s: %w", pv.VM.Name, name, err)
 		}
@@ -262,9 +352,9 @@ func (cf *chainFiles) readLink(ctx context.Context, b *Backup, want map[string]b
 // stageChain stages, from every archive but the newest, the files the
 // newest backup's restored VMs need, and sets the newest archive's pass
 // to apply its deltas too.
-func (hr *hostRun) stageChain(ctx context.Context, links []*Backup) error {
-	cf := newChainFiles(hr.plan)
-	hr.carried = cf.carried
+func (hr *hostRun) stageChain(ctx context.Context, links []*Backup, r progress.Reporter) error {
+	cf := newChainFiles(hr.plan, r, progress.Reading)
+	hr.chainFiles = cf
 	if err := cf.readLinks(ctx, links, hr.stageChained); err != nil {
 		return err
 	}
@@ -305,8 +395,8 @@ func (hr *hostRun) stageChained(pv *PlannedVM, f io.Reader, name, stored string,
 // proved complete) and checks that the chain makes the newest backup's
 // files, with no scratch space: it follows each image by its block
 // digests (32 bytes per 64 KiB), applies each delta to those, and checks
-// the base's and the result's roots, as a restore would. The older
-// archives are read while the progress says Preparing.
+// the base's and the result's roots, as a restore would. Progress counts
+// all the archives towards one total.
 func VerifyChain(ctx context.Context, links []*Backup, plan *Plan, r progress.Reporter) (*VerifyReport, error) {
 	if err := CheckChain(links); err != nil {
 		return nil, err
@@ -316,18 +406,18 @@ func VerifyChain(ctx context.Context, links []*Backup, plan *Plan, r progress.Re
 		return nil, errors.New("restore: the plan was not made for the chain's newest archive")
 	}
 	plan.chained = true
-	cf := newChainFiles(plan)
+	a := progress.Async(r)
+	defer a.Close()
+	cf := newChainFiles(plan, a, progress.Verifying)
 	cv := &chainVerify{digests: map[string]*chain.Digests{}, images: map[*PlannedVM][]string{}}
 	linkErr := cf.readLinks(ctx, links, cv.check)
-	ps, err := newPass(last, plan, r, progress.Verifying)
+	ps, err := newPass(last, plan, a, progress.Verifying)
 	if err != nil {
 		return nil, errors.Join(linkErr, err)
 	}
 	defer ps.closeRep()
-	for pv, n := range cf.carried {
-		rep := ps.reports[pv.VM]
-		rep.Files += n.Files
-		rep.Bytes += n.Bytes
+	cf.carryOn(ps)
+	for pv := range cf.carried {
 		ps.images[pv.VM] = cv.images[pv]
 	}
 	applied := map[string]bool{}
@@ -411,14 +501,27 @@ func (cv *chainVerify) check(pv *PlannedVM, f io.Reader, name, stored string, is
 	return checkStored(f, name, limit)
 }
 
-// countingReader counts what is read through it.
+// countingReader counts what is read through it, and tells read.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r    io.Reader
+	n    int64
+	read func(int)
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	c.read(n)
 	return n, err
+}
+
+// selectedBy is the selection of the VMs owning the files in want.
+func (b *Backup) selectedBy(want map[string]bool) map[*VM]bool {
+	sel := map[*VM]bool{}
+	for name := range want {
+		if v := b.owner(name); v != nil {
+			sel[v] = true
+		}
+	}
+	return sel
 }

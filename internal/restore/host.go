@@ -107,9 +107,8 @@ type hostRun struct {
 	ps *pass
 	// handle stores each file of the pass; nil means file.
 	handle handler
-	// carried counts, for a chain, the files and bytes each VM had from
-	// its older archives.
-	carried map[*PlannedVM]VMReport
+	// chainFiles, for a chain, is what its older archives gave.
+	chainFiles *chainFiles
 	// chainDone, for a chain, checks after the pass that every file the
 	// newest archive changes or keeps was there to change or keep.
 	chainDone func() error
@@ -118,8 +117,7 @@ type hostRun struct {
 func newHostRun(h *host.Host, plan *Plan, opts Options) *hostRun {
 	hr := &hostRun{h: h, plan: plan, opts: opts, byOrig: map[string]*PlannedVM{}, targets: map[string]*PlannedVM{},
 		added: map[string]bool{}, staged: map[*PlannedVM]*host.StagedVM{}, deferred: map[string][]refSetting{},
-		results: map[*PlannedVM]*VMResult{}, images: map[*PlannedVM][]string{}, extra: map[*PlannedVM][]host.Feature{},
-		carried: map[*PlannedVM]VMReport{}}
+		results: map[*PlannedVM]*VMResult{}, images: map[*PlannedVM][]string{}, extra: map[*PlannedVM][]host.Feature{}}
 	for _, pv := range plan.Restored() {
 		if pv.VM.Class == host.AdminVM {
 			continue
@@ -279,8 +277,9 @@ func Restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 }
 
 // restore is Restore; stage, if set, stages files before b's pass (the
-// older archives of a chain) and may set the pass's file handler.
-func restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Options, r progress.Reporter, stage func(*hostRun) error) (*Result, error) {
+// older archives of a chain), reporting to the reporter it is given, and
+// may set the pass's file handler.
+func restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Options, r progress.Reporter, stage func(*hostRun, progress.Reporter) error) (*Result, error) {
 	// Its warnings are for a front end to show first; each VM's own come
 	// back from its Commit.
 	if _, err := CheckHost(ctx, h, plan, opts); err != nil {
@@ -308,7 +307,10 @@ func restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 	defer hr.discard()
 	var stageErr error
 	if stage != nil {
-		stageErr = stage(hr)
+		a := progress.Async(r)
+		defer a.Close()
+		r = a
+		stageErr = stage(hr, r)
 	}
 	ps, err := newPass(b, plan, r, progress.Reading)
 	if err != nil {
@@ -316,10 +318,8 @@ func restore(ctx context.Context, h *host.Host, b *Backup, plan *Plan, opts Opti
 	}
 	defer ps.closeRep()
 	hr.ps = ps
-	for pv, n := range hr.carried {
-		rep := ps.reports[pv.VM]
-		rep.Files += n.Files
-		rep.Bytes += n.Bytes
+	if hr.chainFiles != nil {
+		hr.chainFiles.carryOn(ps)
 	}
 	if !b.Header.Manifest {
 		ps.ended = hr.complete // nothing more will prove the VM complete
