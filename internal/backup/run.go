@@ -202,6 +202,11 @@ func (run *run) open(dctx context.Context, out io.Writer) error {
 		dst.abort(err)
 		return fmt.Errorf("backup: %w", err)
 	}
+	if run.base() != "" {
+		// An increment's map follows qubes.xml: its key is derived while
+		// the volumes are hashed, with the header's and qubes.xml's.
+		run.aw.Expect(archive.ExpectedFile{Name: archive.QubesXMLName}, archive.ExpectedFile{Name: chain.MapName})
+	}
 	return nil
 }
 

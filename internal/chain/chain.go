@@ -386,43 +386,57 @@ func truncate(s string) string {
 // sparse image of the volume) and zeroes the zero extents, and checks
 // the result's root last. The caller commits the image only after that.
 func Apply(img *os.File, delta io.ReaderAt, v Volume) error {
-	a, err := Begin(img, v)
+	a, err := Begin(img, v, nil)
 	if err != nil {
 		return err
 	}
 	buf := make([]byte, 1<<20)
+	pos := int64(0)
 	for _, e := range v.Extents {
-		for off := e.Off; !e.Zero && off < e.Off+e.Len; {
-			n := min(int64(len(buf)), e.Off+e.Len-off)
-			if _, err := delta.ReadAt(buf[:n], off); err != nil {
-				return fmt.Errorf("%s: reading the delta at %d: %w", v.Name, off, err)
+		if err := a.Skip(e.Off - pos); err != nil {
+			return err
+		}
+		for pos = e.Off; pos < e.Off+e.Len; {
+			n := min(int64(len(buf)), e.Off+e.Len-pos)
+			if e.Zero {
+				err = a.Skip(n)
+			} else if _, err = delta.ReadAt(buf[:n], pos); err == nil {
+				_, err = a.Write(buf[:n])
 			}
-			if _, err := img.WriteAt(buf[:n], off); err != nil {
-				return err
+			if err != nil {
+				return fmt.Errorf("%s: the delta at %d: %w", v.Name, pos, err)
 			}
-			off += n
+			pos += n
 		}
 	}
-	a.pos = v.Size
-	return a.Finish()
+	if err := a.Skip(v.Size - pos); err != nil {
+		return err
+	}
+	_, err = a.Finish()
+	return err
 }
 
 // Applier applies one volume's delta as it streams past: the delta's
 // logical content (its holes skipped, or read as zeros) is written to it
 // from offset 0, and only the bytes of the map's data extents reach the
 // image. It is a sparsetar.Skipper, so that sparsetar.ExtractFile reads
-// a sparse delta's data regions only.
+// a sparse delta's data regions only. It follows the image's digests as
+// it goes, so that the result's root is known without reading the image
+// again.
 type Applier struct {
 	img  *os.File
 	v    Volume
 	pos  int64 // the delta's offset of the next byte written
 	next int   // the first extent that may still take bytes
+	d    *DigestApplier
 }
 
 // Begin checks that img is the base the volume's delta applies to (its
 // size and root), changing nothing otherwise, and resizes it to the new
-// size. Write the delta's content to the Applier, then call Finish.
-func Begin(img *os.File, v Volume) (*Applier, error) {
+// size. base are img's digests when the caller knows them (a restore
+// that wrote img), else nil: img is then read to find them. Write the
+// delta's content to the Applier, then call Finish.
+func Begin(img *os.File, v Volume, base *Digests) (*Applier, error) {
 	fi, err := img.Stat()
 	if err != nil {
 		return nil, err
@@ -430,24 +444,26 @@ func Begin(img *os.File, v Volume) (*Applier, error) {
 	if fi.Size() != v.BaseSize {
 		return nil, fmt.Errorf("%s: the base image has %d bytes, the increment applies to %d", v.Name, fi.Size(), v.BaseSize)
 	}
-	d, err := Scan(img, fi.Size())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", v.Name, err)
+	if base == nil {
+		if base, err = Scan(img, fi.Size()); err != nil {
+			return nil, fmt.Errorf("%s: %w", v.Name, err)
+		}
 	}
-	if d.Root() != v.BaseRoot {
-		return nil, fmt.Errorf("%s: the base image is not the one this increment applies to (root %s, want %s)", v.Name, d.Root(), v.BaseRoot)
+	d, err := BeginDigests(base, v)
+	if err != nil {
+		return nil, err
 	}
 	if err := img.Truncate(v.Size); err != nil {
 		return nil, err
 	}
-	return &Applier{img: img, v: v}, nil
+	return &Applier{img: img, v: v, d: d}, nil
 }
 
 // Write takes the next len(p) bytes of the delta's content.
 func (a *Applier) Write(p []byte) (int, error) {
 	end := a.pos + int64(len(p))
-	if end > a.v.Size {
-		return 0, fmt.Errorf("%s: the delta is longer than the volume's %d bytes", a.v.Name, a.v.Size)
+	if _, err := a.d.Write(p); err != nil {
+		return 0, err
 	}
 	for ; a.next < len(a.v.Extents); a.next++ {
 		e := a.v.Extents[a.next]
@@ -470,13 +486,10 @@ func (a *Applier) Write(p []byte) (int, error) {
 
 // Skip passes over n bytes of the delta that are a hole: unchanged.
 func (a *Applier) Skip(n int64) error {
-	if a.pos+n > a.v.Size {
-		return fmt.Errorf("%s: the delta is longer than the volume's %d bytes", a.v.Name, a.v.Size)
+	if err := a.d.Skip(n); err != nil {
+		return err
 	}
 	for a.next < len(a.v.Extents) && a.v.Extents[a.next].Off+a.v.Extents[a.next].Len <= a.pos+n {
-		if e := a.v.Extents[a.next]; !e.Zero && e.Off+e.Len > a.pos {
-			return fmt.Errorf("%s: the delta has a hole at %d where the map says data", a.v.Name, max(e.Off, a.pos))
-		}
 		a.next++
 	}
 	a.pos += n
@@ -484,27 +497,21 @@ func (a *Applier) Skip(n int64) error {
 }
 
 // Finish zeroes the zero extents once the whole delta was written, and
-// checks the result's root. The caller commits the image only after that.
-func (a *Applier) Finish() error {
-	v := a.v
-	if a.pos != v.Size {
-		return fmt.Errorf("%s: the delta has %d bytes, the volume %d: the delta is damaged or cut short", v.Name, a.pos, v.Size)
+// checks the result's root; it returns the result's digests. The caller
+// commits the image only after that.
+func (a *Applier) Finish() (*Digests, error) {
+	d, err := a.d.Finish()
+	if err != nil {
+		return nil, err
 	}
-	for _, e := range v.Extents {
+	for _, e := range a.v.Extents {
 		if e.Zero {
 			if err := zero(a.img, e.Off, e.Len); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	d, err := Scan(a.img, v.Size)
-	if err != nil {
-		return fmt.Errorf("%s: %w", v.Name, err)
-	}
-	if d.Root() != v.Root {
-		return fmt.Errorf("%s: the result does not match the increment's root (root %s, want %s): the delta is damaged", v.Name, d.Root(), v.Root)
-	}
-	return nil
+	return d, nil
 }
 
 // zero makes n bytes at off read as zeros: a hole where the filesystem can

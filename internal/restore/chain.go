@@ -155,6 +155,10 @@ type chainFiles struct {
 	// carried counts the files and bytes each VM had from the older
 	// archives.
 	carried map[*PlannedVM]VMReport
+	// digests of each image staged, by stored name, computed as it was
+	// written and kept up to date by each delta: a delta's base root and
+	// result root are checked without reading the image again.
+	digests map[string]*chain.Digests
 
 	// Progress while the older archives are read: r gets an event per
 	// file and per MiB. done counts the stream bytes read; total is the
@@ -168,7 +172,7 @@ type chainFiles struct {
 
 func newChainFiles(plan *Plan, r progress.Reporter, stage progress.Stage) *chainFiles {
 	cf := &chainFiles{byPath: map[string]*PlannedVM{}, staged: map[string]bool{}, carried: map[*PlannedVM]VMReport{},
-		r: r, stage: stage, start: time.Now()}
+		digests: map[string]*chain.Digests{}, r: r, stage: stage, start: time.Now()}
 	if cf.r == nil {
 		cf.r = progress.Discard
 	}
@@ -380,14 +384,33 @@ func (hr *hostRun) stageChained(pv *PlannedVM, f io.Reader, name, stored string,
 		return fmt.Errorf("%w: no base image for the delta: %v", ErrBrokenChain, err)
 	}
 	defer img.Close()
-	a, err := chain.Begin(img, *vol)
+	cf := hr.chainFiles
+	a, err := chain.Begin(img, *vol, cf.digests[stored])
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBrokenChain, err)
 	}
 	if _, err := sparsetar.ExtractFile(f, name, a, max(limit, vol.Size)); err != nil {
 		return err
 	}
-	return a.Finish()
+	cf.digests[stored], err = a.Finish()
+	return err
+}
+
+// hashingWriter is what a chain's image is extracted into: the staged
+// image's SparseWriter, and a Hasher for its digests.
+type hashingWriter struct {
+	sw *sparsetar.SparseWriter
+	h  *chain.Hasher
+}
+
+func (w *hashingWriter) Write(p []byte) (int, error) {
+	w.h.Write(p)
+	return w.sw.Write(p)
+}
+
+func (w *hashingWriter) Skip(n int64) error {
+	w.h.Skip(n)
+	return w.sw.Skip(n)
 }
 
 // VerifyChain is VerifyOnly for a chain, links oldest first, plan made for

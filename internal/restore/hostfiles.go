@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"pedos.dev/backup/internal/archive"
+	"pedos.dev/backup/internal/chain"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
 	"pedos.dev/backup/internal/publish"
@@ -50,12 +51,22 @@ func (hr *hostRun) file(pv *PlannedVM, f io.Reader, name string, limit int64) er
 			return err
 		}
 		defer out.Close()
-		_, err = sparsetar.ExtractFile(f, name, sw, limit)
+		var dst sparsetar.Skipper = sw
+		var hw *hashingWriter
+		if hr.chainFiles != nil {
+			// A chain's later deltas check and update its digests.
+			hw = &hashingWriter{sw: sw, h: chain.NewHasher()}
+			dst = hw
+		}
+		_, err = sparsetar.ExtractFile(f, name, dst, limit)
 		if err == nil {
 			err = sw.Close()
 		}
 		if err != nil {
 			return err
+		}
+		if hw != nil {
+			hr.chainFiles.digests[name] = hw.h.Digests()
 		}
 		hr.images[pv] = images
 		return nil
