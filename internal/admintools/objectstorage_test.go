@@ -62,7 +62,7 @@ func TestObjectStorageRoundTrip(t *testing.T) {
 
 	list := mustTool(t, "qvm-backup-restore", "--root", b, "-d", "work", "--list", "s3://backups/laptop/")
 	lines := strings.Split(strings.TrimSpace(list), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "BACKUP") || !regexp.MustCompile(` 4 +yes$`).MatchString(lines[1]) {
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "BACKUP") || !regexp.MustCompile(` 4 +yes +full$`).MatchString(lines[1]) {
 		t.Fatalf("listing:\n%s", list)
 	}
 	if !strings.Contains(list, name) || !strings.Contains(list, name2) {
@@ -108,6 +108,41 @@ func TestObjectStorageRoundTrip(t *testing.T) {
 	if ups := sw.MultipartUploads("backups"); len(ups) != 0 {
 		t.Fatalf("uploads left: %v", ups)
 	}
+}
+
+// A chain in a bucket: a full backup and an increment after a change,
+// listed with their kinds; the increment verified and restored onto
+// another host with its chain, found under the same prefix, byte for
+// byte.
+func TestObjectStorageChain(t *testing.T) {
+	_, _, a, b, pass := objectStorageHosts(t)
+	backupArgs := []string{"--root", a, "-y", "--scrypt-logn", "10", "-p", pass, "--progress", "none", "--incremental",
+		"-d", "work", "s3://backups/chain/", "personal", "vault"}
+	out := mustTool(t, "qvm-backup", backupArgs...)
+	if !strings.Contains(out, "Kind: full backup, starting a chain") {
+		t.Fatalf("first backup:\n%s", out)
+	}
+	img := filepath.Join(a, "appvms", "personal", "private.img")
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(randomData(200<<10), 5<<20+123)
+	f.Close()
+	out = mustTool(t, "qvm-backup", backupArgs...)
+	name := regexp.MustCompile(`s3://backups/chain/qubes-backup-[0-9T-]+`).FindString(out)
+	if name == "" || !strings.Contains(out, "It is increment 1 on ") {
+		t.Fatalf("second backup:\n%s", out)
+	}
+
+	list := mustTool(t, "qvm-backup-restore", "--root", b, "-d", "work", "--list", "s3://backups/chain/")
+	if !regexp.MustCompile(`(?m) full$`).MatchString(list) || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+` .* increment 1$`).MatchString(list) {
+		t.Fatalf("listing:\n%s", list)
+	}
+	mustTool(t, "qvm-backup-restore", "--root", b, "-q", "-p", pass, "-d", "work", "--verify-only", name)
+	mustTool(t, "qvm-backup-restore", "--root", b, "-y", "-q", "-p", pass, "-d", "work", "--rename-conflicting", "--progress", "none", name)
+	sameSparse(t, img, filepath.Join(b, "appvms", "personal-1", "private.img"))
+	sameSparse(t, filepath.Join(a, "appvms", "vault", "root.img"), filepath.Join(b, "appvms", "vault-1", "root.img"))
 }
 
 // objectStorageHosts starts a server with a bucket "backups" and makes two

@@ -61,6 +61,16 @@ func CheckChain(links []*Backup) error {
 // options, result and progress (the older archives' files count towards
 // one total with the newest's), and the same all-or-nothing rule.
 func RestoreChain(ctx context.Context, h *host.Host, links []*Backup, plan *Plan, opts Options, r progress.Reporter) (*Result, error) {
+	last, err := chainPlan(links, plan)
+	if err != nil {
+		return nil, err
+	}
+	return restore(ctx, h, last, plan, opts, r, func(hr *hostRun, r progress.Reporter) error { return hr.stageChain(ctx, links, r) })
+}
+
+// chainPlan checks the chain and that plan was made for its newest
+// archive, which it returns; the plan's pass then takes an increment.
+func chainPlan(links []*Backup, plan *Plan) (*Backup, error) {
 	if err := CheckChain(links); err != nil {
 		return nil, err
 	}
@@ -69,7 +79,7 @@ func RestoreChain(ctx context.Context, h *host.Host, links []*Backup, plan *Plan
 		return nil, errors.New("restore: the plan was not made for the chain's newest archive")
 	}
 	plan.chained = true
-	return restore(ctx, h, last, plan, opts, r, func(hr *hostRun, r progress.Reporter) error { return hr.stageChain(ctx, links, r) })
+	return last, nil
 }
 
 // Chain is an increment's chain, opened: its archives oldest first (the
@@ -421,18 +431,14 @@ func (w *hashingWriter) Skip(n int64) error {
 // the base's and the result's roots, as a restore would. Progress counts
 // all the archives towards one total.
 func VerifyChain(ctx context.Context, links []*Backup, plan *Plan, r progress.Reporter) (*VerifyReport, error) {
-	if err := CheckChain(links); err != nil {
+	last, err := chainPlan(links, plan)
+	if err != nil {
 		return nil, err
 	}
-	last := links[len(links)-1]
-	if plan.backup != last {
-		return nil, errors.New("restore: the plan was not made for the chain's newest archive")
-	}
-	plan.chained = true
 	a := progress.Async(r)
 	defer a.Close()
 	cf := newChainFiles(plan, a, progress.Verifying)
-	cv := &chainVerify{digests: map[string]*chain.Digests{}, images: map[*PlannedVM][]string{}}
+	cv := &chainVerify{digests: cf.digests, images: map[*PlannedVM][]string{}}
 	linkErr := cf.readLinks(ctx, links, cv.check)
 	ps, err := newPass(last, plan, a, progress.Verifying)
 	if err != nil {
@@ -456,18 +462,7 @@ func VerifyChain(ctx context.Context, links []*Backup, plan *Plan, r progress.Re
 			err = ps.fail(err)
 		}
 	}
-	if err == nil {
-		err = ps.checkImages()
-	}
-	ps.outcomes()
-	if err == nil {
-		ps.finish()
-	}
-	rep := &VerifyReport{}
-	for _, pv := range ps.vms {
-		rep.VMs = append(rep.VMs, *ps.reports[pv.VM])
-	}
-	return rep, err
+	return ps.verified(err)
 }
 
 // chainVerify checks a chain's files as VerifyOnly checks a backup's, and

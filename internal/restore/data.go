@@ -388,7 +388,12 @@ func VerifyOnly(ctx context.Context, b *Backup, plan *Plan, r progress.Reporter)
 		return nil, err
 	}
 	defer ps.closeRep()
-	err = ps.run(ctx, ps.checkFile)
+	return ps.verified(ps.run(ctx, ps.checkFile))
+}
+
+// verified ends a verification whose pass returned err: the images each
+// VM must have, each VM's outcome, and the report.
+func (ps *pass) verified(err error) (*VerifyReport, error) {
 	if err == nil {
 		err = ps.checkImages()
 	}
