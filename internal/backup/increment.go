@@ -63,6 +63,15 @@ func (p *Plan) indexPath(which string) string {
 	return filepath.Join(dir, hex.EncodeToString(sum[:16])+"."+which)
 }
 
+// baseIndexPath is the record an increment is based on: the chain's
+// last backup, or with FromFull its full one.
+func (p *Plan) baseIndexPath() string {
+	if p.opts.FromFull {
+		return p.indexPath(fullIndex)
+	}
+	return p.indexPath(lastIndex)
+}
+
 // planChain decides whether the backup is an increment, and on which base.
 func (p *Plan) planChain() {
 	if !p.opts.Incremental {
@@ -72,11 +81,7 @@ func (p *Plan) planChain() {
 	if every <= 0 {
 		every = DefaultFullEvery
 	}
-	which := lastIndex
-	if p.opts.FromFull {
-		which = fullIndex
-	}
-	ix, err := chain.LoadIndex(p.indexPath(which))
+	ix, err := chain.LoadIndex(p.baseIndexPath())
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		p.Chain = &Chain{Why: "no earlier backup to this destination is known"}
@@ -94,11 +99,7 @@ func (p *Plan) planChain() {
 // still names the same backup (another backup to the destination may have
 // run since the plan was made).
 func (p *Plan) baseIndex() (*chain.Index, error) {
-	which := lastIndex
-	if p.opts.FromFull {
-		which = fullIndex
-	}
-	ix, err := chain.LoadIndex(p.indexPath(which))
+	ix, err := chain.LoadIndex(p.baseIndexPath())
 	if err != nil {
 		return nil, fmt.Errorf("reading the record of the base backup: %w", err)
 	}
