@@ -32,6 +32,8 @@ func TestLayering(t *testing.T) {
 		"objstore": {"elide", "scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "publish", "progress", "cmdrun", "cli", "admintools", "gui", "legacy"},
 		"cancel":   {"elide", "scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "publish", "progress", "cmdrun", "cli", "admintools", "gui", "legacy"},
 		"cmdrun":   {"scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "publish", "progress", "cli", "admintools", "gui", "legacy"},
+		// reflink, the extent maps of files that share blocks: a leaf.
+		"reflink": {"elide", "scryptenc", "sparsetar", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "publish", "progress", "cmdrun", "chain", "cli", "admintools", "gui", "legacy"},
 		// chain, the block maps of incremental backups, knows volumes
 		// as files only: the engines store and read what it makes.
 		"chain": {"scryptenc", "compress", "archive", "host", "qrexec", "backup", "restore", "profile", "publish", "progress", "cmdrun", "cli", "admintools", "gui", "legacy"},

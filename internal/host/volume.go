@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"pedos.dev/backup/internal/reflink"
 	"pedos.dev/backup/internal/sparsetar"
 )
 
@@ -535,14 +536,11 @@ func replaceImage(img string, fill func(tmp *os.File) error) (err error) {
 	return syncDir(filepath.Dir(img))
 }
 
-// ficlone is Linux's FICLONE ioctl (not in package syscall).
-const ficlone = 0x40049409
-
 // copyImage makes the empty file dst a copy of src (size bytes): a reflink
 // where the filesystem shares blocks (btrfs, xfs), else a sparse copy.
 func copyImage(dst, src *os.File, size int64) error {
 	if fi, err := src.Stat(); err == nil && fi.Size() == size {
-		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, dst.Fd(), ficlone, src.Fd()); e == 0 {
+		if reflink.CloneFile(dst, src) == nil {
 			return nil
 		}
 	}
