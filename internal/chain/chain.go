@@ -56,28 +56,53 @@ var zeroBlock = sha256.Sum256(make([]byte, BlockSize))
 // to be zeros), and returns its block digests. The blocks are hashed on
 // every core, in runs of scanRun blocks.
 func Scan(f *os.File, size int64) (*Digests, error) {
+	return Rescan(f, size, nil, nil)
+}
+
+// Rescan is Scan of the blocks marked in changed only (one flag per
+// block of f): the others' digests are taken from base, which must have
+// them. Where the blocks that may have changed are known, it spares
+// reading the rest. With changed nil, every block is hashed.
+func Rescan(f *os.File, size int64, base *Digests, changed []bool) (*Digests, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("a volume of %d bytes", size)
 	}
 	d := &Digests{Size: size, Blocks: make([][32]byte, blocks(size))}
-	for i := range d.Blocks {
-		d.Blocks[i] = zeroBlock
+	if changed != nil && len(changed) != len(d.Blocks) {
+		return nil, fmt.Errorf("%d blocks marked for a volume of %d", len(changed), len(d.Blocks))
 	}
-	if n := size % BlockSize; n != 0 {
-		d.Blocks[len(d.Blocks)-1] = sha256.Sum256(make([]byte, n))
+	hash := func(b int64) bool { return changed == nil || changed[b] }
+	for i := range d.Blocks {
+		if !hash(int64(i)) {
+			if i >= len(base.Blocks) || i == len(base.Blocks)-1 && base.Size%BlockSize != size%BlockSize {
+				return nil, fmt.Errorf("block %d is to be kept from a base of %d bytes", i, base.Size)
+			}
+			d.Blocks[i] = base.Blocks[i]
+			continue
+		}
+		d.Blocks[i] = zeroBlock
+		if n := size % BlockSize; n != 0 && i == len(d.Blocks)-1 {
+			d.Blocks[i] = sha256.Sum256(make([]byte, n))
+		}
 	}
 	regions, err := sparsetar.DataRegions(f, size)
 	if err != nil {
 		return nil, err
 	}
-	// The blocks holding data, as runs of block numbers [from, to).
+	// The blocks to hash that hold data, as runs of block numbers [from, to).
 	var runs [][2]int64
-	next := int64(0) // the first block not yet in a run
+	next := int64(0) // the first block not yet considered
 	for _, r := range regions {
-		from := max(r.Offset/BlockSize, next)
 		to := (r.Offset + r.Length + BlockSize - 1) / BlockSize
-		for b := from; b < to; b += scanRun {
-			runs = append(runs, [2]int64{b, min(b+scanRun, to)})
+		for b := max(r.Offset/BlockSize, next); b < to; b++ {
+			if !hash(b) {
+				continue
+			}
+			if k := len(runs) - 1; k >= 0 && runs[k][1] == b && b-runs[k][0] < scanRun {
+				runs[k][1] = b + 1
+			} else {
+				runs = append(runs, [2]int64{b, b + 1})
+			}
 		}
 		next = max(next, to)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -458,4 +459,43 @@ func TestDeltaThroughGNUTar(t *testing.T) {
 		t.Fatalf("the script: %v\n%s", err, out)
 	}
 	sameBytes(t, now, filepath.Join(full, "vm1", "private.img"))
+}
+
+// Rescan with the changed blocks marked gives Scan's digests; it reads
+// only the marked ones (an unmarked changed block keeps the base's
+// digest).
+func TestRescan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	path := filepath.Join(t.TempDir(), "img")
+	mutate(t, rng, path, 40*BlockSize+300, 30)
+	base := digestsOf(t, path)
+	mutate(t, rng, path, 43*BlockSize+10, 4) // grown, its old last block now full
+	now := digestsOf(t, path)
+	changed := make([]bool, len(now.Blocks))
+	for b := range changed {
+		changed[b] = b >= len(base.Blocks)-1 || now.Blocks[b] != base.Blocks[b]
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := Rescan(f, now.Size, base, changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Root() != now.Root() {
+		t.Fatal("Rescan of the changed blocks differs from Scan")
+	}
+	b := slices.Index(changed, true)
+	changed[b] = false
+	if got, err = Rescan(f, now.Size, base, changed); err != nil {
+		t.Fatal(err)
+	}
+	if got.Blocks[b] != base.Blocks[b] {
+		t.Error("an unmarked block was hashed, not taken from the base")
+	}
+	if _, err := Rescan(f, now.Size, base, make([]bool, len(now.Blocks))); err == nil {
+		t.Error("keeping blocks the base lacks was not refused")
+	}
 }
