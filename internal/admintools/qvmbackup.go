@@ -587,6 +587,9 @@ func (r *backupRun) backup(p *backup.Plan) error {
 		fmt.Fprintf(r.info, "Backup written to %s\n", resultLocation(res))
 		if c := p.Chain; c != nil && c.Increment {
 			fmt.Fprintf(r.info, "It is increment %d on %s: %s stored\n", c.Depth, c.Base, summarySize(res.Bytes))
+			if res.Detection != nil {
+				fmt.Fprintln(r.info, res.Detection)
+			}
 		}
 	}
 	if r.o.verify {

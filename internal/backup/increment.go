@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -54,13 +56,19 @@ func (p *Plan) indexPath(which string) string {
 	if dir == "" {
 		dir = filepath.Join(p.h.Root(), "backup-chains")
 	}
+	return filepath.Join(dir, p.chainKey()+"."+which)
+}
+
+// chainKey names the target's chain in dom0's records: a hash of where
+// its backups go.
+func (p *Plan) chainKey() string {
 	t := p.Target
 	where := t.Path
 	if t.Kind == ToFile {
 		where = filepath.Dir(t.Path) // each backup gets a new name in it
 	}
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%d\x00%s\x00%s", t.Kind, t.VM, where)))
-	return filepath.Join(dir, hex.EncodeToString(sum[:16])+"."+which)
+	return hex.EncodeToString(sum[:16])
 }
 
 // baseIndexPath is the record an increment is based on: the chain's
@@ -128,8 +136,9 @@ func (p *Plan) saveIndex(id string, digests map[string]*chain.Digests) error {
 
 // scan hashes every VM file the backup stores (the dom0 home aside: it is
 // always stored whole) and returns their digests by stored name. Each
-// volume is hashed on every core (chain.Scan).
-func scan(ctx context.Context, items [][]*item) (map[string]*chain.Digests, error) {
+// volume is hashed on every core (chain.Scan), or for an increment (base
+// not nil) only where its extent maps show changes (snapshots).
+func scan(ctx context.Context, items [][]*item, base *chain.Index, snaps *snapshots, check bool) (map[string]*chain.Digests, error) {
 	digests := map[string]*chain.Digests{}
 	for _, its := range items {
 		for _, it := range its {
@@ -138,7 +147,13 @@ func scan(ctx context.Context, items [][]*item) (map[string]*chain.Digests, erro
 			}
 			switch it.kind {
 			case volumeFile:
-				d, err := scanVolume(it)
+				var d *chain.Digests
+				var err error
+				if base != nil {
+					d, err = snaps.volumeDigests(it, base, check)
+				} else {
+					d, err = scanVolume(it)
+				}
 				if err != nil {
 					return nil, fmt.Errorf("%s: hashing %s: %w", it.vm, it.Name, err)
 				}
@@ -152,17 +167,23 @@ func scan(ctx context.Context, items [][]*item) (map[string]*chain.Digests, erro
 }
 
 func scanVolume(it *item) (*chain.Digests, error) {
-	fi, err := it.f.Stat()
+	size, err := volumeLength(it.f)
 	if err != nil {
 		return nil, err
 	}
-	size := fi.Size()
-	if !fi.Mode().IsRegular() {
-		if size, err = it.f.Seek(0, 2); err != nil {
-			return nil, err
-		}
-	}
 	return chain.Scan(it.f, size)
+}
+
+// volumeLength is the length of an image (a regular file, or a device).
+func volumeLength(f *os.File) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return f.Seek(0, io.SeekEnd)
+	}
+	return fi.Size(), nil
 }
 
 // increment turns the measured VMs into what the increment stores: for

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,8 @@ type Result struct {
 	// stored files' tar streams (the progress total).
 	Bytes, Data int64
 	Elapsed     time.Duration
+	// Detection says, for an increment, how its changed blocks were found.
+	Detection *Detection
 	// Warnings are about things that went wrong once the backup was
 	// complete, such as recording backup_timestamp.
 	Warnings []string
@@ -108,6 +111,7 @@ type run struct {
 	xml        []byte                    // the archive's qubes.xml
 	chainMap   []byte                    // an increment's map, stored as chain.MapName
 	digests    map[string]*chain.Digests // with Options.Incremental: every VM file's, for the record
+	snaps      *snapshots                // with Options.Incremental: the volumes' reflink snapshots
 	dst        output
 	counted    *countingWriter
 	aw         *archive.Writer
@@ -155,16 +159,20 @@ func (run *run) chain() (map[string]bool, error) {
 	if p.Chain == nil {
 		return nil, nil
 	}
+	var base *chain.Index
 	var err error
-	if run.digests, err = scan(run.ctx, run.items); err != nil {
+	if p.Chain.Increment {
+		if base, err = p.baseIndex(); err != nil {
+			return nil, err
+		}
+	}
+	run.snaps = takeSnapshots(run.items, p.chainKey())
+	check := p.Chain.Increment && p.Chain.Depth%checkEvery == 0
+	if run.digests, err = scan(run.ctx, run.items, base, run.snaps, check); err != nil {
 		return nil, err
 	}
-	if !p.Chain.Increment {
+	if base == nil {
 		return nil, nil
-	}
-	base, err := p.baseIndex()
-	if err != nil {
-		return nil, err
 	}
 	items, cm, incomplete, err := increment(run.vms, run.items, run.digests, base, p.measurer(run.ctx, true))
 	if err != nil {
@@ -247,6 +255,9 @@ func (run *run) end(err error) (location string, _ error) {
 	}
 	run.aw.Abort(err)
 	run.aw.Close()
+	if run.snaps != nil {
+		run.snaps.discard()
+	}
 	if derr := run.dst.abort(err); derr != nil && run.ctx.Err() == nil {
 		err = derr
 	}
@@ -272,8 +283,16 @@ func (run *run) result(location string) *Result {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s was created by someone else meanwhile; the backup is %s", p.Target.Path, location))
 	}
 	if p.Chain != nil {
+		res.Warnings = append(res.Warnings, run.snaps.warnings...)
+		if p.Chain.Increment {
+			found := run.snaps.found
+			res.Detection = &found
+		}
 		if err := p.saveIndex(res.BackupID, run.digests); err != nil {
 			res.Warnings = append(res.Warnings, "the backup is complete, but recording it as the base of the next increment failed, so the next backup will be full: "+err.Error())
+			run.snaps.discard()
+		} else if err := run.snaps.publish(res.BackupID, cmp.Or(p.Chain.Full, res.BackupID)); err != nil {
+			res.Warnings = append(res.Warnings, "the backup is complete, but keeping the snapshots of its volumes failed, so the next increment hashes them whole: "+err.Error())
 		}
 	}
 	if err := setTimestamps(p.h, res.VMs, run.now); err != nil {

@@ -74,7 +74,8 @@ func Rescan(f *os.File, size int64, base *Digests, changed []bool) (*Digests, er
 	hash := func(b int64) bool { return changed == nil || changed[b] }
 	for i := range d.Blocks {
 		if !hash(int64(i)) {
-			if i >= len(base.Blocks) || i == len(base.Blocks)-1 && base.Size%BlockSize != size%BlockSize {
+			at := int64(i) * BlockSize
+			if i >= len(base.Blocks) || min(BlockSize, base.Size-at) != min(BlockSize, size-at) {
 				return nil, fmt.Errorf("block %d is to be kept from a base of %d bytes", i, base.Size)
 			}
 			d.Blocks[i] = base.Blocks[i]

@@ -756,6 +756,9 @@ func (b *backupWizard) showResult() {
 	fmt.Fprintf(&s, "The backup was written to %s (%s).\n", resultLocation(res), progress.FormatSize(res.Bytes))
 	if c := b.plan.Chain; c != nil && c.Increment {
 		fmt.Fprintf(&s, "It is increment %d of its chain, on backup %s: only what changed was stored.\n", c.Depth, c.Base)
+		if res.Detection != nil {
+			fmt.Fprintln(&s, res.Detection)
+		}
 	}
 	for _, l := range b.pv.Log() {
 		s.WriteString("\n" + l)

@@ -35,6 +35,9 @@ type VolumeInfo struct {
 	// Path is the committed image: what a backup stores and an export
 	// copies. "" for a volume without an image of its own.
 	Path string
+	// PoolDir is the directory of the image's pool (its dir_path), ""
+	// with Path.
+	PoolDir string
 	// Nominal is the image's length (the configured size when there is
 	// no image); Usage is the space it takes on disk (st_blocks*512),
 	// what Qubes calls usage.
@@ -100,6 +103,9 @@ func (h *Host) volumeInfo(d *Domain, v Volume) (VolumeInfo, error) {
 		return info, err
 	}
 	info.Path = p
+	if pool, err := d.db.FilePool(v.Pool); err == nil { // imagePath checked it
+		info.PoolDir = pool.DirPath
+	}
 	fi, err := os.Stat(p)
 	if err != nil {
 		return info, fmt.Errorf("VM %s volume %s: %w", d.Name(), v.Name, err)
