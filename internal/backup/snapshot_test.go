@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -8,6 +10,7 @@ import (
 	"testing"
 
 	"pedos.dev/backup/internal/host"
+	"pedos.dev/backup/internal/progress"
 	"pedos.dev/backup/internal/reflink"
 	"pedos.dev/backup/internal/sparsetar"
 	"pedos.dev/backup/internal/testutil"
@@ -159,4 +162,26 @@ func TestIncrementalExtentMapsChecked(t *testing.T) {
 		t.Fatalf("restoring the chain: %v (%+v)", err, got)
 	}
 	sameVMs(t, c.h, target, c.vms)
+}
+
+// A backup that fails keeps no snapshot of its own: the chain's stay as
+// they were, and the next increment still uses them.
+func TestFailedBackupLeavesNoSnapshot(t *testing.T) {
+	c := reflinkChainHost(t, "btrfs")
+	_, full := c.backup()
+	c.write("work", "private", 2)
+	opts := c.opts
+	opts.syncProgress = true
+	p := mustPlan(t, c.h, opts)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if _, err := Run(ctx, p, nil, &cancelAt{stage: progress.Writing, cancel: cancel}); !errors.Is(err, ErrCancelled) {
+		t.Fatalf("a backup cancelled while writing: %v", err)
+	}
+	if ids := snapshotIDs(t, c); !slices.Equal(ids, []string{full.BackupID}) {
+		t.Fatalf("after a cancelled backup, snapshots of %v, want [%s]", ids, full.BackupID)
+	}
+	if _, res := c.backup(); res.Detection == nil || res.Detection.Mapped == 0 {
+		t.Errorf("the increment after a cancelled backup: %+v", res.Detection)
+	}
 }
