@@ -20,6 +20,12 @@
 # root), and the image read back in: the volume is in memory, as a VM's
 # recently used disk is.
 #
+# With FS=btrfs or FS=xfs (as root), WORKDIR is a filesystem of that type
+# on a loop device, so that backups keep reflink snapshots and increments
+# find the changed blocks from extent maps instead of hashing every block;
+# the changed volume then shares its unchanged blocks with the full
+# backup's snapshot, as a VM's image does after writes.
+#
 # Usage: scripts/bench-incremental.sh [WORKDIR]   (default /tmp/pedos-bench-inc;
 # needs about 10 GiB of disk). RUNS=3 by default; DATA=8G for the variant
 # with 8 GiB of data.
@@ -31,7 +37,19 @@ for tool in python3 bc /usr/bin/time; do
 	command -v "$tool" >/dev/null || { echo "bench-incremental: $tool is not installed" >&2; exit 1; }
 done
 work=${1:-/tmp/pedos-bench-inc}
+fs=${FS:-}
+mountpoint -q "$work" 2>/dev/null && umount "$work"
 rm -rf "$work"
+copy_img() { cp --sparse=always "$@"; }
+if [ -n "$fs" ]; then
+	mkdir -p "$work"
+	rm -f "$work.fs"
+	truncate -s 40G "$work.fs"
+	"mkfs.$fs" -q -f "$work.fs"
+	mount -o loop "$work.fs" "$work"
+	trap 'cd /; umount "$work"; rm -f "$work.fs"' EXIT
+	copy_img() { cp --reflink=always "$@"; }
+fi
 mkdir -p "$work/bin"
 go build -o "$work/bin/" $(go list ./cmd/... | grep -v /pedos-manager$)
 bin=$work/bin
@@ -113,14 +131,14 @@ mkdir -p "$work/src"
 PEDOS_ROOT=$host "$bin/qvm-create" --class AppVM -t tpl -l red bench
 PEDOS_ROOT=$host "$bin/qvm-volume" import bench:private "$work/src/private.img"
 rm "$work/src/private.img"
-echo "timing (median of $runs, $(nproc) cores):" >&2
+echo "timing (median of $runs, $(nproc) cores${fs:+, on $fs}):" >&2
 
 record=$host/backup-chains
 fresh_out() { rm -rf "$work/out" "$record"; mkdir -p "$work/out"; }
 full=$(timed "full" fresh_out backup)
 chain_start=$(timed "full, chain start" fresh_out backup_inc)
 cp -a "$record" "$work/record-full"
-cp --sparse=always "$img" "$work/base.img"
+copy_img "$img" "$work/base.img"
 base=$(newest)
 mv "$base" "$work/full.backup"
 put_back() { # the record and the archives of the full backup alone
@@ -130,7 +148,7 @@ put_back() { # the record and the archives of the full backup alone
 }
 declare -A inc
 for pct in 0 1 10; do
-	cp --sparse=always "$work/base.img" "$img"
+	copy_img "$work/base.img" "$img"
 	[ "$pct" = 0 ] || change "$pct"
 	inc[$pct]=$(timed "increment, $pct% changed" put_back backup_inc)
 	size=$(stat -c %s "$(newest)")
@@ -138,7 +156,7 @@ for pct in 0 1 10; do
 done
 
 # The chain: full, then 1%, 10% and 0% increments.
-cp --sparse=always "$work/base.img" "$img"
+copy_img "$work/base.img" "$img"
 put_back
 for pct in 1 10 0; do
 	[ "$pct" = 0 ] || change "$pct"
