@@ -408,19 +408,31 @@ func (r *backupRun) options(h *host.Host) (backup.Options, *profile.Profile, err
 	return opts, nil, nil
 }
 
-// chainOptions applies --incremental, --base and --full-every.
+// chainOptions applies --incremental, --base and --full-every, over what
+// a profile says (opts).
 func (r *backupRun) chainOptions(opts *backup.Options) error {
 	o := r.o
 	if o.base != "last" && o.base != "full" {
 		return cli.Usagef("--base is last or full, not %q", o.base)
 	}
-	if (r.flags.Changed("base") || r.flags.Changed("full-every")) && !o.incremental {
-		return cli.Usagef("--base and --full-every go with --incremental")
-	}
 	if o.fullEvery < 1 {
 		return cli.Usagef("--full-every needs at least 1 increment, not %d", o.fullEvery)
 	}
-	opts.Incremental, opts.FromFull, opts.FullEvery = o.incremental, o.base == "full", o.fullEvery
+	if r.flags.Changed("incremental") {
+		opts.Incremental = o.incremental
+	}
+	if (r.flags.Changed("base") || r.flags.Changed("full-every")) && !opts.Incremental {
+		return cli.Usagef("--base and --full-every go with --incremental")
+	}
+	if r.flags.Changed("base") {
+		opts.FromFull = o.base == "full"
+	}
+	if r.flags.Changed("full-every") {
+		opts.FullEvery = o.fullEvery
+	}
+	if !opts.Incremental {
+		opts.FromFull, opts.FullEvery = false, 0
+	}
 	return nil
 }
 

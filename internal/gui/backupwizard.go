@@ -227,6 +227,7 @@ func (b *backupWizard) load(ctx context.Context) error {
 			if o.ScryptLogN != 0 {
 				opts.ScryptLogN = o.ScryptLogN
 			}
+			opts.Incremental, opts.FromFull, opts.FullEvery = o.Incremental, o.FromFull, o.FullEvery
 			opts.Compression = o.Compression
 		} else {
 			b.loadErr = err
@@ -267,6 +268,8 @@ func (b *backupWizard) load(ctx context.Context) error {
 	onUI(func() {
 		b.h, b.sizes = h, sizes
 		b.base.ScryptLogN = opts.ScryptLogN
+		b.base.FromFull, b.base.FullEvery = opts.FromFull, opts.FullEvery
+		b.incremental.SetChecked(opts.Incremental)
 		b.selected = selected
 		b.available = slices.DeleteFunc(slices.Clone(all), func(s string) bool { return slices.Contains(selected, s) })
 		sortVMs(b.available)

@@ -14,6 +14,9 @@
 //	compression: true              # optional; true (gzip), false, or a filter name such as xz
 //	passphrase_text: ...           # optional; the file must then be mode 0600
 //	scrypt_logn: 18                # optional, PedOS only: scrypt cost 2^N per chunk (10-40)
+//	incremental: true              # optional, PedOS only: store what changed since the last backup there
+//	incremental_base: full         # optional, with incremental: last (the default) or full (differentials)
+//	full_every: 7                  # optional, with incremental: a full backup after N increments (1-1000)
 //
 // include and exclude entries are VM names, @tag:NAME or @type:CLASS (the
 // legacy $tag:/$type: spelling is read as @). Names are checked for syntax

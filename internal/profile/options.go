@@ -36,6 +36,9 @@ func (p Profile) Options() (backup.Options, error) {
 		Compression: p.Compression.FilterName(),
 		ScryptLogN:  uint8(p.ScryptLogN),
 		Destination: backup.Destination{Path: p.DestinationPath, VM: p.DestinationVM},
+		Incremental: p.Incremental,
+		FromFull:    p.IncrementalBase == "full",
+		FullEvery:   p.FullEvery,
 	}, nil
 }
 
@@ -52,6 +55,13 @@ func FromOptions(opts backup.Options) (Profile, error) {
 		Include:         opts.VMs,
 		Exclude:         opts.Exclude,
 		ScryptLogN:      int(opts.ScryptLogN),
+		Incremental:     opts.Incremental,
+	}
+	if opts.Incremental {
+		p.FullEvery = opts.FullEvery
+		if opts.FromFull {
+			p.IncrementalBase = "full"
+		}
 	}
 	if len(p.Include) == 0 {
 		p.Include = nil // include: null, the default selection

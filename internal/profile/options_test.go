@@ -18,6 +18,8 @@ func TestOptionsRoundTrip(t *testing.T) {
 			Destination: backup.Destination{Path: "/backups"}},
 		{Compression: "none", Destination: backup.Destination{Path: "/b", VM: "dom0"}},
 		{Compression: "xz", Destination: backup.Destination{Path: "cat > /mnt/b", VM: "backup-vm"}},
+		{Compression: "gzip", Destination: backup.Destination{Path: "/b"}, Incremental: true},
+		{Compression: "gzip", Destination: backup.Destination{Path: "/b"}, Incremental: true, FromFull: true, FullEvery: 3},
 	} {
 		p, err := FromOptions(opts)
 		if err != nil {

@@ -48,6 +48,14 @@ type Profile struct {
 	// ScryptLogN is the PedOS key scrypt_logn: the scrypt cost of each
 	// chunk key as a power of two; 0 means the engine's default.
 	ScryptLogN int
+	// Incremental, IncrementalBase and FullEvery are the PedOS keys
+	// incremental, incremental_base and full_every: back up incrementally
+	// (qvm-backup --incremental), on the chain's full backup rather than
+	// its last ("full"; "" is last), with a full backup after FullEvery
+	// increments (0: the engine's default).
+	Incremental     bool
+	IncrementalBase string
+	FullEvery       int
 }
 
 // Compression is the value of the compression key: true (the default
@@ -93,8 +101,9 @@ func (p Profile) String() string {
 	if p.HasPassphrase() {
 		pass = "REDACTED"
 	}
-	return fmt.Sprintf("{destination_vm=%s destination_path=%q include=%s exclude=%v compression=%s passphrase_text=%s scrypt_logn=%d}",
-		p.DestinationVM, p.DestinationPath, includeString(p.Include), p.Exclude, p.Compression, pass, p.ScryptLogN)
+	return fmt.Sprintf("{destination_vm=%s destination_path=%q include=%s exclude=%v compression=%s passphrase_text=%s scrypt_logn=%d incremental=%t incremental_base=%s full_every=%d}",
+		p.DestinationVM, p.DestinationPath, includeString(p.Include), p.Exclude, p.Compression, pass, p.ScryptLogN,
+		p.Incremental, p.IncrementalBase, p.FullEvery)
 }
 
 // GoString is String, so that %#v does not print the passphrase either.
@@ -114,6 +123,9 @@ func (p Profile) LogValue() slog.Value {
 		slog.String("compression", p.Compression.String()),
 		slog.String("passphrase_text", pass),
 		slog.Int("scrypt_logn", p.ScryptLogN),
+		slog.Bool("incremental", p.Incremental),
+		slog.String("incremental_base", p.IncrementalBase),
+		slog.Int("full_every", p.FullEvery),
 	)
 }
 
@@ -160,7 +172,37 @@ func (p Profile) Validate() error {
 	if msg := checkLogN(p.ScryptLogN); msg != "" {
 		return bad(keyLogN, msg)
 	}
+	if msg := checkBase(p.IncrementalBase); msg != "" {
+		return bad(keyBase, msg)
+	}
+	if msg := checkFullEvery(p.FullEvery); msg != "" {
+		return bad(keyFullEvery, msg)
+	}
+	if !p.Incremental && (p.IncrementalBase != "" || p.FullEvery != 0) {
+		return bad(keyIncremental, chainKeysAlone)
+	}
 	return nil
+}
+
+// chainKeysAlone is the message for incremental_base or full_every
+// without incremental: true.
+const chainKeysAlone = "incremental_base and full_every need incremental: true"
+
+// maxFullEvery bounds full_every: a chain that long is a mistake.
+const maxFullEvery = 1000
+
+func checkBase(base string) string {
+	if base != "" && base != "last" && base != "full" {
+		return fmt.Sprintf("%q is neither last nor full", base)
+	}
+	return ""
+}
+
+func checkFullEvery(n int) string {
+	if n < 0 || n > maxFullEvery {
+		return fmt.Sprintf("%d out of range (1-%d)", n, maxFullEvery)
+	}
+	return ""
 }
 
 // The checks return a message for the user, or "" when the value is good;

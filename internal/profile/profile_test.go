@@ -39,6 +39,8 @@ func TestRoundTrip(t *testing.T) {
 			Include: []string{"work", "dom0", "@tag:backup", "@type:AppVM"}, Exclude: []string{"@tag:scratch", "untrusted"},
 			Compression: Compression{Filter: "xz"}, Passphrase: []byte("correct horse battery staple"), ScryptLogN: 14},
 		{DestinationVM: "dom0", DestinationPath: "/b", Compression: Compression{Off: true}, Passphrase: []byte(" padded ")},
+		{DestinationVM: "dom0", DestinationPath: "/b", Incremental: true},
+		{DestinationVM: "sys-backup", DestinationPath: "s3://b/laptop/", Incremental: true, IncrementalBase: "full", FullEvery: 3},
 	} {
 		name := fmt.Sprintf("p%d", i)
 		if err := Save(root, name, p); err != nil {
@@ -96,6 +98,15 @@ passphrase_text: s3cret pass
 	}
 	data, _ = os.ReadFile(filepath.Join(root, "backup-profiles", "plain.yaml"))
 	if want := "compression: true\ndestination_path: /b\ndestination_vm: dom0\ninclude: null\n"; string(data) != want {
+		t.Errorf("saved:\n%s\nwant:\n%s", data, want)
+	}
+	// PedOS's own keys, in the same sorted order.
+	chained := Profile{DestinationVM: "dom0", DestinationPath: "/b", Incremental: true, IncrementalBase: "full", FullEvery: 3, ScryptLogN: 14}
+	if err := Save(root, "chained", chained); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = os.ReadFile(filepath.Join(root, "backup-profiles", "chained.yaml"))
+	if want := "compression: true\ndestination_path: /b\ndestination_vm: dom0\nfull_every: 3\ninclude: null\nincremental: true\nincremental_base: full\nscrypt_logn: 14\n"; string(data) != want {
 		t.Errorf("saved:\n%s\nwant:\n%s", data, want)
 	}
 }
@@ -165,7 +176,14 @@ func TestStrictErrors(t *testing.T) {
 		err  error
 		hint string // in the hint
 	}{
-		{head + "destination_mv: x\n", 4, `unknown key "destination_mv" (did you mean destination_vm?); valid keys: compression, destination_path, destination_vm, exclude, include, passphrase_text, scrypt_logn`, ErrInvalid, ""},
+		{head + "destination_mv: x\n", 4, `unknown key "destination_mv" (did you mean destination_vm?); valid keys: compression, destination_path, destination_vm, exclude, full_every, include, incremental, incremental_base, passphrase_text, scrypt_logn`, ErrInvalid, ""},
+		{head + "incremental: yes please\n", 4, "incremental must be true or false, but it is a string", ErrInvalid, ""},
+		{head + "incremental: true\nincremental_base: first\n", 5, `incremental_base: "first" is neither last nor full`, ErrInvalid, ""},
+		{head + "incremental: true\nfull_every: 0\n", 5, "full_every: 0 out of range (1-1000)", ErrInvalid, ""},
+		{head + "incremental: true\nfull_every: 1001\n", 5, "out of range", ErrInvalid, ""},
+		{head + "incremental: true\nfull_every: often\n", 5, "full_every must be a whole number from 1 to 1000, but it is a string", ErrInvalid, ""},
+		{head + "full_every: 3\n", 4, "incremental_base and full_every need incremental: true", ErrInvalid, ""},
+		{head + "incremental: false\nincremental_base: full\n", 5, "need incremental: true", ErrInvalid, ""},
 		{head + "passphrase: x\n", 4, `unknown key "passphrase" (did you mean passphrase_text?)`, ErrInvalid, ""},
 		{head + "Compression-Filter: xz\n", 4, `unknown key "Compression-Filter" (did you mean compression?); valid keys:`, ErrInvalid, ""},
 		{head + "foo: 1\n", 4, `unknown key "foo"; valid keys:`, ErrInvalid, ""},
@@ -250,6 +268,9 @@ func TestValidateOnSave(t *testing.T) {
 		{DestinationVM: "dom0", DestinationPath: "/b", Passphrase: []byte("a\nb")},
 		{DestinationVM: "dom0", DestinationPath: "/b", Passphrase: []byte{}},
 		{DestinationVM: "dom0", DestinationPath: "/b", ScryptLogN: 41},
+		{DestinationVM: "dom0", DestinationPath: "/b", FullEvery: 3},
+		{DestinationVM: "dom0", DestinationPath: "/b", Incremental: true, IncrementalBase: "first"},
+		{DestinationVM: "dom0", DestinationPath: "/b", Incremental: true, FullEvery: -1},
 	} {
 		if err := Save(root, "x", p); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Save(%v) = %v, want ErrInvalid", p, err)

@@ -20,10 +20,13 @@ const (
 	keyPassphrase  = "passphrase_text"
 	keyPassVM      = "passphrase_vm"
 	keyLogN        = "scrypt_logn"
+	keyIncremental = "incremental"
+	keyBase        = "incremental_base"
+	keyFullEvery   = "full_every"
 )
 
 // Keys lists the keys a profile may have.
-var Keys = []string{"compression", "destination_path", "destination_vm", "exclude", "include", "passphrase_text", "scrypt_logn"}
+var Keys = []string{"compression", "destination_path", "destination_vm", "exclude", "full_every", "include", "incremental", "incremental_base", "passphrase_text", "scrypt_logn"}
 
 // problem is something wrong at a line of a profile (0: the whole file).
 type problem struct {
@@ -109,6 +112,23 @@ func parse(data []byte) (Profile, *problem) {
 				hint: "remove passphrase_vm to be asked for the passphrase when the backup runs, or give it as passphrase_text"}
 		case keyLogN:
 			p.ScryptLogN, pr = logN(v)
+		case keyIncremental:
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" || v.Decode(&p.Incremental) != nil {
+				pr = invalid(v.Line, "incremental must be true or false, but it is %s", kindName(v))
+			}
+		case keyBase:
+			p.IncrementalBase, pr = str(key, v)
+			if pr == nil {
+				pr = at(v.Line, key, checkBase(p.IncrementalBase))
+			}
+		case keyFullEvery:
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&p.FullEvery) != nil {
+				pr = invalid(v.Line, "full_every must be a whole number from 1 to %d, but it is %s", maxFullEvery, kindName(v))
+			} else if p.FullEvery == 0 {
+				pr = invalid(v.Line, "full_every: 0 out of range (1-%d); remove the key for the default", maxFullEvery)
+			} else {
+				pr = at(v.Line, key, checkFullEvery(p.FullEvery))
+			}
 		default:
 			pr = &problem{line: k.Line, err: ErrInvalid,
 				msg: fmt.Sprintf("unknown key %q%s; valid keys: %s", key, suggest(key), strings.Join(Keys, ", "))}
@@ -128,6 +148,13 @@ func parse(data []byte) (Profile, *problem) {
 	}
 	if pr := at(seen[keyDestPath].Line, keyDestPath, checkDestPath(p.DestinationVM, p.DestinationPath)); pr != nil {
 		return p, pr
+	}
+	if !p.Incremental {
+		for _, key := range []string{keyBase, keyFullEvery} {
+			if k := seen[key]; k != nil {
+				return p, invalid(k.Line, "%s", chainKeysAlone)
+			}
+		}
 	}
 	return p, nil
 }
@@ -307,7 +334,8 @@ func distance(a, b string) int {
 }
 
 // marshal writes p as the reference does: keys sorted, exclude only when
-// non-empty, passphrase_text only when known; plus scrypt_logn when set.
+// non-empty, passphrase_text only when known; plus the PedOS keys when
+// set.
 func marshal(p Profile) ([]byte, error) {
 	m := &yaml.Node{Kind: yaml.MappingNode}
 	add := func(key string, v *yaml.Node) {
@@ -326,10 +354,19 @@ func marshal(p Profile) ([]byte, error) {
 	if len(p.Exclude) > 0 {
 		add(keyExclude, listNode(p.Exclude))
 	}
+	if p.FullEvery != 0 {
+		add(keyFullEvery, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: fmt.Sprint(p.FullEvery)})
+	}
 	if p.Include == nil {
 		add(keyInclude, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"})
 	} else {
 		add(keyInclude, listNode(p.Include))
+	}
+	if p.Incremental {
+		add(keyIncremental, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+	}
+	if p.IncrementalBase != "" {
+		add(keyBase, strNode(p.IncrementalBase))
 	}
 	if p.Passphrase != nil {
 		add(keyPassphrase, strNode(string(p.Passphrase)))
