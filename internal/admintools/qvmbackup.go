@@ -94,6 +94,7 @@ type backupFlags struct {
 	verify               bool
 	maxMemory            string
 	incremental          bool
+	rebuildRecord        bool
 	base                 string
 	fullEvery            int
 }
@@ -121,6 +122,7 @@ func QvmBackup(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f.BoolVar(&o.incremental, "incremental", false, "store only what changed since the last backup to this destination (a full backup when there is none, or after --full-every increments)")
 	f.StringVar(&o.base, "base", "last", "with --incremental, what the increment is based on: `last` (the last backup) or full (the chain's full backup: a differential)")
 	f.IntVar(&o.fullEvery, "full-every", backup.DefaultFullEvery, "with --incremental, make a full backup after `N` increments")
+	f.BoolVar(&o.rebuildRecord, "rebuild-record", false, "with --incremental, first rebuild dom0's record of the destination's last backup from the newest backup there (read and verified whole), so that this backup goes on with its chain")
 	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask whether to proceed")
 	f.BoolVar(&o.verify, "verify", false, "read the written backup file back in full (decrypt, decompress, check every file and the manifest) and report per VM")
 	f.StringVar(&o.progress, "progress", "auto", "show progress on standard error as `MODE`: auto (a bar on a terminal, else lines), bar, lines, json or none")
@@ -201,6 +203,18 @@ func (r *backupRun) run() error {
 		}
 	}
 
+	var pass []byte
+	defer func() { clear(pass) }()
+	if r.o.rebuildRecord {
+		// The record is read back with the passphrase, before the plan
+		// that uses it.
+		if pass, err = r.passphrase(prof); err != nil {
+			return err
+		}
+		if err := r.rebuildRecord(context.Background(), h, opts, pass); err != nil {
+			return err
+		}
+	}
 	p, err := backup.NewPlan(context.Background(), h, opts)
 	if err != nil {
 		return err
@@ -237,11 +251,11 @@ func (r *backupRun) run() error {
 		}
 	}
 
-	pass, err := r.passphrase(prof)
-	if err != nil {
-		return err
+	if pass == nil {
+		if pass, err = r.passphrase(prof); err != nil {
+			return err
+		}
 	}
-	defer clear(pass)
 	if err := p.SetPassphrase(pass); err != nil {
 		return err
 	}
@@ -421,8 +435,8 @@ func (r *backupRun) chainOptions(opts *backup.Options) error {
 	if r.flags.Changed("incremental") {
 		opts.Incremental = o.incremental
 	}
-	if (r.flags.Changed("base") || r.flags.Changed("full-every")) && !opts.Incremental {
-		return cli.Usagef("--base and --full-every go with --incremental")
+	if (r.flags.Changed("base") || r.flags.Changed("full-every") || o.rebuildRecord) && !opts.Incremental {
+		return cli.Usagef("--base, --full-every and --rebuild-record go with --incremental")
 	}
 	if r.flags.Changed("base") {
 		opts.FromFull = o.base == "full"

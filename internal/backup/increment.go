@@ -125,10 +125,19 @@ func (p *Plan) saveIndex(id string, digests map[string]*chain.Digests) error {
 	if p.Chain.Increment {
 		ix.Full, ix.Depth = p.Chain.Full, p.Chain.Depth
 	}
+	return p.SaveRecord(ix)
+}
+
+// SaveRecord makes ix dom0's record of the last backup to the plan's
+// destination (and, for a full backup, of its full one), replacing what
+// was there: saveIndex after a backup, or a record rebuilt from the
+// destination's newest backup (qvm-backup --rebuild-record). Make the
+// plan again to use it.
+func (p *Plan) SaveRecord(ix *chain.Index) error {
 	if err := chain.SaveIndex(p.indexPath(lastIndex), ix); err != nil {
 		return err
 	}
-	if !p.Chain.Increment {
+	if ix.Depth == 0 {
 		return chain.SaveIndex(p.indexPath(fullIndex), ix)
 	}
 	return nil

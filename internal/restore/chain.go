@@ -279,9 +279,13 @@ func (cf *chainFiles) check(m *chain.Map, name string, applied map[string]bool) 
 }
 
 // checkNewest returns the check, after the newest archive's pass, that
-// every file of a restored VM its map changes or keeps was there.
+// every file of a restored VM its map changes or keeps was there (none
+// when the chain is a full backup alone, with no map).
 func (cf *chainFiles) checkNewest(m *chain.Map, applied map[string]bool) func() error {
 	return func() error {
+		if m == nil {
+			return nil
+		}
 		for _, name := range m.Files() {
 			if cf.byPath[path.Dir(name)+"/"] == nil {
 				continue
@@ -462,7 +466,11 @@ func VerifyChain(ctx context.Context, links []*Backup, plan *Plan, r progress.Re
 			err = ps.fail(err)
 		}
 	}
-	return ps.verified(err)
+	rep, err := ps.verified(err)
+	if err == nil {
+		rep.Digests = cv.digests
+	}
+	return rep, err
 }
 
 // chainVerify checks a chain's files as VerifyOnly checks a backup's, and

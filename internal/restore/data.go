@@ -68,6 +68,11 @@ var ErrNotProven = errors.New("not restored: its files were read, but the restor
 // VerifyReport is the result of VerifyOnly, per restored VM in plan order.
 type VerifyReport struct {
 	VMs []VMReport
+	// Digests are, after VerifyChain succeeded, the block digests of each
+	// volume image of the newest backup, by stored name, as the chain
+	// makes it: what dom0's record of a chain holds (chain.Index), so the
+	// record can be rebuilt from the destination.
+	Digests map[string]*chain.Digests
 }
 
 // pass is one data pass over a backup.
