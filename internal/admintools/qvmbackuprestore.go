@@ -231,10 +231,6 @@ func (r *restoreRun) run() error {
 		return err
 	}
 	if b.Chain != nil {
-		if r.o.extractTo != "" {
-			return cli.WithHint(fmt.Errorf("%w of backup %s: --extract-to does not read chains yet", restore.ErrIncrement, b.Header.Base),
-				"restore it into a host, or recover it with the emergency procedure (doc/incremental.md)")
-		}
 		links, closeLinks, err := r.openChain(h, b)
 		if err != nil {
 			return err
@@ -536,7 +532,13 @@ func (r *restoreRun) pass(ctx context.Context, h *host.Host, b *restore.Backup, 
 		fmt.Fprintln(r.stdout, "The backup is complete and intact.")
 		return nil
 	case r.o.extractTo != "":
-		if err := restore.ExtractTo(ctx, b, plan, r.o.extractTo, rep); err != nil {
+		var err error
+		if r.links != nil {
+			err = restore.ExtractChain(ctx, r.links, plan, r.o.extractTo, rep)
+		} else {
+			err = restore.ExtractTo(ctx, b, plan, r.o.extractTo, rep)
+		}
+		if err != nil {
 			if errors.Is(err, restore.ErrExtractDir) {
 				return cli.WithHint(err, "--extract-to takes a new or empty directory")
 			}

@@ -389,6 +389,51 @@ func verifyChain(t *testing.T, locs []string) (*restore.VerifyReport, error) {
 	return restore.VerifyChain(t.Context(), links, plan, nil)
 }
 
+// extractChain extracts the chain of archives at locs, oldest first, to
+// dir.
+func extractChain(t *testing.T, locs []string, dir string) error {
+	t.Helper()
+	links := openLinks(t, locs)
+	plan, err := restore.NewPlan(nil, links[len(links)-1], restore.PlanOptions{VerifyOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return restore.ExtractChain(t.Context(), links, plan, dir, nil)
+}
+
+// sameExtracted compares the VMs' volumes, firewall and notes on h with
+// what an extraction wrote to dir, and checks that it wrote no other VM.
+func sameExtracted(t *testing.T, h *host.Host, dir string, vms []string) {
+	t.Helper()
+	for _, name := range vms {
+		if name == "dom0" {
+			continue
+		}
+		vols, err := h.Volumes(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vols {
+			if v.SaveOnStop {
+				if err := sameSparseFiles(v.Path, filepath.Join(dir, name, v.Name+".img")); err != nil {
+					t.Errorf("extracted %s: volume %s: %v", name, v.Name, err)
+				}
+			}
+		}
+		fw, _ := h.Firewall(name)
+		got, _ := os.ReadFile(filepath.Join(dir, name, host.FirewallFile))
+		if len(fw) > 0 && string(got) != string(fw) {
+			t.Errorf("extracted %s: firewall differs", name)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != "dom0-home" && !slices.Contains(vms, e.Name()) {
+			t.Errorf("extracted %s, which the backup does not hold", e.Name())
+		}
+	}
+}
+
 // openLinks opens the archives at locs.
 func openLinks(t *testing.T, locs []string) []*restore.Backup {
 	t.Helper()
@@ -484,6 +529,11 @@ func TestIncrementalChainRestore(t *testing.T) {
 			t.Errorf("verified %d VMs, want %d", len(rep.VMs), len(c.vms))
 		}
 		sameRecord(t, c, rep.Digests)
+		x := filepath.Join(t.TempDir(), "x")
+		if err := extractChain(t, locs, x); err != nil {
+			t.Fatalf("extracting the chain up to increment %d: %v", k+1, err)
+		}
+		sameExtracted(t, c.h, x, c.vms)
 		db, _ := target.Load()
 		if _, err := db.Domain("personal"); (err == nil) != slices.Contains(c.vms, "personal") {
 			t.Errorf("increment %d: the removed VM personal restored: %v", k+1, err == nil)
@@ -563,6 +613,13 @@ func TestIncrementOnWrongBaseRefused(t *testing.T) {
 	}
 	if _, err := verifyChain(t, locs); !errors.Is(err, restore.ErrBrokenChain) || !strings.Contains(err.Error(), "not the one this increment applies to") {
 		t.Errorf("verify: %v", err)
+	}
+	x := filepath.Join(t.TempDir(), "x")
+	if err := extractChain(t, locs, x); !errors.Is(err, restore.ErrBrokenChain) || !strings.Contains(err.Error(), "not the one this increment applies to") {
+		t.Errorf("extract: %v", err)
+	}
+	if _, err := os.Stat(x); !os.IsNotExist(err) {
+		t.Errorf("a refused extraction left %s: %v", x, err)
 	}
 
 	python, script := applyScript(t)

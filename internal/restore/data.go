@@ -430,6 +430,23 @@ const extractMarker = ".pedos-extracting"
 // host. On error, and on a panic, it removes what it wrote; an error
 // wrapping ErrExtractDir means it wrote nothing.
 func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progress.Reporter) error {
+	return extractTo(ctx, b, nil, plan, dir, r)
+}
+
+// ExtractChain is ExtractTo for a chain, links oldest first, plan made
+// for the newest: what it writes is the newest backup's files as the chain
+// makes them. Each delta's base root and result root are checked as a
+// restore checks them.
+func ExtractChain(ctx context.Context, links []*Backup, plan *Plan, dir string, r progress.Reporter) error {
+	last, err := chainPlan(links, plan)
+	if err != nil {
+		return err
+	}
+	return extractTo(ctx, last, links, plan, dir, r)
+}
+
+// extractTo is ExtractTo of b, or with links the newest of a chain.
+func extractTo(ctx context.Context, b *Backup, links []*Backup, plan *Plan, dir string, r progress.Reporter) error {
 	created, marker, err := prepareDir(dir)
 	if err != nil {
 		return err
@@ -444,77 +461,39 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 		}
 		marker.Close()
 	}()
+	if err := os.WriteFile(filepath.Join(dir, archive.QubesXMLName), b.QubesXML, 0o644); err != nil {
+		return err
+	}
+	x := &extractor{dir: dir, version: b.Header.Version, images: map[*VM][]string{}}
+	var cf *chainFiles
+	if links != nil {
+		cf = newChainFiles(plan, r, progress.Reading)
+		x.digests = cf.digests
+		if err := cf.readLinks(ctx, links, x.chained); err != nil {
+			return err
+		}
+	}
 	ps, err := newPass(b, plan, r, progress.Reading)
 	if err != nil {
 		return err
 	}
 	defer ps.closeRep()
-	if err := os.WriteFile(filepath.Join(dir, archive.QubesXMLName), b.QubesXML, 0o644); err != nil {
-		return err
+	x.ps = ps
+	for v, imgs := range x.images {
+		ps.images[v] = imgs
 	}
-	err = ps.run(ctx, func(pv *PlannedVM, f io.Reader, name string, limit int64) error {
-		v := pv.VM
-		if v.Class == host.AdminVM {
-			parent := filepath.Join(dir, "dom0-home")
-			if err := os.Mkdir(parent, 0o700); err != nil {
-				return err
-			}
-			return sparsetar.ExtractTree(f, name, filepath.Join(parent, v.User), limit)
+	handle := x.file
+	applied := map[string]bool{}
+	if cf != nil {
+		cf.carryOn(ps)
+		handle = cf.handler(b.Chain, applied, x.chained)
+	}
+	err = ps.run(ctx, handle)
+	if err == nil && cf != nil {
+		if err = cf.checkNewest(b.Chain, applied)(); err != nil {
+			err = ps.fail(err)
 		}
-		vmDir := filepath.Join(dir, v.Name)
-		if err := os.Mkdir(vmDir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return err
-		}
-		base := path.Base(name)
-		switch role, vol := roleOf(v, name); {
-		case role == roleTree: // a template stored whole: its files go in dir/<vm>/
-			if err := os.Remove(vmDir); err != nil {
-				return err
-			}
-			if err := sparsetar.ExtractDotTree(f, name, vmDir, limit); err != nil {
-				return err
-			}
-			var files []string
-			entries, _ := os.ReadDir(vmDir)
-			for _, e := range entries {
-				if e.Type().IsRegular() {
-					files = append(files, e.Name())
-				}
-			}
-			return ps.treeImages(v, files)
-		case role == roleImage:
-			seen := ps.images[v]
-			if err := noteImage(&seen, vol); err != nil {
-				return err
-			}
-			ps.images[v] = seen
-			return writeFile(filepath.Join(vmDir, base), true, func(w io.Writer) error {
-				_, err := sparsetar.ExtractFile(f, name, w, limit)
-				return err
-			})
-		case role == roleSmall:
-			content, _, err := readSmall(f, name, limit, b.Header.Version)
-			if err != nil {
-				return err
-			}
-			return writeFile(filepath.Join(vmDir, base), false, func(w io.Writer) error {
-				_, err := w.Write(content)
-				return err
-			})
-		case base == "empty":
-			_, err := sparsetar.ExtractFile(f, name, io.Discard, limit)
-			return err
-		}
-		br := bufio.NewReaderSize(f, 64<<10)
-		if peekIsDir(br) { // a directory of format 1
-			return sparsetar.ExtractTree(br, name, filepath.Join(vmDir, base), limit)
-		}
-		f = br
-		return writeFile(filepath.Join(vmDir, base), strings.HasSuffix(base, ".img"), func(w io.Writer) error {
-			_, err := sparsetar.ExtractFile(f, name, w, limit)
-			return err
-		})
-	})
+	}
 	if err == nil {
 		err = ps.checkImages()
 	}
@@ -524,6 +503,126 @@ func ExtractTo(ctx context.Context, b *Backup, plan *Plan, dir string, r progres
 		complete = true
 	}
 	return err
+}
+
+// extractor writes the files of an extraction.
+type extractor struct {
+	dir     string
+	version int
+	ps      *pass // the newest archive's, once it runs
+	// images are the volumes whose image came, per VM, until ps runs.
+	images map[*VM][]string
+	// digests of each image written, for a chain's deltas; nil otherwise.
+	digests map[string]*chain.Digests
+}
+
+func (x *extractor) noteImage(v *VM, vol string) error {
+	images := x.images
+	if x.ps != nil {
+		images = x.ps.images
+	}
+	seen := images[v]
+	if err := noteImage(&seen, vol); err != nil {
+		return err
+	}
+	images[v] = seen
+	return nil
+}
+
+// chained is a chainHandler: a delta is applied to the image extracted
+// before, checking its roots; any other file is extracted.
+func (x *extractor) chained(pv *PlannedVM, f io.Reader, name, stored string, isDelta bool, vol *chain.Volume, limit int64) error {
+	if !isDelta {
+		return x.file(pv, f, name, limit)
+	}
+	img, err := os.OpenFile(filepath.Join(x.dir, pv.VM.Name, path.Base(stored)), os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("%w: no base image for the delta: %v", ErrBrokenChain, err)
+	}
+	defer img.Close()
+	a, err := chain.Begin(img, *vol, x.digests[stored])
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBrokenChain, err)
+	}
+	if _, err := sparsetar.ExtractFile(f, name, a, max(limit, vol.Size)); err != nil {
+		return err
+	}
+	if x.digests[stored], err = a.Finish(); err != nil {
+		return err
+	}
+	return img.Close()
+}
+
+// file extracts one file of a VM, or the dom0 home.
+func (x *extractor) file(pv *PlannedVM, f io.Reader, name string, limit int64) error {
+	v := pv.VM
+	if v.Class == host.AdminVM {
+		parent := filepath.Join(x.dir, "dom0-home")
+		if err := os.Mkdir(parent, 0o700); err != nil {
+			return err
+		}
+		return sparsetar.ExtractTree(f, name, filepath.Join(parent, v.User), limit)
+	}
+	vmDir := filepath.Join(x.dir, v.Name)
+	if err := os.Mkdir(vmDir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	base := path.Base(name)
+	switch role, vol := roleOf(v, name); {
+	case role == roleTree: // a template stored whole: its files go in dir/<vm>/
+		if err := os.Remove(vmDir); err != nil {
+			return err
+		}
+		if err := sparsetar.ExtractDotTree(f, name, vmDir, limit); err != nil {
+			return err
+		}
+		var files []string
+		entries, _ := os.ReadDir(vmDir)
+		for _, e := range entries {
+			if e.Type().IsRegular() {
+				files = append(files, e.Name())
+			}
+		}
+		return x.ps.treeImages(v, files)
+	case role == roleImage:
+		if err := x.noteImage(v, vol); err != nil {
+			return err
+		}
+		return writeFile(filepath.Join(vmDir, base), true, func(w io.Writer) error {
+			if x.digests == nil {
+				_, err := sparsetar.ExtractFile(f, name, w, limit)
+				return err
+			}
+			// A chain's later deltas check and update its digests.
+			hw := &hashingWriter{sw: w.(*sparsetar.SparseWriter), h: chain.NewHasher()}
+			if _, err := sparsetar.ExtractFile(f, name, hw, limit); err != nil {
+				return err
+			}
+			x.digests[name] = hw.h.Digests()
+			return nil
+		})
+	case role == roleSmall:
+		content, _, err := readSmall(f, name, limit, x.version)
+		if err != nil {
+			return err
+		}
+		return writeFile(filepath.Join(vmDir, base), false, func(w io.Writer) error {
+			_, err := w.Write(content)
+			return err
+		})
+	case base == "empty":
+		_, err := sparsetar.ExtractFile(f, name, io.Discard, limit)
+		return err
+	}
+	br := bufio.NewReaderSize(f, 64<<10)
+	if peekIsDir(br) { // a directory of format 1
+		return sparsetar.ExtractTree(br, name, filepath.Join(vmDir, base), limit)
+	}
+	f = br
+	return writeFile(filepath.Join(vmDir, base), strings.HasSuffix(base, ".img"), func(w io.Writer) error {
+		_, err := sparsetar.ExtractFile(f, name, w, limit)
+		return err
+	})
 }
 
 // writeFile creates a new file and fills it, sparsely if asked.
