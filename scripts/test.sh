@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
+# mkfs.btrfs and mkfs.xfs make the loop-mounted filesystems on which the
+# reflink snapshots of incremental backups are tested (as root).
 for tool in scrypt:scrypt tar:tar gzip:gzip bzip2:bzip2 xz:xz-utils zstd:zstd pigz:pigz pbzip2:pbzip2 openssl:openssl python3:python3-minimal \
 	mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool##*:}")

@@ -12,20 +12,28 @@ import (
 
 // The Backup wizard's incremental choice: the first backup to a directory
 // is full and starts a chain, the next (after a change) is an increment,
-// as the summary and the finish page say. The Restore wizard then
+// as the summary and the finish page say; the choice is kept in the
+// default profile. The Restore wizard then
 // verifies and restores the increment with its chain into a fresh host:
 // the changed volume arrives byte for byte.
 func TestIncrementalThroughWizards(t *testing.T) {
 	a := newApp(t)
 	root, h := demoHost(t)
 	dir := t.TempDir()
-	backupOnce := func(wantKind, wantFinish string) {
+	// The first run saves the choice in the default profile (the wizard's
+	// default), so the second opens with it made.
+	backupOnce := func(wantKind, wantFinish string, saved bool) {
 		t.Helper()
 		hs := openBackupWizard(t, a, root)
 		b := hs.b
+		if b.incremental.Checked != saved {
+			t.Fatalf("the incremental choice opens as %v, want %v (from the default profile)", b.incremental.Checked, saved)
+		}
 		test.Tap(b.removeAllBtn)
 		test.DoubleTap(listItem(t, b.availList, "vault"))
-		test.Tap(b.incremental)
+		if !saved {
+			test.Tap(b.incremental)
+		}
 		hs.next()
 		hs.fillDestination(dir, "pass")
 		hs.next()
@@ -42,7 +50,7 @@ func TestIncrementalThroughWizards(t *testing.T) {
 		}
 		b.wiz.Cancel()
 	}
-	backupOnce("full backup, starting a chain of increments", "The backup was written to")
+	backupOnce("full backup, starting a chain of increments", "The backup was written to", false)
 	vols, err := h.Volumes("vault")
 	if err != nil {
 		t.Fatal(err)
@@ -53,19 +61,22 @@ func TestIncrementalThroughWizards(t *testing.T) {
 	}
 	f.WriteAt([]byte("changed after the full backup"), 3<<20+17)
 	f.Close()
-	backupOnce("increment 1 of the chain of", "It is increment 1 of its chain")
+	backupOnce("increment 1 of the chain of", "It is increment 1 of its chain", true)
+	// The finish page also says how the changes were found (here, on a
+	// filesystem without reflinks, by hashing).
+	backupOnce("increment 2 of the chain of", "Changes found by hashing all 2 volume(s) whole.", true)
 
 	names, _ := filepath.Glob(filepath.Join(dir, "qubes-backup-*"))
 	slices.Sort(names)
-	if len(names) != 2 {
+	if len(names) != 3 {
 		t.Fatalf("the directory holds %q", names)
 	}
-	newest := names[1]
+	inc1 := names[1]
 
 	for _, verify := range []bool{true, false} {
 		droot, dst := freshHost(t, "user")
 		d := startRestoreWizard(t, a, droot)
-		d.source(newest, "pass")
+		d.source(inc1, "pass")
 		if verify {
 			test.Tap(d.rw.verifyOnly)
 		}

@@ -35,8 +35,8 @@ type VolumeInfo struct {
 	// Path is the committed image: what a backup stores and an export
 	// copies. "" for a volume without an image of its own.
 	Path string
-	// PoolDir is the directory of the image's pool (its dir_path), ""
-	// with Path.
+	// PoolDir is the directory of the image's pool (its dir_path); ""
+	// when Path is.
 	PoolDir string
 	// Nominal is the image's length (the configured size when there is
 	// no image); Usage is the space it takes on disk (st_blocks*512),
