@@ -120,8 +120,8 @@ func (p *Plan) baseIndex() (*chain.Index, error) {
 // saveIndex records the backup just published as the chain's last (and,
 // for a full backup, its full) one. Only a published backup gets here, so
 // a killed or failed backup leaves the record as it was.
-func (p *Plan) saveIndex(id string, digests map[string]*chain.Digests) error {
-	ix := &chain.Index{Backup: id, Full: id, Volumes: digests}
+func (p *Plan) saveIndex(id string, digests map[string]*chain.Digests, stamps map[string]string) error {
+	ix := &chain.Index{Backup: id, Full: id, Volumes: digests, Stamps: stamps}
 	if p.Chain.Increment {
 		ix.Full, ix.Depth = p.Chain.Full, p.Chain.Depth
 	}
@@ -144,27 +144,36 @@ func (p *Plan) SaveRecord(ix *chain.Index) error {
 }
 
 // scan hashes every VM file the backup stores (the dom0 home aside: it is
-// always stored whole) and returns their digests by stored name. Each
-// volume is hashed on every core (chain.Scan), or for an increment (base
-// not nil) only where its extent maps show changes (snapshots).
-func scan(ctx context.Context, items [][]*item, base *chain.Index, snaps *snapshots, check bool) (map[string]*chain.Digests, error) {
-	digests := map[string]*chain.Digests{}
+// always stored whole) and returns their digests and the volumes' stamps
+// by stored name. Each volume is hashed on every core (chain.Scan); for
+// an increment (base not nil), one whose stamp is the base's is not read
+// (stamp.go), and one with a reflink snapshot in the base only where its
+// extent maps show changes (snapshot.go); check hashes every volume.
+func scan(ctx context.Context, items [][]*item, base *chain.Index, snaps *snapshots, check bool) (map[string]*chain.Digests, map[string]string, error) {
+	digests, stamps := map[string]*chain.Digests{}, map[string]string{}
 	for _, its := range items {
 		for _, it := range its {
 			if err := ctx.Err(); err != nil {
-				return nil, cancelled(ctx)
+				return nil, nil, cancelled(ctx)
 			}
 			switch it.kind {
 			case volumeFile:
 				var d *chain.Digests
 				var err error
-				if base != nil {
+				switch {
+				case base != nil && !check && it.stamp != "" && base.Stamps[it.Name] == it.stamp && base.Volumes[it.Name] != nil:
+					d = base.Volumes[it.Name]
+					snaps.found.Untouched++
+				case base != nil:
 					d, err = snaps.volumeDigests(it, base, check)
-				} else {
+				default:
 					d, err = scanVolume(it)
 				}
+				if it.stamp != "" {
+					stamps[it.Name] = it.stamp
+				}
 				if err != nil {
-					return nil, fmt.Errorf("%s: hashing %s: %w", it.vm, it.Name, err)
+					return nil, nil, fmt.Errorf("%s: hashing %s: %w", it.vm, it.Name, err)
 				}
 				digests[it.Name] = d
 			case smallFile, emptyFile:
@@ -172,7 +181,7 @@ func scan(ctx context.Context, items [][]*item, base *chain.Index, snaps *snapsh
 			}
 		}
 	}
-	return digests, nil
+	return digests, stamps, nil
 }
 
 func scanVolume(it *item) (*chain.Digests, error) {

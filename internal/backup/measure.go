@@ -38,8 +38,9 @@ type item struct {
 	// until stored, so what is stored is what was measured.
 	f *os.File
 	// volumeFile: the directory of the image's pool, where the reflink
-	// snapshots of a chain are kept (snapshot.go).
-	pool string
+	// snapshots of a chain are kept (snapshot.go), and the image's stamp
+	// when it was opened (stamp.go).
+	pool, stamp string
 	// smallFile: the content, mode and time, read when measured.
 	content []byte
 	mode    fs.FileMode
@@ -133,7 +134,7 @@ func (m *measurer) volume(vm, vol, name string) (*item, error) {
 		f.Close()
 		return nil, fmt.Errorf("VM %s volume %s: finding its data: %w", vm, vol, err)
 	}
-	it := &item{vm: vm, kind: volumeFile, f: f, pool: info.PoolDir}
+	it := &item{vm: vm, kind: volumeFile, f: f, pool: info.PoolDir, stamp: fileStamp(f, time.Now())}
 	it.Name, it.Source = name, info.Path
 	// A volume that only grows meanwhile (the one in-place change of a
 	// committed image) lengthens the sparse map and size record by a few

@@ -111,6 +111,7 @@ type run struct {
 	xml        []byte                    // the archive's qubes.xml
 	chainMap   []byte                    // an increment's map, stored as chain.MapName
 	digests    map[string]*chain.Digests // with Options.Incremental: every VM file's, for the record
+	stamps     map[string]string         // with Options.Incremental: the volumes' stamps, for the record
 	snaps      *snapshots                // with Options.Incremental: the volumes' reflink snapshots
 	dst        output
 	counted    *countingWriter
@@ -168,7 +169,7 @@ func (run *run) chain() (map[string]bool, error) {
 	}
 	run.snaps = takeSnapshots(run.items, p.chainKey())
 	check := p.Chain.Increment && p.Chain.Depth%checkEvery == 0
-	if run.digests, err = scan(run.ctx, run.items, base, run.snaps, check); err != nil {
+	if run.digests, run.stamps, err = scan(run.ctx, run.items, base, run.snaps, check); err != nil {
 		return nil, err
 	}
 	if base == nil {
@@ -288,7 +289,7 @@ func (run *run) result(location string) *Result {
 			found := run.snaps.found
 			res.Detection = &found
 		}
-		if err := p.saveIndex(res.BackupID, run.digests); err != nil {
+		if err := p.saveIndex(res.BackupID, run.digests, run.stamps); err != nil {
 			res.Warnings = append(res.Warnings, "the backup is complete, but recording it as the base of the next increment failed, so the next backup will be full: "+err.Error())
 			run.snaps.discard()
 		} else if err := run.snaps.publish(res.BackupID, cmp.Or(p.Chain.Full, res.BackupID)); err != nil {

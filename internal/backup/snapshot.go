@@ -47,9 +47,11 @@ const (
 
 // Detection says how an increment found the blocks that changed.
 type Detection struct {
-	// Mapped volumes were compared by extent maps; Scanned were hashed
-	// whole (no snapshot of them in the base, or no reflinks).
-	Mapped, Scanned int
+	// Untouched volumes were the same files, unchanged, as the base's
+	// (stamp.go), and were not read. Mapped volumes were compared by
+	// extent maps; Scanned were hashed whole (no snapshot of them in the
+	// base, or no reflinks).
+	Untouched, Mapped, Scanned int
 	// Hashed is how much of the mapped volumes was read and hashed, of
 	// Size in all.
 	Hashed, Size int64
@@ -58,20 +60,29 @@ type Detection struct {
 	Checked bool
 }
 
-// String is the result's line about it.
+// String is the result's line about it, for example "Changes found:
+// 5 volume(s) untouched since the last backup; extent maps of 2 volume(s),
+// reading 1.3 MiB of 4.0 GiB; 1 volume(s) hashed whole."
 func (d Detection) String() string {
-	if d.Mapped == 0 {
-		return fmt.Sprintf("Changes found by hashing all %d volume(s) whole.", d.Scanned)
+	var parts []string
+	if d.Untouched > 0 {
+		parts = append(parts, fmt.Sprintf("%d volume(s) untouched since the last backup", d.Untouched))
 	}
-	s := fmt.Sprintf("Changes found from the filesystem's extent maps for %d volume(s), reading %s of %s",
-		d.Mapped, progress.FormatSize(d.Hashed), progress.FormatSize(d.Size))
-	if d.Checked {
-		s += " (and checked by hashing them whole)"
+	if d.Mapped > 0 {
+		s := fmt.Sprintf("extent maps of %d volume(s), reading %s of %s",
+			d.Mapped, progress.FormatSize(d.Hashed), progress.FormatSize(d.Size))
+		if d.Checked {
+			s += " (and checked by hashing them whole)"
+		}
+		parts = append(parts, s)
 	}
 	if d.Scanned > 0 {
-		s += fmt.Sprintf("; by hashing %d more whole", d.Scanned)
+		parts = append(parts, fmt.Sprintf("%d volume(s) hashed whole", d.Scanned))
 	}
-	return s + "."
+	if len(parts) == 0 {
+		return "Changes found: no volumes."
+	}
+	return "Changes found: " + strings.Join(parts, "; ") + "."
 }
 
 // snapshots are the reflink snapshots one backup takes and uses.

@@ -31,6 +31,12 @@ type Index struct {
 	// Volumes are the digests of every VM file the backup holds, by stored
 	// name: volumes and small files alike (PlainFile names).
 	Volumes map[string]*Digests
+	// Stamps say, for some of the volumes, which file the backup read and
+	// when it last changed (device, inode, size, change and modification
+	// times, as the backup engine writes them): an image with the same
+	// stamp now holds the same data, so its digests need not be computed
+	// again. Optional; a stamp without digests is refused.
+	Stamps map[string]string
 }
 
 const indexHeader = "pedos-index 1"
@@ -42,8 +48,8 @@ var ErrBadIndex = errors.New("bad backup index")
 // file beside it, syncs it and renames it over the old one, so that a
 // backup killed at any point leaves the old index whole. The file is the
 // header line, "backup ID", "chain FULL DEPTH", then per file "volume
-// NAME SIZE BLOCKS" and its digests (32 bytes each), "end", and the
-// SHA-256 of all before it.
+// NAME SIZE BLOCKS" and its digests (32 bytes each), then per stamp
+// "stamp NAME STAMP", "end", and the SHA-256 of all before it.
 func SaveIndex(path string, ix *Index) error {
 	if !plainID(ix.Backup) || !plainID(ix.Full) || ix.Depth < 0 {
 		return fmt.Errorf("backup index: %q, %q and %d are not a backup, its chain and depth", ix.Backup, ix.Full, ix.Depth)
@@ -59,6 +65,13 @@ func SaveIndex(path string, ix *Index) error {
 		for _, blk := range d.Blocks {
 			b.Write(blk[:])
 		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(ix.Stamps)) {
+		stamp := ix.Stamps[name]
+		if ix.Volumes[name] == nil || !plainStamp(stamp) {
+			return fmt.Errorf("backup index: stamp %q of %q", stamp, name)
+		}
+		fmt.Fprintf(&b, "stamp %s %s\n", name, stamp)
 	}
 	b.WriteString("end\n")
 	sum := sha256.Sum256(b.Bytes())
@@ -94,6 +107,19 @@ func SaveIndex(path string, ix *Index) error {
 	return nil
 }
 
+// plainStamp: a stamp is a word of digits, letters and ":" (at most 200).
+func plainStamp(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
 // LoadIndex reads an index SaveIndex wrote, refusing a damaged or
 // truncated one (ErrBadIndex); a missing one is an error wrapping
 // os.ErrNotExist.
@@ -125,7 +151,7 @@ func LoadIndex(path string) (*Index, error) {
 	if !ok || !plainID(id) {
 		return nil, bad("no backup id")
 	}
-	ix := &Index{Backup: id, Volumes: map[string]*Digests{}}
+	ix := &Index{Backup: id, Volumes: map[string]*Digests{}, Stamps: map[string]string{}}
 	f := strings.Split(line(), " ")
 	if len(f) != 3 || f[0] != "chain" || !plainID(f[1]) {
 		return nil, bad("no chain line")
@@ -140,7 +166,14 @@ func LoadIndex(path string) (*Index, error) {
 			break
 		}
 		f := strings.Split(l, " ")
-		if len(f) != 4 || f[0] != "volume" || !PlainFile(f[1]) || ix.Volumes[f[1]] != nil {
+		if len(f) == 3 && f[0] == "stamp" {
+			if ix.Volumes[f[1]] == nil || ix.Stamps[f[1]] != "" || !plainStamp(f[2]) {
+				return nil, bad(fmt.Sprintf("unexpected %q", truncate(l)))
+			}
+			ix.Stamps[f[1]] = f[2]
+			continue
+		}
+		if len(ix.Stamps) > 0 || len(f) != 4 || f[0] != "volume" || !PlainFile(f[1]) || ix.Volumes[f[1]] != nil {
 			return nil, bad(fmt.Sprintf("unexpected %q", truncate(l)))
 		}
 		sz, err := size(f[2])

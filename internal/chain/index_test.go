@@ -19,7 +19,7 @@ func TestIndex(t *testing.T) {
 		"vm1/private.img":  digestsOf(t, img),
 		"vm2/root.img":     {Size: 0, Blocks: [][32]byte{}},
 		"vm2/firewall.xml": {Size: 5, Blocks: [][32]byte{{1}}},
-	}}
+	}, Stamps: map[string]string{"vm1/private.img": "2049:1234:589924:1764000000123456789:1764000000123456789"}}
 	path := filepath.Join(dir, "index", "laptop.idx")
 	if err := SaveIndex(path, ix); err != nil {
 		t.Fatal(err)
@@ -46,6 +46,12 @@ func TestIndex(t *testing.T) {
 		os.WriteFile(bad, damaged, 0o600)
 		if _, err := LoadIndex(bad); !errors.Is(err, ErrBadIndex) {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// A stamp must name a volume with digests, and be a plain word.
+	for _, stamps := range []map[string]string{{"vm9/private.img": "1:2"}, {"vm1/private.img": "1 2"}, {"vm1/private.img": ""}} {
+		if err := SaveIndex(filepath.Join(dir, "stamps.idx"), &Index{Backup: ix.Backup, Full: ix.Full, Volumes: ix.Volumes, Stamps: stamps}); err == nil {
+			t.Errorf("stamps %q were saved", stamps)
 		}
 	}
 	if _, err := LoadIndex(filepath.Join(dir, "none.idx")); !errors.Is(err, os.ErrNotExist) {

@@ -63,8 +63,8 @@ func TestIncrementalThroughWizards(t *testing.T) {
 	f.Close()
 	backupOnce("increment 1 of the chain of", "It is increment 1 of its chain", true)
 	// The finish page also says how the changes were found (here, on a
-	// filesystem without reflinks, by hashing).
-	backupOnce("increment 2 of the chain of", "Changes found by hashing all 2 volume(s) whole.", true)
+	// filesystem without reflinks, by stamps or hashing).
+	backupOnce("increment 2 of the chain of", "Changes found: ", true)
 
 	names, _ := filepath.Glob(filepath.Join(dir, "qubes-backup-*"))
 	slices.Sort(names)
