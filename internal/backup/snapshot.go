@@ -37,9 +37,10 @@ import (
 // volume is hashed whole.
 const snapshotDir = ".pedos-chain"
 
-// The extent maps are trusted only as far as they are checked: every
-// checkEvery-th increment hashes each volume whole as well, and every
-// other one hashes a sample of the blocks the maps call unchanged.
+// The extent maps (and stamps) are trusted only as far as they are
+// checked: every checkEvery-th increment hashes each volume whole as
+// well, and every other one hashes a sample of the blocks the maps call
+// unchanged.
 const (
 	checkEvery  = 4
 	checkSample = 32 // blocks (2 MiB) per volume
@@ -49,8 +50,8 @@ const (
 type Detection struct {
 	// Untouched volumes were the same files, unchanged, as the base's
 	// (stamp.go), and were not read. Mapped volumes were compared by
-	// extent maps; Scanned were hashed whole (no snapshot of them in the
-	// base, or no reflinks).
+	// extent maps; Scanned were hashed whole (no stamp or snapshot to go
+	// by, or the check increment).
 	Untouched, Mapped, Scanned int
 	// Hashed is how much of the mapped volumes was read and hashed, of
 	// Size in all.
