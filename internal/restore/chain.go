@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -398,16 +399,39 @@ func (hr *hostRun) stageChained(pv *PlannedVM, f io.Reader, name, stored string,
 		return fmt.Errorf("%w: no base image for the delta: %v", ErrBrokenChain, err)
 	}
 	defer img.Close()
-	cf := hr.chainFiles
-	a, err := chain.Begin(img, *vol, cf.digests[stored])
+	return applyDelta(img, f, name, stored, vol, hr.chainFiles.digests, limit)
+}
+
+// applyDelta applies the delta stored as name (of the image stored) to
+// img, the image the chain has made so far: its base root is checked
+// against digests[stored] first and its result root after, and
+// digests[stored] becomes the result's.
+func applyDelta(img *os.File, f io.Reader, name, stored string, vol *chain.Volume, digests map[string]*chain.Digests, limit int64) error {
+	a, err := chain.Begin(img, *vol, digests[stored])
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBrokenChain, err)
 	}
 	if _, err := sparsetar.ExtractFile(f, name, a, max(limit, vol.Size)); err != nil {
 		return err
 	}
-	cf.digests[stored], err = a.Finish()
+	digests[stored], err = a.Finish()
 	return err
+}
+
+// extractImage extracts the image stored as name into sw; with digests
+// (a chain's), it keeps the image's block digests there, which its later
+// deltas check and update.
+func extractImage(f io.Reader, name string, sw *sparsetar.SparseWriter, limit int64, digests map[string]*chain.Digests) error {
+	if digests == nil {
+		_, err := sparsetar.ExtractFile(f, name, sw, limit)
+		return err
+	}
+	hw := &hashingWriter{sw: sw, h: chain.NewHasher()}
+	if _, err := sparsetar.ExtractFile(f, name, hw, limit); err != nil {
+		return err
+	}
+	digests[name] = hw.h.Digests()
+	return nil
 }
 
 // hashingWriter is what a chain's image is extracted into: the staged

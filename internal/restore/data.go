@@ -540,14 +540,7 @@ func (x *extractor) chained(pv *PlannedVM, f io.Reader, name, stored string, isD
 		return fmt.Errorf("%w: no base image for the delta: %v", ErrBrokenChain, err)
 	}
 	defer img.Close()
-	a, err := chain.Begin(img, *vol, x.digests[stored])
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBrokenChain, err)
-	}
-	if _, err := sparsetar.ExtractFile(f, name, a, max(limit, vol.Size)); err != nil {
-		return err
-	}
-	if x.digests[stored], err = a.Finish(); err != nil {
+	if err := applyDelta(img, f, name, stored, vol, x.digests, limit); err != nil {
 		return err
 	}
 	return img.Close()
@@ -589,17 +582,7 @@ func (x *extractor) file(pv *PlannedVM, f io.Reader, name string, limit int64) e
 			return err
 		}
 		return writeFile(filepath.Join(vmDir, base), true, func(w io.Writer) error {
-			if x.digests == nil {
-				_, err := sparsetar.ExtractFile(f, name, w, limit)
-				return err
-			}
-			// A chain's later deltas check and update its digests.
-			hw := &hashingWriter{sw: w.(*sparsetar.SparseWriter), h: chain.NewHasher()}
-			if _, err := sparsetar.ExtractFile(f, name, hw, limit); err != nil {
-				return err
-			}
-			x.digests[name] = hw.h.Digests()
-			return nil
+			return extractImage(f, name, w.(*sparsetar.SparseWriter), limit, x.digests)
 		})
 	case role == roleSmall:
 		content, _, err := readSmall(f, name, limit, x.version)

@@ -51,22 +51,16 @@ func (hr *hostRun) file(pv *PlannedVM, f io.Reader, name string, limit int64) er
 			return err
 		}
 		defer out.Close()
-		var dst sparsetar.Skipper = sw
-		var hw *hashingWriter
+		var digests map[string]*chain.Digests
 		if hr.chainFiles != nil {
-			// A chain's later deltas check and update its digests.
-			hw = &hashingWriter{sw: sw, h: chain.NewHasher()}
-			dst = hw
+			digests = hr.chainFiles.digests
 		}
-		_, err = sparsetar.ExtractFile(f, name, dst, limit)
+		err = extractImage(f, name, sw, limit, digests)
 		if err == nil {
 			err = sw.Close()
 		}
 		if err != nil {
 			return err
-		}
-		if hw != nil {
-			hr.chainFiles.digests[name] = hw.h.Digests()
 		}
 		hr.images[pv] = images
 		return nil
