@@ -231,6 +231,11 @@ func extract(args []string, verifyOnly bool) error {
 		if err := os.WriteFile(filepath.Join(*dir, archive.QubesXMLName), r.QubesXML(), 0o644); err != nil {
 			return err
 		}
+		if c := r.Companion(); c != nil { // a plain name, checked by the reader
+			if err := os.WriteFile(filepath.Join(*dir, c.Name), c.Data, 0o644); err != nil {
+				return err
+			}
+		}
 	}
 	for {
 		f, err := r.Next()

@@ -539,3 +539,54 @@ func manifestOf(t testing.TB, data []byte) []byte {
 		}
 	}
 }
+
+// A companion is stored in qubes.xml's member and read back with it,
+// compressed or not; one that may not fit the member's 1 MiB, or that
+// could be mistaken for qubes.xml or a path, is refused before anything
+// is written.
+func TestQubesXMLCompanion(t *testing.T) {
+	for _, comp := range []string{"gzip", "none"} {
+		opts := testWriterOptions()
+		opts.Compression = comp
+		var out bytes.Buffer
+		w, err := NewWriter(&out, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		xml := []byte(fixtureXML)
+		c := Companion{Name: "pedos-chain", Data: bytes.Repeat([]byte("data 0 65536\n"), 1000)}
+		if !w.CompanionFits(xml, c) {
+			t.Fatalf("%s: %d bytes do not fit", comp, len(c.Data))
+		}
+		huge := Companion{Name: "pedos-chain", Data: make([]byte, maxQubesXMLChunk)}
+		if w.CompanionFits(xml, huge) {
+			t.Errorf("%s: a 1 MiB companion fits", comp)
+		}
+		for _, bad := range []Companion{huge, {Name: QubesXMLName}, {Name: "vm1/notes"}} {
+			if err := w.AddQubesXML(xml, bad); err == nil {
+				t.Errorf("%s: companion %q of %d bytes taken", comp, bad.Name, len(bad.Data))
+			}
+		}
+		if err := w.AddQubesXML(xml, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if names := listMembers(t, out.Bytes()); len(names) != 5 || names[2] != "qubes.xml.000.enc" {
+			t.Errorf("%s: members %q", comp, names)
+		}
+		r, err := NewReader(bytes.NewReader(out.Bytes()), testReaderOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := r.Companion()
+		if string(r.QubesXML()) != fixtureXML || got == nil || got.Name != c.Name || !bytes.Equal(got.Data, c.Data) {
+			t.Errorf("%s: read back qubes.xml %d bytes, companion %+v", comp, len(r.QubesXML()), got)
+		}
+		if _, err := r.Next(); err != io.EOF {
+			t.Errorf("%s: after qubes.xml: %v", comp, err)
+		}
+		r.Close()
+	}
+}

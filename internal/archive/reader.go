@@ -63,11 +63,12 @@ const (
 // within the memory budget (MaxMemory), split between them once the
 // header's scrypt parameters are known.
 type Reader struct {
-	opts     ReaderOptions
-	header   Header
-	codec    compress.Codec
-	qubesXML []byte
-	outer    *OuterReader
+	opts      ReaderOptions
+	header    Header
+	codec     compress.Codec
+	qubesXML  []byte
+	companion *Companion // stored after qubes.xml in its member, if any
+	outer     *OuterReader
 	// headerKey is the key that opened backup-header.hmac; the manifest's
 	// authentication key is derived from it.
 	headerKey *scryptenc.Key
@@ -234,10 +235,14 @@ func (r *Reader) start() error {
 		return fmt.Errorf("%w: %s where qubes.xml belongs", ErrUnexpectedMember, f.Name)
 	}
 	var out bytes.Buffer
-	if _, err := sparsetar.ExtractFile(f, QubesXMLName, &out, MaxQubesXML); err != nil {
+	_, name, content, err := sparsetar.ExtractFileWithCompanion(f, QubesXMLName, &out, MaxQubesXML, MaxQubesXML)
+	if err != nil {
 		return asArchiveError(QubesXMLName, err)
 	}
 	r.qubesXML = out.Bytes()
+	if name != "" {
+		r.companion = &Companion{Name: name, Data: content}
+	}
 	return nil
 }
 
@@ -259,6 +264,11 @@ func (r *Reader) Header() Header { return r.header }
 
 // QubesXML returns the backup's VM database, decrypted and unpacked.
 func (r *Reader) QubesXML() []byte { return r.qubesXML }
+
+// Companion returns the file stored after qubes.xml in its member, or nil.
+// What it may be is the caller's to judge: an archive is what its reader
+// expects, and a companion nobody expects is to be refused.
+func (r *Reader) Companion() *Companion { return r.companion }
 
 // Seen lists the files and chunks read so far (all of them once Next has
 // returned io.EOF), for checks a caller makes against qubes.xml.

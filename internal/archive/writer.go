@@ -9,6 +9,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -351,6 +352,66 @@ func (w *Writer) AddBytes(name string, data []byte) error {
 		return err
 	}
 	return w.addFile(name, w.bytesFiller(name, data))
+}
+
+// Companion is a small file stored in qubes.xml's member, after qubes.xml
+// in its inner tar. It costs no key derivation of its own (each member
+// costs one, the dearest step of a small backup), and the reference
+// reader, which takes qubes.xml from that member by name, never sees it.
+// GNU tar extracts it next to qubes.xml. An increment keeps its map there.
+type Companion struct {
+	Name string // a plain name: no slash, not qubes.xml
+	Data []byte
+}
+
+// CompanionFits reports whether qubes.xml and c surely fit the single
+// chunk of at most 1 MiB that qubes.xml's member may take (the reference
+// reader's limit), whatever the compression does to them.
+func (w *Writer) CompanionFits(xml []byte, c Companion) bool {
+	var n int64
+	for _, f := range []Companion{{QubesXMLName, xml}, c} {
+		size, err := sparsetar.FileSize(f.Name, int64(len(f.Data)), 0o644, w.opts.Time)
+		if err != nil {
+			return false
+		}
+		n += size
+	}
+	return CompressedBound(n+sparsetar.EndSize, w.codec != nil)+scryptenc.Overhead <= maxQubesXMLChunk
+}
+
+// CompressedBound bounds what a compression filter makes of n bytes:
+// incompressible input grows by about 0.01% with our gzip (stored deflate
+// blocks and a member header per MiB), 0.4% with zstd, 1% plus 600 bytes
+// with bzip2, and less with xz.
+func CompressedBound(n int64, compressed bool) int64 {
+	if !compressed {
+		return n
+	}
+	return n + n/64 + 64<<10
+}
+
+// AddQubesXML stores qubes.xml, the first file, with c after it in the
+// same member. c must fit (CompanionFits).
+func (w *Writer) AddQubesXML(xml []byte, c Companion) error {
+	if c.Name == QubesXMLName || strings.Contains(c.Name, "/") {
+		return fmt.Errorf("%w: %q cannot be stored with qubes.xml", ErrUnsafeName, c.Name)
+	}
+	if !w.CompanionFits(xml, c) {
+		return fmt.Errorf("%w: qubes.xml and %s do not fit one chunk of %d bytes", ErrTooLarge, c.Name, maxQubesXMLChunk)
+	}
+	if err := w.checkNewFile(QubesXMLName); err != nil {
+		return err
+	}
+	return w.addFile(QubesXMLName, func(out io.Writer) error {
+		tw := sparsetar.NewWriter(out)
+		if err := tw.AddBytes(QubesXMLName, xml, 0o644, w.opts.Time); err != nil {
+			return err
+		}
+		if err := tw.AddBytes(c.Name, c.Data, 0o644, w.opts.Time); err != nil {
+			return err
+		}
+		return tw.Close()
+	})
 }
 
 func (w *Writer) bytesFiller(name string, data []byte) func(io.Writer) error {

@@ -125,7 +125,7 @@ func (p *Plan) estimate(db *host.DB) error {
 	chunk := p.chunkSize()
 	compressed := p.Compression != "none"
 	// backup-header and its .hmac are under 4 KiB each.
-	size, chunks := encMembers(compressedBound(tarFileSize(archive.QubesXMLName, int64(len(xml)), 0o644, time.Time{}), compressed), chunk)
+	size, chunks := encMembers(archive.CompressedBound(tarFileSize(archive.QubesXMLName, int64(len(xml)), 0o644, time.Time{}), compressed), chunk)
 	size += 2 * recordSize
 	manifest := int64(128)
 	var data int64

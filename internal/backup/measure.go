@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/scryptenc"
 	"pedos.dev/backup/internal/sparsetar"
@@ -201,7 +202,7 @@ func (m *measurer) finish(it *item, tarSize int64, slack ...int64) {
 	for _, s := range slack {
 		tarSize += s
 	}
-	it.bound = compressedBound(tarSize, m.compressed)
+	it.bound = archive.CompressedBound(tarSize, m.compressed)
 	it.Stored = storedBound(it.bound, m.chunk)
 }
 
@@ -228,17 +229,6 @@ func tarFileSize(name string, size int64, mode fs.FileMode, mtime time.Time) int
 		n = 3*blockSize + size + 4096
 	}
 	return n + sparsetar.EndSize
-}
-
-// compressedBound bounds what a compression filter makes of n bytes:
-// incompressible input grows by about 0.01% with our gzip (stored deflate
-// blocks and a member header per MiB), 0.4% with zstd, 1% plus 600 bytes
-// with bzip2, and less with xz.
-func compressedBound(n int64, compressed bool) int64 {
-	if !compressed {
-		return n
-	}
-	return n + n/64 + 64<<10
 }
 
 // storedBound is the size of the .enc members of a compressed stream of at

@@ -109,7 +109,7 @@ type run struct {
 	vms        []PlannedVM               // as measured now, in archive order
 	items      [][]*item                 // their files, volumes open
 	xml        []byte                    // the archive's qubes.xml
-	chainMap   []byte                    // an increment's map, stored as chain.MapName
+	chainMap   []byte                    // an increment's map (chain.MapName)
 	digests    map[string]*chain.Digests // with Options.Incremental: every VM file's, for the record
 	stamps     map[string]string         // with Options.Incremental: the volumes' stamps, for the record
 	snaps      *snapshots                // with Options.Incremental: the volumes' reflink snapshots
@@ -210,11 +210,6 @@ func (run *run) open(dctx context.Context, out io.Writer) error {
 	if err != nil {
 		dst.abort(err)
 		return fmt.Errorf("backup: %w", err)
-	}
-	if run.base() != "" {
-		// An increment's map follows qubes.xml: its key is derived while
-		// the volumes are hashed, with the header's and qubes.xml's.
-		run.aw.Expect(archive.ExpectedFile{Name: archive.QubesXMLName}, archive.ExpectedFile{Name: chain.MapName})
 	}
 	return nil
 }
@@ -345,9 +340,16 @@ func dom0Last(a, b string) int {
 }
 
 // writeAll stores qubes.xml, an increment's map and every file, VM by VM.
+//
+// The map comes before the data, so that a restore knows how to apply
+// each delta as it streams past. It rides in qubes.xml's member when the
+// two fit the 1 MiB that member may take, as they do unless the map lists
+// tens of thousands of extents: a member of its own would cost a key
+// derivation, a quarter of what a small increment spends.
 func writeAll(ctx context.Context, aw *archive.Writer, xml, chainMap []byte, vms []PlannedVM, items [][]*item, m *meter, now time.Time) error {
+	mapAlone := chainMap != nil && !aw.CompanionFits(xml, archive.Companion{Name: chain.MapName, Data: chainMap})
 	expected := []archive.ExpectedFile{{Name: archive.QubesXMLName, Size: int64(len(xml))}}
-	if chainMap != nil {
+	if mapAlone {
 		expected = append(expected, archive.ExpectedFile{Name: chain.MapName, Size: int64(len(chainMap))})
 	}
 	for _, its := range items {
@@ -356,15 +358,19 @@ func writeAll(ctx context.Context, aw *archive.Writer, xml, chainMap []byte, vms
 		}
 	}
 	aw.Expect(expected...)
-	if err := aw.AddBytes(archive.QubesXMLName, xml); err != nil {
-		return err
-	}
-	// The map comes before the data, so that a restore knows how to apply
-	// each delta as it streams past.
-	if chainMap != nil {
-		if err := aw.AddBytes(chain.MapName, chainMap); err != nil {
-			return err
+	var err error
+	switch {
+	case chainMap == nil:
+		err = aw.AddBytes(archive.QubesXMLName, xml)
+	case mapAlone:
+		if err = aw.AddBytes(archive.QubesXMLName, xml); err == nil {
+			err = aw.AddBytes(chain.MapName, chainMap)
 		}
+	default:
+		err = aw.AddQubesXML(xml, archive.Companion{Name: chain.MapName, Data: chainMap})
+	}
+	if err != nil {
+		return err
 	}
 	for i, v := range vms {
 		m.event(progress.VMStarted, v.Name, nil, "")

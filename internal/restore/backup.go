@@ -210,10 +210,13 @@ func open(r io.Reader, opts OpenOptions) (*Backup, error) {
 		b.reader = format4{ar}
 		b.Header = ar.Header()
 		if b.Header.Base != "" {
-			if b.Chain, err = readMap(ar, b.Header.Base); err != nil {
-				b.Close()
-				return nil, err
-			}
+			b.Chain, err = readMap(ar, b.Header.Base)
+		} else if c := ar.Companion(); c != nil {
+			err = fmt.Errorf("%w: a full backup with %s stored after qubes.xml", ErrBadMetadata, elide.Quote(c.Name))
+		}
+		if err != nil {
+			b.Close()
+			return nil, err
 		}
 		b.QubesXML = ar.QubesXML()
 	} else {
@@ -387,21 +390,30 @@ func (b *Backup) chainHolds(d *host.Domain) bool {
 	return false
 }
 
-// readMap reads an increment's map, the file after qubes.xml, and checks
-// that it names the header's base.
+// readMap reads an increment's map, stored with qubes.xml or as the file
+// after it, and checks that it names the header's base.
 func readMap(ar *archive.Reader, base string) (*chain.Map, error) {
-	f, err := ar.Next()
-	if err != nil {
-		return nil, fmt.Errorf("reading the increment's map: %w", err)
+	var text []byte
+	if c := ar.Companion(); c != nil {
+		if c.Name != chain.MapName {
+			return nil, fmt.Errorf("%w: %s stored after qubes.xml where the increment's map %s belongs", ErrBadMetadata, elide.Quote(c.Name), chain.MapName)
+		}
+		text = c.Data
+	} else {
+		f, err := ar.Next()
+		if err != nil {
+			return nil, fmt.Errorf("reading the increment's map: %w", err)
+		}
+		if f.Name != chain.MapName {
+			return nil, fmt.Errorf("%w: the increment's map %s is missing (found %s)", ErrBadMetadata, chain.MapName, elide.Quote(f.Name))
+		}
+		var buf bytes.Buffer
+		if _, err := sparsetar.ExtractFile(f, chain.MapName, &buf, chain.MaxMapSize); err != nil {
+			return nil, fmt.Errorf("reading the increment's map: %w", err)
+		}
+		text = buf.Bytes()
 	}
-	if f.Name != chain.MapName {
-		return nil, fmt.Errorf("%w: the increment's map %s is missing (found %s)", ErrBadMetadata, chain.MapName, elide.Quote(f.Name))
-	}
-	var buf bytes.Buffer
-	if _, err := sparsetar.ExtractFile(f, chain.MapName, &buf, chain.MaxMapSize); err != nil {
-		return nil, fmt.Errorf("reading the increment's map: %w", err)
-	}
-	m, err := chain.Parse(buf.Bytes())
+	m, err := chain.Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadMetadata, err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/backup"
+	"pedos.dev/backup/internal/chain"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/scryptenc"
 	"pedos.dev/backup/internal/sparsetar"
@@ -508,5 +509,33 @@ func TestCheckVMsTemplateCycle(t *testing.T) {
 	b.VMs[0].Template = ""
 	if err := b.checkVMs(); err != nil {
 		t.Errorf("no cycle: %v", err)
+	}
+}
+
+// A file stored after qubes.xml in its member is an increment's map and
+// nothing else: in a full backup, or under another name, the archive is
+// refused before anything is written.
+func TestRestoreStrayCompanion(t *testing.T) {
+	for _, tc := range []struct {
+		name, base, companion string
+	}{
+		{"a map in a full backup", "", chain.MapName},
+		{"another file in an increment", "20260101T000000-00000000", "notes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			w, err := archive.NewWriter(&out, archive.WriterOptions{Passphrase: testPass, Compression: "gzip",
+				Params: scryptenc.Params{LogN: 10, R: 8, P: 1}, Base: tc.base})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.AddQubesXML(craftDB(t, nil), archive.Companion{Name: tc.companion, Data: []byte("pedos-chain 1\n")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			restoreFails(t, out.Bytes(), ErrBadMetadata, "stored after qubes.xml", tc.companion)
+		})
 	}
 }

@@ -130,35 +130,82 @@ func isRegular(t byte) bool {
 // stream ends before its end-of-archive marker. On error, dst may hold
 // partial content and must be discarded.
 func ExtractFile(r io.Reader, want string, dst io.Writer, maxSize int64) (int64, error) {
+	s, n, err := extractFirst(r, want, dst, maxSize)
+	if err != nil {
+		return n, err
+	}
+	return n, s.end(want)
+}
+
+// ExtractFileWithCompanion is ExtractFile for a stream in which want may be
+// followed by one more regular file, its companion: a name without a
+// slash other than want, of at most companionMax bytes. It returns the
+// companion's name and content, or "" and nil when there is none.
+func ExtractFileWithCompanion(r io.Reader, want string, dst io.Writer, maxSize, companionMax int64) (n int64, companion string, content []byte, err error) {
+	s, n, err := extractFirst(r, want, dst, maxSize)
+	if err != nil {
+		return n, "", nil, err
+	}
+	hdr, err := s.next()
+	if err == io.EOF {
+		return n, "", nil, nil
+	}
+	if err != nil {
+		return n, "", nil, err
+	}
+	name := memberName(hdr)
+	if err := checkName(name); err != nil {
+		return n, "", nil, err
+	}
+	if name == want || strings.Contains(name, "/") || !isRegular(hdr.Typeflag) {
+		return n, "", nil, fmt.Errorf("%w: %s of type %q after %q, want a regular file with a plain name", ErrUnexpectedMember, elide.Quote(hdr.Name), hdr.Typeflag, want)
+	}
+	var buf bytes.Buffer
+	if _, err := s.content(&buf, hdr, companionMax); err != nil {
+		return n, "", nil, err
+	}
+	if err := s.end(name); err != nil {
+		return n, "", nil, err
+	}
+	return n, name, buf.Bytes(), nil
+}
+
+// extractFirst writes the content of the stream's first member, which must
+// be the regular file want, to dst.
+func extractFirst(r io.Reader, want string, dst io.Writer, maxSize int64) (*members, int64, error) {
 	if err := checkName(want); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	s := newMembers(r)
 	hdr, err := s.next()
 	if err == io.EOF {
-		return 0, fmt.Errorf("%w: archive is empty, want %q", ErrUnexpectedMember, want)
+		return nil, 0, fmt.Errorf("%w: archive is empty, want %q", ErrUnexpectedMember, want)
 	}
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	name := memberName(hdr)
 	if err := checkName(name); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	if name != want || !isRegular(hdr.Typeflag) {
-		return 0, fmt.Errorf("%w: %s of type %q, want regular file %q", ErrUnexpectedMember, elide.Quote(hdr.Name), hdr.Typeflag, want)
+		return nil, 0, fmt.Errorf("%w: %s of type %q, want regular file %q", ErrUnexpectedMember, elide.Quote(hdr.Name), hdr.Typeflag, want)
 	}
 	if _, err := s.content(dst, hdr, maxSize); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	n := hdr.Size
+	return s, hdr.Size, nil
+}
+
+// end checks that the stream ends after the member last, which was read.
+func (s *members) end(last string) error {
 	switch hdr, err := s.next(); {
 	case err == nil:
-		return n, fmt.Errorf("%w: %s after %q", ErrUnexpectedMember, elide.Quote(hdr.Name), want)
+		return fmt.Errorf("%w: %s after %q", ErrUnexpectedMember, elide.Quote(hdr.Name), last)
 	case err != io.EOF:
-		return n, err
+		return err
 	}
-	return n, nil
+	return nil
 }
 
 // members reads an inner tar stream member by member, keeping the bytes

@@ -123,6 +123,50 @@ func TestExtractFileHostile(t *testing.T) {
 	})
 }
 
+// qubes.xml may be followed by one companion: a regular file with a plain
+// name, within its own size limit; nothing else and nothing more.
+func TestExtractFileWithCompanion(t *testing.T) {
+	const want = "qubes.xml"
+	for _, tc := range []struct {
+		name               string
+		archive            []byte
+		companion, content string
+		err                error
+	}{
+		{"none", tarOf(t, reg(want, "<x/>")), "", "", nil},
+		{"one", tarOf(t, reg(want, "<x/>"), reg("pedos-chain", "map")), "pedos-chain", "map", nil},
+		{"empty companion", tarOf(t, reg(want, "<x/>"), reg("pedos-chain", "")), "pedos-chain", "", nil},
+		{"two", tarOf(t, reg(want, "<x/>"), reg("a", "1"), reg("b", "2")), "", "", ErrUnexpectedMember},
+		{"want twice", tarOf(t, reg(want, "<x/>"), reg(want, "<y/>")), "", "", ErrUnexpectedMember},
+		{"in a directory", tarOf(t, reg(want, "<x/>"), reg("vm1/private.img", "x")), "", "", ErrUnexpectedMember},
+		{"unsafe name", tarOf(t, reg(want, "<x/>"), reg("../x", "x")), "", "", ErrUnsafeName},
+		{"symlink", tarOf(t, reg(want, "<x/>"), symlink("pedos-chain", "/etc/shadow")), "", "", ErrUnexpectedMember},
+		{"directory", tarOf(t, reg(want, "<x/>"), dir("pedos-chain/")), "", "", ErrUnexpectedMember},
+		{"too large", tarOf(t, reg(want, "<x/>"), reg("pedos-chain", "0123456789")), "", "", ErrTooLarge},
+		{"companion first", tarOf(t, reg("pedos-chain", "map"), reg(want, "<x/>")), "", "", ErrUnexpectedMember},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var dst bytes.Buffer
+			n, name, content, err := ExtractFileWithCompanion(bytes.NewReader(tc.archive), want, &dst, 100, 9)
+			if !errors.Is(err, tc.err) || (err == nil && tc.err != nil) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if err != nil {
+				if name != "" || content != nil {
+					t.Errorf("refused, yet returned companion %q (%q)", name, content)
+				}
+				return
+			}
+			if name != tc.companion || string(content) != tc.content {
+				t.Errorf("companion %q (%q), want %q (%q)", name, content, tc.companion, tc.content)
+			}
+			if n != 4 || dst.String() != "<x/>" {
+				t.Errorf("qubes.xml = %d, %q", n, dst.String())
+			}
+		})
+	}
+}
+
 // Every truncation of a valid stream must fail, with io.ErrUnexpectedEOF.
 func TestExtractFileTruncated(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "img")
