@@ -1,6 +1,8 @@
 package scryptenc
 
 import (
+	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -27,9 +29,35 @@ func allocScratch(words int) (v []uint32, free func()) {
 			return v, func() { clear(v) }
 		}
 		syscall.Madvise(mem, syscall.MADV_HUGEPAGE) // a hint; without it, plain pages
+		faultIn(mem)
 	}
 	v = unsafe.Slice((*uint32)(unsafe.Pointer(&mem[0])), words)
 	return v, func() { scratch.put(mem) }
+}
+
+// faultIn touches every page of a fresh area, its parts on all cores at
+// once. The kernel zeroes each page on its first touch; left to the
+// derivation, that runs on one core, and on some virtual machines it
+// costs more than the derivation itself (3 s per GiB has been seen, when
+// the host backs guest memory only as it is touched). A backup's first
+// keys, on which everything waits, then come twice as fast on two cores.
+func faultIn(mem []byte) {
+	parts := runtime.GOMAXPROCS(0)
+	if parts < 2 {
+		return
+	}
+	page := os.Getpagesize()
+	step := (len(mem)/parts + page - 1) / page * page
+	var wg sync.WaitGroup
+	for off := 0; off < len(mem); off += step {
+		part := mem[off:min(off+step, len(mem))]
+		wg.Go(func() {
+			for i := 0; i < len(part); i += page {
+				part[i] = 0
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // scratchIdle is how long unused areas are kept; maxIdleAreas how many.
