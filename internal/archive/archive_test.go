@@ -590,3 +590,61 @@ func TestQubesXMLCompanion(t *testing.T) {
 		r.Close()
 	}
 }
+
+// Select may wait for its caller: a restore chooses an archive's files
+// only once it has read what comes before them (qubes.xml, or a file of
+// another archive). The file before the one Select is asked about still
+// reads to its end meanwhile.
+func TestSelectMayWait(t *testing.T) {
+	fx := newFixture(t)
+	data := fx.archive(t, testWriterOptions())
+	names := listMembers(t, data)
+	first := strings.TrimSuffix(names[3], ".000.enc") // after the header, its .hmac and qubes.xml
+	firstRead := make(chan struct{})
+	opts := testReaderOptions()
+	opts.Select = func(name string) bool {
+		if name != first {
+			<-firstRead
+		}
+		return true
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- func() error {
+			r, err := NewReader(bytes.NewReader(data), opts)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			f, err := r.Next()
+			if err != nil {
+				return err
+			}
+			if f.Name != first {
+				return fmt.Errorf("first file %s, want %s", f.Name, first)
+			}
+			if _, err := io.Copy(io.Discard, f); err != nil {
+				return err
+			}
+			close(firstRead)
+			for n := 1; ; n++ {
+				if _, err := r.Next(); err == io.EOF {
+					if n != len(fx.expected(t))-1 { // qubes.xml is not a Next
+						return fmt.Errorf("read %d files", n)
+					}
+					return nil
+				} else if err != nil {
+					return err
+				}
+			}
+		}()
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("stuck: the reader waits for Select, and Select for the first file's end")
+	}
+}

@@ -122,6 +122,10 @@ type chunkJob struct {
 	err   error // set before done closes; on a terminal job: io.EOF or the failure
 	final bool  // no more jobs follow; file is then the one the failure concerns ("" if none)
 	after bool  // final, and the failure came after the last file had ended
+	// ends marks only that the file before it has ended: sent when the
+	// next file begins, before Select is asked about it, which may wait
+	// (for a data pass that begins only once this file has been read).
+	ends bool
 }
 
 // NewReader authenticates the header and reads qubes.xml. It fails with
@@ -278,10 +282,19 @@ func (r *Reader) Seen() []ManifestFile {
 	return append([]ManifestFile(nil), r.seen...)
 }
 
-// Close stops reading ahead. It does not close the input.
+// Close stops reading ahead. It does not close the input. The idle chunk
+// buffers are let go at once: a closed reader may stay referenced for a
+// while (the older archives of a chain, until the restore ends), and its
+// buffers of up to 256 MiB each should not.
 func (r *Reader) Close() error {
 	r.cancel()
-	return nil
+	for {
+		select {
+		case <-r.free:
+		default:
+			return nil
+		}
+	}
 }
 
 func (r *Reader) readSmall(want string, limit int64) ([]byte, error) {
@@ -507,6 +520,7 @@ func (r *Reader) produceAll() error {
 	file, index, lastPlain := "", 0, -1
 	var ended []chunkEnd // the files before file, with their last chunks
 	var manifest *Manifest
+	emitted := false // jobs were sent for file: a stream may be reading it
 	// endFile checks that file, now followed by another file, the manifest
 	// or the end of the stream, did not end with a full chunk.
 	endFile := func() error {
@@ -589,6 +603,14 @@ func (r *Reader) produceAll() error {
 			}
 			return fmt.Errorf("%w: %s where %s.enc was expected", ErrIncomplete, member, want)
 		}
+		if i == 0 && emitted {
+			emitted = false
+			select {
+			case r.jobs <- &chunkJob{ends: true, done: closedChan}:
+			case <-r.abort:
+				return errAborted
+			}
+		}
 		file, index, lastPlain = f, i, plainSize
 		r.producing = f
 
@@ -603,6 +625,7 @@ func (r *Reader) produceAll() error {
 		if err := r.readChunk(f, i, size); err != nil {
 			return err
 		}
+		emitted = true
 	}
 	if err := endFile(); err != nil {
 		return err
@@ -868,6 +891,9 @@ func (r *Reader) Next() (*File, error) {
 		return nil, r.failed
 	}
 	j, err := r.nextJob()
+	for err == nil && j.ends {
+		j, err = r.nextJob()
+	}
 	if err != nil {
 		return nil, err
 	}
