@@ -88,6 +88,12 @@ type OpenOptions struct {
 	// chunk buffers and key derivations; 0 means half of what the machine
 	// (and the process's cgroup) has available.
 	MaxMemory int64
+	// Lazy reads no data before the data pass begins. Otherwise the
+	// reader decrypts the first chunks while the caller plans, which
+	// saves a restore that time but holds their buffers (up to a few
+	// hundred MiB) meanwhile: right for the archive read next, a waste
+	// for an archive of a chain that waits for the ones before it.
+	Lazy bool
 }
 
 // Ref is a property that names a VM. Set false: the property is not
@@ -165,6 +171,7 @@ type Backup struct {
 
 	reader stream
 	opened atomic.Bool // Open has returned
+	lazy   bool        // OpenOptions.Lazy
 
 	mu       sync.Mutex
 	ready    chan struct{} // closed once the selection is known
@@ -187,7 +194,7 @@ func Open(ctx context.Context, r io.Reader, opts OpenOptions) (*Backup, error) {
 }
 
 func open(r io.Reader, opts OpenOptions) (*Backup, error) {
-	b := &Backup{ready: make(chan struct{}), closed: make(chan struct{})}
+	b := &Backup{ready: make(chan struct{}), closed: make(chan struct{}), lazy: opts.Lazy}
 	br := bufio.NewReaderSize(r, 64<<10)
 	version, err := legacy.Detect(br)
 	if err != nil {
@@ -305,9 +312,11 @@ func (b *Backup) owner(file string) *VM {
 // selectFile is the archive reader's Select. Once Open has returned it
 // waits until a data pass has chosen the VMs, so that nothing is decrypted
 // that will not be used; before (the reader runs ahead while qubes.xml is
-// read) it takes the file, and the data pass drops it.
+// read) it takes the file, and the data pass drops it. A lazy backup takes
+// only what Open itself reads (qubes.xml, an increment's map stored alone)
+// and lets the rest wait too.
 func (b *Backup) selectFile(file string) bool {
-	if !b.opened.Load() {
+	if !b.opened.Load() && (!b.lazy || file == archive.QubesXMLName || file == chain.MapName) {
 		return true
 	}
 	select {

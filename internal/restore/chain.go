@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -104,7 +105,8 @@ func (c *Chain) Close() {
 // OpenChain finds (ChainOf) and opens, with opts, the older archives of
 // the chain of newest, an increment opened from loc, and checks the
 // chain's order from their authenticated headers (CheckChain). Each
-// opening derives the archive's first keys.
+// opening derives the archive's first keys. Only the full backup, read
+// first, reads ahead; the increments after it open lazily (OpenOptions.Lazy).
 func OpenChain(ctx context.Context, newest *Backup, loc Location, sopts SourceOptions, opts OpenOptions) (*Chain, error) {
 	if newest.Chain == nil {
 		return nil, errors.New("restore: the backup is not an increment")
@@ -114,12 +116,14 @@ func OpenChain(ctx context.Context, newest *Backup, loc Location, sopts SourceOp
 		return nil, err
 	}
 	c := &Chain{}
-	for _, l := range locs {
+	for i, l := range locs {
 		src, err := OpenSource(ctx, l, sopts)
 		if err == nil {
 			c.sources = append(c.sources, src)
 			var b *Backup
-			if b, err = src.Open(ctx, opts); err == nil {
+			lazy := opts
+			lazy.Lazy = i > 0
+			if b, err = src.Open(ctx, lazy); err == nil {
 				c.Links = append(c.Links, b)
 				continue
 			}
@@ -313,6 +317,11 @@ func (cf *chainFiles) readLinks(ctx context.Context, links []*Backup, do chainHa
 		if err := cf.readLink(ctx, l, need[i], do); err != nil {
 			return fmt.Errorf("archive %s of the chain: %w", l.Header.BackupID, err)
 		}
+		// The archive just closed leaves its chunk buffers (hundreds of
+		// MiB) as garbage, which the collector would let pile up to twice
+		// the live heap: collect it before the next archive allocates its
+		// own, so that a chain peaks as its largest archive does.
+		runtime.GC()
 	}
 	return nil
 }

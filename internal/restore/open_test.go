@@ -2,8 +2,12 @@ package restore
 
 import (
 	"bytes"
+	"io"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"pedos.dev/backup/internal/archive"
 )
@@ -85,4 +89,67 @@ func TestOpenWrongPassphrase(t *testing.T) {
 	data, _ := goodArchive(t)
 	_, err := Open(t.Context(), bytes.NewReader(data), OpenOptions{Passphrase: []byte("wrong horse")})
 	wantErr(t, err, archive.ErrBadPassphrase)
+}
+
+// readCounter counts the bytes read from an archive.
+type readCounter struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// A backup opened lazily reads nothing past the first data chunk's header
+// until its data pass begins, however long it waits (an archive of a
+// chain waiting for its turn), and then verifies as usual. One opened
+// otherwise reads ahead meanwhile.
+func TestLazyOpenReadsNoData(t *testing.T) {
+	data, _ := goodArchive(t)
+	var metadata int // header, its .hmac and qubes.xml's member
+	for _, m := range splitArchive(t, data) {
+		metadata += len(m.data)
+		if strings.HasPrefix(m.name, archive.QubesXMLName) {
+			break
+		}
+	}
+	slack := metadata + 128<<10 // buffered reads, a member header
+	if len(data) < slack+1<<20 {
+		t.Fatalf("the archive (%d bytes) has too little data after its metadata (%d bytes)", len(data), metadata)
+	}
+	open := func(lazy bool) (*Backup, *readCounter) {
+		c := &readCounter{r: bytes.NewReader(data)}
+		b, err := Open(t.Context(), c, OpenOptions{Passphrase: testPass, Lazy: lazy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b, c
+	}
+
+	_, eager := open(false)
+	for deadline := time.Now().Add(10 * time.Second); eager.n.Load() <= int64(slack); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("opened eagerly, it read %d bytes, no further than its metadata (%d)", eager.n.Load(), metadata)
+		}
+	}
+
+	b, lazy := open(true)
+	time.Sleep(300 * time.Millisecond)
+	if n := lazy.n.Load(); n > int64(slack) {
+		t.Fatalf("opened lazily, it read %d bytes before its data pass; its metadata ends at %d", n, metadata)
+	}
+	plan, err := NewPlan(nil, b, PlanOptions{VerifyOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyOnly(t.Context(), b, plan, nil); err != nil {
+		t.Fatal(err)
+	}
+	if lazy.n.Load() != int64(len(data)) {
+		t.Errorf("verified after reading %d of %d bytes", lazy.n.Load(), len(data))
+	}
 }
