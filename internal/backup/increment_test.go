@@ -149,15 +149,7 @@ func TestIncrementalChainEmergency(t *testing.T) {
 		if out, err := apply(chainDir, inc); err != nil {
 			t.Fatalf("applying increment %d: %v\n%s", k+1, err, out)
 		}
-		xml, err := os.ReadFile(filepath.Join(chainDir, archive.QubesXMLName))
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := host.ParseDB(xml)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkRecovered(t, c.h, db, chainDir, c.vms)
+		checkRecoveredChain(t, c, chainDir)
 		prev = res.BackupID
 	}
 	if left, _ := filepath.Glob(filepath.Join(chainDir, "vm"+removedQid, "*.img")); len(left) != 0 {
@@ -703,14 +695,21 @@ func TestIncrementMapWithQubesXMLOrAlone(t *testing.T) {
 		if out, err := exec.Command(python, script, chainDir, inc).CombinedOutput(); err != nil {
 			t.Fatalf("applying increment %d: %v\n%s", k+1, err, out)
 		}
-		xml, err := os.ReadFile(filepath.Join(chainDir, archive.QubesXMLName))
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := host.ParseDB(xml)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkRecovered(t, c.h, db, chainDir, c.vms)
+		checkRecoveredChain(t, c, chainDir)
 	}
+}
+
+// checkRecoveredChain checks that the directory the emergency procedure
+// and the script made holds c's VMs as they are now, by its qubes.xml.
+func checkRecoveredChain(t *testing.T, c *chainHost, dir string) {
+	t.Helper()
+	xml, err := os.ReadFile(filepath.Join(dir, archive.QubesXMLName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := host.ParseDB(xml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecovered(t, c.h, db, dir, c.vms)
 }
