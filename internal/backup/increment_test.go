@@ -254,14 +254,7 @@ func vmQid(t *testing.T, h *host.Host, vm string) string {
 // keeps its backup-path.
 func checkIncrementXML(t *testing.T, dir string, vms []string) {
 	t.Helper()
-	xml, err := os.ReadFile(filepath.Join(dir, archive.QubesXMLName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := host.ParseDB(xml)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := recoveredDB(t, dir)
 	for _, name := range vms {
 		d, err := db.Domain(name)
 		if err != nil {
@@ -398,19 +391,10 @@ func extractChain(t *testing.T, locs []string, dir string) error {
 // what an extraction wrote to dir, and checks that it wrote no other VM.
 func sameExtracted(t *testing.T, h *host.Host, dir string, vms []string) {
 	t.Helper()
-	for _, name := range vms {
-		if name == "dom0" {
-			continue
-		}
-		vols, err := h.Volumes(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range vols {
-			if v.SaveOnStop {
-				if err := sameSparseFiles(v.Path, filepath.Join(dir, name, v.Name+".img")); err != nil {
-					t.Errorf("extracted %s: volume %s: %v", name, v.Name, err)
-				}
+	eachBackedUpVM(t, h, vms, func(name string, saved []host.VolumeInfo) {
+		for _, v := range saved {
+			if err := sameSparseFiles(v.Path, filepath.Join(dir, name, v.Name+".img")); err != nil {
+				t.Errorf("extracted %s: volume %s: %v", name, v.Name, err)
 			}
 		}
 		fw, _ := h.Firewall(name)
@@ -418,7 +402,7 @@ func sameExtracted(t *testing.T, h *host.Host, dir string, vms []string) {
 		if len(fw) > 0 && string(got) != string(fw) {
 			t.Errorf("extracted %s: firewall differs", name)
 		}
-	}
+	})
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		if e.IsDir() && e.Name() != "dom0-home" && !slices.Contains(vms, e.Name()) {
@@ -463,18 +447,8 @@ func freshHost(t *testing.T) *host.Host {
 // and notes on two hosts.
 func sameVMs(t *testing.T, want, got *host.Host, vms []string) {
 	t.Helper()
-	for _, name := range vms {
-		if name == "dom0" {
-			continue
-		}
-		vols, err := want.Volumes(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range vols {
-			if !v.SaveOnStop {
-				continue
-			}
+	eachBackedUpVM(t, want, vms, func(name string, saved []host.VolumeInfo) {
+		for _, v := range saved {
 			g, err := got.VolumeInfo(name, v.Name)
 			if err != nil {
 				t.Errorf("%s: %v", name, err)
@@ -491,6 +465,22 @@ func sameVMs(t *testing.T, want, got *host.Host, vms []string) {
 		if string(fw1) != string(fw2) || n1 != n2 {
 			t.Errorf("%s: firewall or notes differ", name)
 		}
+	})
+}
+
+// eachBackedUpVM calls fn for each of the VMs but dom0 with the volumes
+// of it on h that a backup stores (their committed images).
+func eachBackedUpVM(t *testing.T, h *host.Host, vms []string, fn func(name string, saved []host.VolumeInfo)) {
+	t.Helper()
+	for _, name := range vms {
+		if name == "dom0" {
+			continue
+		}
+		vols, err := h.Volumes(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(name, slices.DeleteFunc(vols, func(v host.VolumeInfo) bool { return !v.SaveOnStop }))
 	}
 }
 
@@ -703,6 +693,13 @@ func TestIncrementMapWithQubesXMLOrAlone(t *testing.T) {
 // and the script made holds c's VMs as they are now, by its qubes.xml.
 func checkRecoveredChain(t *testing.T, c *chainHost, dir string) {
 	t.Helper()
+	checkRecovered(t, c.h, recoveredDB(t, dir), dir, c.vms)
+}
+
+// recoveredDB parses the qubes.xml the emergency procedure recovered
+// into dir.
+func recoveredDB(t *testing.T, dir string) *host.DB {
+	t.Helper()
 	xml, err := os.ReadFile(filepath.Join(dir, archive.QubesXMLName))
 	if err != nil {
 		t.Fatal(err)
@@ -711,5 +708,5 @@ func checkRecoveredChain(t *testing.T, c *chainHost, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkRecovered(t, c.h, db, dir, c.vms)
+	return db
 }
