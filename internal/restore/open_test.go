@@ -2,7 +2,6 @@ package restore
 
 import (
 	"bytes"
-	"io"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -91,18 +90,6 @@ func TestOpenWrongPassphrase(t *testing.T) {
 	wantErr(t, err, archive.ErrBadPassphrase)
 }
 
-// readCounter counts the bytes read from an archive.
-type readCounter struct {
-	r io.Reader
-	n atomic.Int64
-}
-
-func (c *readCounter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
 // A backup opened lazily reads nothing past the first data chunk's header
 // until its data pass begins, however long it waits (an archive of a
 // chain waiting for its turn), and then verifies as usual. One opened
@@ -120,26 +107,29 @@ func TestLazyOpenReadsNoData(t *testing.T) {
 	if len(data) < slack+1<<20 {
 		t.Fatalf("the archive (%d bytes) has too little data after its metadata (%d bytes)", len(data), metadata)
 	}
-	open := func(lazy bool) (*Backup, *readCounter) {
-		c := &readCounter{r: bytes.NewReader(data)}
+	// open returns the backup and the count of bytes read from it (by the
+	// reader's goroutines, as the test watches).
+	open := func(lazy bool) (*Backup, *atomic.Int64) {
+		var read atomic.Int64
+		c := &countingReader{r: bytes.NewReader(data), read: func(n int) { read.Add(int64(n)) }}
 		b, err := Open(t.Context(), c, OpenOptions{Passphrase: testPass, Lazy: lazy})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { b.Close() })
-		return b, c
+		return b, &read
 	}
 
 	_, eager := open(false)
-	for deadline := time.Now().Add(10 * time.Second); eager.n.Load() <= int64(slack); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); eager.Load() <= int64(slack); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("opened eagerly, it read %d bytes, no further than its metadata (%d)", eager.n.Load(), metadata)
+			t.Fatalf("opened eagerly, it read %d bytes, no further than its metadata (%d)", eager.Load(), metadata)
 		}
 	}
 
 	b, lazy := open(true)
 	time.Sleep(300 * time.Millisecond)
-	if n := lazy.n.Load(); n > int64(slack) {
+	if n := lazy.Load(); n > int64(slack) {
 		t.Fatalf("opened lazily, it read %d bytes before its data pass; its metadata ends at %d", n, metadata)
 	}
 	plan, err := NewPlan(nil, b, PlanOptions{VerifyOnly: true})
@@ -149,7 +139,7 @@ func TestLazyOpenReadsNoData(t *testing.T) {
 	if _, err := VerifyOnly(t.Context(), b, plan, nil); err != nil {
 		t.Fatal(err)
 	}
-	if lazy.n.Load() != int64(len(data)) {
-		t.Errorf("verified after reading %d of %d bytes", lazy.n.Load(), len(data))
+	if lazy.Load() != int64(len(data)) {
+		t.Errorf("verified after reading %d of %d bytes", lazy.Load(), len(data))
 	}
 }
