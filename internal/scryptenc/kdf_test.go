@@ -222,3 +222,19 @@ func TestKDFLetsCollectionsRun(t *testing.T) {
 		<-done
 	}
 }
+
+// A probe timed while the cores were busy makes Estimate far too high; a
+// lone request then still waits no longer than maxPairWait for a partner,
+// while cheap parameters keep their shorter wait.
+func TestPairWaitIsCapped(t *testing.T) {
+	Estimate(DefaultParams) // the probe has run, so the one set here stays
+	defer func(d time.Duration) { estimateProbe = d }(estimateProbe)
+	estimateProbe = 100 * time.Millisecond // seen under load; a few ms when idle
+	if got := pairWait(DefaultParams); got != maxPairWait {
+		t.Errorf("wait at %v with a slow probe: %v, want the cap %v", DefaultParams, got, maxPairWait)
+	}
+	probe := Params{LogN: 12, R: 8, P: 1}
+	if got, want := pairWait(probe), estimateProbe/8; got != want {
+		t.Errorf("wait at %v: %v, want an eighth of its estimate, %v", probe, got, want)
+	}
+}

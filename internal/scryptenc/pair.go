@@ -53,7 +53,14 @@ var kdfQueue struct {
 // with the same parameters before it runs the request alone: an eighth of
 // a derivation, less than the pair saves. Chunk requests of a streamed
 // archive come one chunk read apart (tens of milliseconds).
-var pairWait = func(p Params) time.Duration { return Estimate(p) / 8 }
+//
+// The wait is capped: Estimate times its probe once, and a probe that ran
+// while both cores were busy (faulting in the first work areas, hashing)
+// was seen to come out twenty times too slow, so that a lone key waited
+// almost a second for a partner that was never coming.
+var pairWait = func(p Params) time.Duration { return min(Estimate(p)/8, maxPairWait) }
+
+const maxPairWait = 50 * time.Millisecond
 
 // kdfRuns counts the derivations runKDFs ran alone and in pairs, for tests.
 var kdfRuns struct{ alone, paired, stopped atomic.Int64 }
