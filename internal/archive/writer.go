@@ -175,10 +175,12 @@ func NewWriter(out io.Writer, opts WriterOptions) (*Writer, error) {
 		w.header.Compressed = true
 		w.header.CompressionFilter = codec.Name()
 	}
-	// The header's key is derived as a pair with that of qubes.xml, the
-	// first file of every archive; the emitter writes the header first
-	// once it is done.
-	w.headerKey, w.ahead[ChunkName(QubesXMLName, 0)] = w.derivePair(HeaderKey(opts.Passphrase), w.chunkKey(QubesXMLName, 0))
+	// The header's key and that of qubes.xml, the first file of every
+	// archive, start at once, each on a core of its own where one is free
+	// (scryptenc.NewKey): a short backup, an increment, waits for them.
+	// The emitter writes the header first once its key is done.
+	w.headerKey = w.deriveKey(HeaderKey(opts.Passphrase))
+	w.ahead[ChunkName(QubesXMLName, 0)] = w.deriveKey(w.chunkKey(QubesXMLName, 0))
 	go w.emit()
 	return w, nil
 }

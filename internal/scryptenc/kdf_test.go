@@ -95,9 +95,10 @@ func TestPairedKDF(t *testing.T) {
 	}
 }
 
-// Requests that come close together run in pairs, at most one runner per
-// core: five at once on two cores are two pairs and one alone (after its
-// wait for a partner), each caller with its own key.
+// Requests that find a core free run on it at once, alone; those that find
+// every core busy queue and run in pairs, at most one runner per core: on
+// two cores, two requests start alone, and four that come while those run
+// are two pairs, each caller with its own key.
 func TestKDFRequestsPairUp(t *testing.T) {
 	if Lanes < 2 {
 		t.Skip("this CPU has no AVX2: derivations never pair")
@@ -106,9 +107,13 @@ func TestKDFRequestsPairUp(t *testing.T) {
 	defer func(w func(Params) time.Duration) { pairWait = w }(pairWait)
 	pairWait = func(Params) time.Duration { return 2 * time.Second } // far longer than the requests take to arrive
 	alone, paired := kdfRuns.alone.Load(), kdfRuns.paired.Load()
+	busy := occupyCores()
+	if a := kdfRuns.alone.Load() - alone; a != 2 {
+		t.Errorf("%d requests running alone on two free cores, want 2", a)
+	}
 	p := Params{LogN: 12, R: 8, P: 1}
 	var wg sync.WaitGroup
-	for i := range 5 {
+	for i := range 4 {
 		wg.Go(func() {
 			pass, salt := randomBytes(8+i, uint64(i)), randomBytes(32, uint64(200+i))
 			if got, want := mustKDF(pairedKDF(context.Background(), pass, salt, p)), portableKDF(pass, salt, p.LogN, 8, 1); !bytes.Equal(got, want) {
@@ -117,9 +122,27 @@ func TestKDFRequestsPairUp(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if a, b := kdfRuns.alone.Load()-alone, kdfRuns.paired.Load()-paired; a != 1 || b != 2 {
-		t.Errorf("%d alone and %d pairs, want 1 and 2", a, b)
+	busy.Wait()
+	if a, b := kdfRuns.alone.Load()-alone, kdfRuns.paired.Load()-paired; a != 2 || b != 2 {
+		t.Errorf("%d alone and %d pairs, want 2 and 2", a, b)
 	}
+}
+
+// occupyCores starts a derivation on every core (at parameters no test
+// request shares, so that none pairs with them) and returns once they
+// run; they take a few tenths of a second.
+func occupyCores() *sync.WaitGroup {
+	p := Params{LogN: 16, R: 8, P: 1}
+	var wg sync.WaitGroup
+	start := kdfRuns.alone.Load()
+	cores := int64(runtime.GOMAXPROCS(0))
+	for i := range cores {
+		wg.Go(func() { mustKDF(pairedKDF(context.Background(), []byte{byte(i)}, []byte("busy"), p)) })
+	}
+	for kdfRuns.alone.Load()-start < cores {
+		runtime.Gosched()
+	}
+	return &wg
 }
 
 func mustKDF(dk []byte, err error) []byte {
@@ -171,6 +194,8 @@ func TestKDFCancel(t *testing.T) {
 	}
 
 	pairWait = func(Params) time.Duration { return 2 * time.Second } // a pair
+	busy := occupyCores()                                            // so that the two queue
+	defer busy.Wait()
 	var wg sync.WaitGroup
 	ctxA, cancelA := context.WithCancel(context.Background())
 	wg.Go(func() {
@@ -236,5 +261,27 @@ func TestPairWaitIsCapped(t *testing.T) {
 	probe := Params{LogN: 12, R: 8, P: 1}
 	if got, want := pairWait(probe), estimateProbe/8; got != want {
 		t.Errorf("wait at %v: %v, want an eighth of its estimate, %v", probe, got, want)
+	}
+}
+
+// A queued request whose runner waits for a partner runs alone as soon as
+// another core comes free, however long the wait would have been.
+func TestKDFWaitEndsWhenACoreFrees(t *testing.T) {
+	if Lanes < 2 {
+		t.Skip("this CPU has no AVX2: derivations never pair")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	defer func(w func(Params) time.Duration) { pairWait = w }(pairWait)
+	pairWait = func(Params) time.Duration { return time.Hour }
+	busy := occupyCores()
+	alone := kdfRuns.alone.Load()
+	pass, salt := []byte("lone"), []byte("salt")
+	p := Params{LogN: 12, R: 8, P: 1}
+	if got, want := mustKDF(pairedKDF(context.Background(), pass, salt, p)), portableKDF(pass, salt, p.LogN, 8, 1); !bytes.Equal(got, want) {
+		t.Errorf("key %x, want %x", got, want)
+	}
+	busy.Wait()
+	if a := kdfRuns.alone.Load() - alone; a != 1 {
+		t.Errorf("%d derivations alone since the cores were busy, want 1", a)
 	}
 }

@@ -20,11 +20,16 @@ var Lanes = func() int {
 }()
 
 // The derivations callers ask for concurrently (pairedKDF) are run by at
-// most one runner per core, each taking the oldest request with a partner
-// of the same parameters when there is one. Two keys from one kdf2 pass
-// cost about what one alone does, so pairing is worth a short wait; more
-// runners than cores would only time-slice, finish the key needed next
-// later, and fault in more fresh work areas (each 128·r·N bytes).
+// most one runner per core. A request that finds a core free runs on it at
+// once, alone: the other cores may be idle, and two keys on two cores come
+// sooner than a pair on one (which must also fault in two work areas
+// before it starts). Requests that find every core busy queue, and a
+// runner that comes free takes the oldest with a partner of the same
+// parameters when there is one: two keys from one kdf2 pass cost about
+// what one alone does, so once the cores are the limit pairing is worth a
+// short wait. More runners than cores would only time-slice, finish the
+// key needed next later, and fault in more fresh work areas (each 128·r·N
+// bytes); queued requests reuse the areas of those before them.
 //
 // Requests run oldest first: a reader asks for chunk keys in the order it
 // needs them.
@@ -39,14 +44,24 @@ type request struct {
 // dropped reports whether the caller has given up on the request.
 func (r *request) dropped() bool { return r.ctx.Err() != nil }
 
-var kdfQueue struct {
+var kdfQueue kdfQueueState
+
+type kdfQueueState struct {
 	mu      sync.Mutex
 	pending []*request
 	runners int // started and not yet out of work
 	waiting int // runners holding one request while waiting for a partner
-	// arrived is closed (and replaced) when a request comes, to wake
-	// runners waiting for a partner.
+	// arrived is closed (and replaced) when a request comes or a runner
+	// ends, to wake runners waiting for a partner.
 	arrived chan struct{}
+}
+
+// wake wakes the runners waiting for a partner. kdfQueue.mu is held.
+func (q *kdfQueueState) wake() {
+	if q.arrived != nil {
+		close(q.arrived)
+		q.arrived = nil
+	}
 }
 
 // pairWait is how long a runner holding one request waits for a partner
@@ -80,16 +95,14 @@ func pairedKDF(ctx context.Context, pass, salt []byte, p Params) ([]byte, error)
 	me := &request{ctx: ctx, pass: pass, salt: salt, p: p, done: make(chan struct{})}
 	q := &kdfQueue
 	q.mu.Lock()
-	q.pending = append(q.pending, me)
-	if q.arrived != nil {
-		close(q.arrived)
-		q.arrived = nil
-	}
-	// A waiting runner takes this request as its partner; else a new
-	// runner starts if a core is free.
+	// A waiting runner takes this request as its partner; else it runs on
+	// a free core; else it queues.
 	if q.waiting == 0 && q.runners < runtime.GOMAXPROCS(0) {
 		q.runners++
-		go runKDFs()
+		go runKDFs(me)
+	} else {
+		q.pending = append(q.pending, me)
+		q.wake()
 	}
 	q.mu.Unlock()
 	select {
@@ -110,19 +123,25 @@ func pairedKDF(ctx context.Context, pass, salt []byte, p Params) ([]byte, error)
 	return me.dk, nil
 }
 
-// runKDFs runs pending requests, a pair at a time where it can, until none
-// is left.
-func runKDFs() {
+// runKDFs runs first alone, then pending requests, a pair at a time where
+// it can, until none is left.
+func runKDFs(first *request) {
 	q := &kdfQueue
-	q.mu.Lock()
-	for len(q.pending) > 0 {
-		a := q.pending[0]
-		q.pending = q.pending[1:]
-		b := takePartner(a.p)
-		if b == nil {
-			b = waitForPartner(a.p)
+	a := first
+	for {
+		var b *request
+		if a == nil {
+			q.mu.Lock()
+			if len(q.pending) == 0 {
+				break
+			}
+			a = q.pending[0]
+			q.pending = q.pending[1:]
+			if b = takePartner(a.p); b == nil && q.runners >= runtime.GOMAXPROCS(0) {
+				b = waitForPartner(a.p)
+			}
+			q.mu.Unlock()
 		}
-		q.mu.Unlock()
 		if b == nil {
 			kdfRuns.alone.Add(1)
 			a.dk = kdfUntil(a.pass, a.salt, a.p.LogN, int(a.p.R), int(a.p.P), a.dropped)
@@ -136,9 +155,10 @@ func runKDFs() {
 			kdfRuns.stopped.Add(1)
 		}
 		close(a.done)
-		q.mu.Lock()
+		a = nil
 	}
 	q.runners--
+	q.wake() // a runner waiting for a partner now has a free core instead
 	q.mu.Unlock()
 }
 
@@ -156,7 +176,9 @@ func takePartner(p Params) *request {
 }
 
 // waitForPartner waits up to pairWait(p) for a request with parameters p
-// and takes it, or returns nil. kdfQueue.mu is held on entry and on return.
+// and takes it, or returns nil: also as soon as a core comes free, since
+// the request then runs sooner alone. kdfQueue.mu is held on entry and on
+// return.
 func waitForPartner(p Params) *request {
 	q := &kdfQueue
 	q.waiting++
@@ -181,6 +203,9 @@ func waitForPartner(p Params) *request {
 		q.mu.Lock()
 		if b := takePartner(p); b != nil {
 			return b
+		}
+		if q.runners < runtime.GOMAXPROCS(0) {
+			return nil
 		}
 	}
 }
