@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
 	"pedos.dev/backup/internal/restore"
+	"pedos.dev/backup/internal/scryptenc"
 	"pedos.dev/backup/internal/testutil"
 )
 
@@ -709,4 +711,53 @@ func recoveredDB(t *testing.T, dir string) *host.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// OpenChain, given the newest archive, finds the others beside it and
+// returns them in chain order; when one of them is damaged, the error
+// names that archive and the cause.
+func TestOpenChainInOrderOrNamesTheDamagedArchive(t *testing.T) {
+	c := newChainHost(t)
+	_, full := c.backup()
+	locs := []string{full.Location}
+	for _, change := range c.changes()[:2] {
+		change()
+		_, res := c.backup()
+		locs = append(locs, res.Location)
+	}
+	openNewest := func() *restore.Backup { return openLinks(t, locs[len(locs)-1:])[0] }
+	sopts := restore.SourceOptions{Host: c.h}
+	oopts := restore.OpenOptions{Passphrase: testPass}
+	ch, err := restore.OpenChain(t.Context(), openNewest(), restore.Location{Path: locs[len(locs)-1]}, sopts, oopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for i, l := range ch.Links {
+		got = append(got, l.Header.BackupID)
+		want = append(want, openLinks(t, locs[i:i+1])[0].Header.BackupID)
+	}
+	ch.Close()
+	if !slices.Equal(got, want) {
+		t.Errorf("chain opened as %v, want %v", got, want)
+	}
+
+	// Damage the ciphertext of the first increment's qubes.xml: its
+	// unauthenticated header still places it in the chain.
+	data, err := os.ReadFile(locs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(data, []byte("qubes.xml.000.enc"))
+	if at < 0 {
+		t.Fatal("no qubes.xml.000.enc member")
+	}
+	data[(at/512+1)*512+scryptenc.HeaderSize+10] ^= 1
+	if err := os.WriteFile(locs[1], data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = restore.OpenChain(t.Context(), openNewest(), restore.Location{Path: locs[len(locs)-1]}, sopts, oopts)
+	if err == nil || errors.Is(err, restore.ErrCancelled) || !strings.Contains(err.Error(), locs[1]) || !strings.Contains(err.Error(), "qubes.xml") {
+		t.Errorf("a damaged archive in the chain: %v", err)
+	}
 }
