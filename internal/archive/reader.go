@@ -42,6 +42,9 @@ type ReaderOptions struct {
 	// (the header's, which the chunks share) before the first runs, from
 	// bytes not yet authenticated: a costly or forged archive shows.
 	KeyCost func(scryptenc.Params)
+	// Buffers, if set, is a pool of chunk buffers this reader shares with
+	// readers before and after it (see BufferPool); nil: its own.
+	Buffers *BufferPool
 }
 
 // DefaultMaxChunkSize admits chunks of up to 256 MiB: the reference
@@ -73,18 +76,15 @@ type Reader struct {
 	// authentication key is derived from it.
 	headerKey *scryptenc.Key
 
-	jobs   chan *chunkJob
-	bufs   chan struct{}   // one token per chunk buffer in use
-	free   chan []byte     // released chunk buffers
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	abort  <-chan struct{} // ctx.Done()
-	kdf    chan struct{}   // one token per running key derivation
+	jobs    chan *chunkJob
+	buffers *BufferPool     // chunk buffers: its own or shared
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
+	abort   <-chan struct{} // ctx.Done()
+	kdf     chan struct{}   // one token per running key derivation
 
 	kdfMemory    *semaphore.Weighted // MiB of key-derivation memory in use
 	kdfBudgetMiB int64
-	bufMemory    *semaphore.Weighted // bytes of chunk buffers allocated
-	bufBudget    int64
 	// peakKDFMiB is the most derivation memory held at once (for tests).
 	kdfInUse, peakKDFMiB int64
 
@@ -102,6 +102,9 @@ type Reader struct {
 	producing string
 	// pastFiles: the producer has passed the last file (at the manifest).
 	pastFiles bool
+	// inputRead is closed when the producer stops reading the input: at
+	// its end, or at a failure.
+	inputRead chan struct{}
 
 	// claimed is backup-header as read, before it is proven: the producer
 	// starts with its backup id while the header's own key derivation
@@ -147,11 +150,15 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 		opts.MaxMemory = defaultBudget()
 	}
 	r := &Reader{
-		opts:  opts,
-		outer: NewOuterReader(in),
-		jobs:  make(chan *chunkJob, readDerivations(opts.Workers)+1),
-		free:  make(chan []byte, readDerivations(opts.Workers)+3),
-		kdf:   make(chan struct{}, readDerivations(opts.Workers)),
+		opts:      opts,
+		outer:     NewOuterReader(in),
+		jobs:      make(chan *chunkJob, readDerivations(opts.Workers)+1),
+		buffers:   opts.Buffers,
+		kdf:       make(chan struct{}, readDerivations(opts.Workers)),
+		inputRead: make(chan struct{}),
+	}
+	if r.buffers == nil {
+		r.buffers = &BufferPool{}
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.abort = r.ctx.Done()
@@ -191,9 +198,10 @@ func (r *Reader) planMemory(mac []byte) error {
 	if err != nil {
 		return err
 	}
-	r.bufs = make(chan struct{}, plan.buffers)
-	r.bufBudget = int64(plan.buffers) * chunk
-	r.bufMemory = semaphore.NewWeighted(r.bufBudget)
+	// A shared pool keeps the size the first of its readers planned: the
+	// archives of a chain have the same chunk size and, as their writer
+	// made them, the same scrypt cost.
+	r.buffers.size(plan.buffers, int64(plan.buffers)*chunk, kdfs+3)
 	r.kdfBudgetMiB = max(int64(plan.kdfs)*((kdf+1<<20-1)>>20), 1)
 	r.kdfMemory = semaphore.NewWeighted(r.kdfBudgetMiB)
 	return nil
@@ -285,17 +293,20 @@ func (r *Reader) Seen() []ManifestFile {
 // Close stops reading ahead. It does not close the input. The idle chunk
 // buffers are let go at once: a closed reader may stay referenced for a
 // while (the older archives of a chain, until the restore ends), and its
-// buffers of up to 256 MiB each should not.
+// buffers of up to 256 MiB each should not. A shared pool's buffers stay
+// for its other readers: its owner drains it.
 func (r *Reader) Close() error {
 	r.cancel()
-	for {
-		select {
-		case <-r.free:
-		default:
-			return nil
-		}
+	if !r.buffers.shared {
+		r.buffers.Drain()
 	}
+	return nil
 }
+
+// InputRead is closed once the reader has stopped reading its input: it
+// has read it to the end, or met a failure. It then takes no more chunk
+// buffers: the next reader of a BufferPool may start.
+func (r *Reader) InputRead() <-chan struct{} { return r.inputRead }
 
 func (r *Reader) readSmall(want string, limit int64) ([]byte, error) {
 	name, size, err := r.outer.Next()
@@ -504,6 +515,7 @@ func (r *Reader) recordTrailer(file string, index int, size int64, trailer strin
 // terminal job carrying the error, delivered after the chunks before it.
 func (r *Reader) produce() {
 	err := r.produceAll()
+	close(r.inputRead)
 	if err == nil {
 		err = io.EOF
 	}
@@ -740,14 +752,14 @@ func (t *tailWriter) last() []byte {
 // readChunk buffers one selected chunk and starts its decryption.
 func (r *Reader) readChunk(file string, index int, size int64) error {
 	select {
-	case r.bufs <- struct{}{}:
+	case r.buffers.slots <- struct{}{}:
 	case <-r.abort:
 		return errAborted
 	}
 	name := ChunkName(file, index)
 	enc, err := r.buffer(name+".enc", size)
 	if err != nil {
-		<-r.bufs
+		<-r.buffers.slots
 		return err
 	}
 	// The key derivation needs only the 96-byte scrypt header, so it runs
@@ -755,13 +767,13 @@ func (r *Reader) readChunk(file string, index int, size int64) error {
 	// source, reading 100 MiB takes as long as the derivation.
 	head := enc[:scryptenc.HeaderSize] // chunks are at least 128 bytes
 	if _, err := io.ReadFull(r.outer, head); err != nil {
-		<-r.bufs
+		<-r.buffers.slots
 		return fmt.Errorf("reading %s.enc: %w", name, err)
 	}
 	select {
 	case r.kdf <- struct{}{}:
 	case <-r.abort:
-		<-r.bufs
+		<-r.buffers.slots
 		return errAborted
 	}
 	var key *scryptenc.Key
@@ -773,7 +785,7 @@ func (r *Reader) readChunk(file string, index int, size int64) error {
 	}()
 	if _, err := io.ReadFull(r.outer, enc[scryptenc.HeaderSize:]); err != nil {
 		<-keyReady // it reads the buffer's head
-		<-r.bufs
+		<-r.buffers.slots
 		return fmt.Errorf("reading %s.enc: %w", name, err)
 	}
 	r.record(file, index, enc)
@@ -814,32 +826,26 @@ func (r *Reader) nextJob() (*chunkJob, error) {
 // Buffers count against the budget's share for them while they exist,
 // free or in use; when a new one does not fit, the free ones go first.
 func (r *Reader) buffer(name string, size int64) ([]byte, error) {
+	pool := r.buffers
 	select {
-	case b := <-r.free:
+	case b := <-pool.free:
 		if int64(cap(b)) >= size {
 			return b[:size], nil
 		}
-		r.bufMemory.Release(int64(cap(b)))
+		pool.memory.Release(int64(cap(b)))
 	default:
 	}
-	if size > r.bufBudget {
-		return nil, &memlimit.BudgetError{What: "reading " + name, Need: size, Budget: r.bufBudget,
+	if size > pool.budget {
+		return nil, &memlimit.BudgetError{What: "reading " + name, Need: size, Budget: pool.budget,
 			Detail: "the share of the budget left for chunk buffers"}
 	}
 	capacity := max(size, int64(r.cut)+scryptenc.Overhead)
-	if capacity > r.bufBudget {
+	if capacity > pool.budget {
 		capacity = size
 	}
-	if !r.bufMemory.TryAcquire(capacity) {
-		for dropped := true; dropped; {
-			select {
-			case b := <-r.free:
-				r.bufMemory.Release(int64(cap(b)))
-			default:
-				dropped = false
-			}
-		}
-		if err := r.bufMemory.Acquire(r.ctx, capacity); err != nil {
+	if !pool.memory.TryAcquire(capacity) {
+		pool.Drain()
+		if err := pool.memory.Acquire(r.ctx, capacity); err != nil {
 			return nil, errAborted
 		}
 	}
@@ -852,12 +858,12 @@ func (r *Reader) release(j *chunkJob) {
 		<-j.done
 		j.plain = nil
 		select {
-		case r.free <- j.buf:
+		case r.buffers.free <- j.buf:
 		default:
-			r.bufMemory.Release(int64(cap(j.buf)))
+			r.buffers.memory.Release(int64(cap(j.buf)))
 		}
 		j.buf = nil
-		<-r.bufs
+		<-r.buffers.slots
 	}
 }
 

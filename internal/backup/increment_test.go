@@ -352,10 +352,29 @@ func sameRecord(t *testing.T, c *chainHost, digests map[string]*chain.Digests) {
 }
 
 // restoreChain opens the archives at locs, oldest first, and restores the
-// newest's VMs with its chain into h, as qvm-backup-restore does.
+// newest's VMs with that chain into h.
 func restoreChain(t *testing.T, h *host.Host, locs []string) (*restore.Result, error) {
 	t.Helper()
-	links := openLinks(t, locs)
+	return restoreLinks(t, h, openLinks(t, locs))
+}
+
+// restoreFoundChain restores the VMs of the archive at newest into h with
+// the chain OpenChain finds beside it, as qvm-backup-restore does.
+func restoreFoundChain(t *testing.T, h *host.Host, newest string) (*restore.Result, error) {
+	t.Helper()
+	ch, err := restore.OpenChain(t.Context(), openLinks(t, []string{newest})[0], restore.Location{Path: newest},
+		restore.SourceOptions{Host: h}, restore.OpenOptions{Passphrase: testPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	return restoreLinks(t, h, ch.Links)
+}
+
+// restoreLinks restores the VMs of the newest of links, a chain oldest
+// first, into h.
+func restoreLinks(t *testing.T, h *host.Host, links []*restore.Backup) (*restore.Result, error) {
+	t.Helper()
 	plan, err := restore.NewPlan(h, links[len(links)-1], restore.PlanOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -502,7 +521,7 @@ func TestIncrementalChainRestore(t *testing.T) {
 		_, res := c.backup()
 		locs = append(locs, res.Location)
 		target := freshHost(t)
-		got, err := restoreChain(t, target, locs)
+		got, err := restoreFoundChain(t, target, locs[len(locs)-1])
 		if err != nil {
 			t.Fatalf("restoring the chain up to increment %d: %v (%+v)", k+1, err, got)
 		}

@@ -94,6 +94,10 @@ type OpenOptions struct {
 	// hundred MiB) meanwhile: right for the archive read next, a waste
 	// for an archive of a chain that waits for the ones before it.
 	Lazy bool
+
+	// buffers is the chunk buffer pool the older archives of a chain
+	// share (OpenChain); nil: the reader's own.
+	buffers *archive.BufferPool
 }
 
 // Ref is a property that names a VM. Set false: the property is not
@@ -170,8 +174,12 @@ type Backup struct {
 	Chain *chain.Map
 
 	reader stream
-	opened atomic.Bool // Open has returned
-	lazy   bool        // OpenOptions.Lazy
+	// inputRead is closed once the reader has read its whole input
+	// (archive.Reader.InputRead); nil for formats 1 to 3.
+	inputRead <-chan struct{}
+	buffers   *archive.BufferPool // OpenOptions.buffers
+	opened    atomic.Bool         // Open has returned
+	lazy      bool                // OpenOptions.Lazy
 
 	mu       sync.Mutex
 	ready    chan struct{} // closed once the selection is known
@@ -194,7 +202,7 @@ func Open(ctx context.Context, r io.Reader, opts OpenOptions) (*Backup, error) {
 }
 
 func open(r io.Reader, opts OpenOptions) (*Backup, error) {
-	b := &Backup{ready: make(chan struct{}), closed: make(chan struct{}), lazy: opts.Lazy}
+	b := &Backup{ready: make(chan struct{}), closed: make(chan struct{}), lazy: opts.Lazy, buffers: opts.buffers}
 	br := bufio.NewReaderSize(r, 64<<10)
 	version, err := legacy.Detect(br)
 	if err != nil {
@@ -209,12 +217,14 @@ func open(r io.Reader, opts OpenOptions) (*Backup, error) {
 			MaxChunkSize: opts.MaxChunkSize,
 			MaxMemory:    opts.MaxMemory,
 			KeyCost:      opts.KeyCost,
+			Buffers:      opts.buffers,
 			Select:       b.selectFile,
 		})
 		if err != nil {
 			return nil, err
 		}
 		b.reader = format4{ar}
+		b.inputRead = ar.InputRead()
 		b.Header = ar.Header()
 		if b.Header.Base != "" {
 			b.Chain, err = readMap(ar, b.Header.Base)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"pedos.dev/backup/internal/archive"
 	"pedos.dev/backup/internal/chain"
 	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/host"
@@ -89,24 +90,36 @@ func chainPlan(links []*Backup, plan *Plan) (*Backup, error) {
 type Chain struct {
 	Links   []*Backup
 	sources []*Source
+	// buffers are the chunk buffers the older archives share, each
+	// taking them in turn (readLinks).
+	buffers *archive.BufferPool
 }
 
 // Close closes every archive of the chain but the increment (its caller
 // opened it) and their sources.
 func (c *Chain) Close() {
 	for _, l := range c.Links[:len(c.Links)-1] {
-		l.Close()
+		if l != nil {
+			l.Close()
+		}
 	}
 	for _, s := range c.sources {
 		s.Close()
 	}
+	c.buffers.Drain()
 }
 
 // OpenChain finds (ChainOf) and opens, with opts, the older archives of
 // the chain of newest, an increment opened from loc, and checks the
 // chain's order from their authenticated headers (CheckChain). Each
-// opening derives the archive's first keys. Only the full backup, read
-// first, reads ahead; the increments after it open lazily (OpenOptions.Lazy).
+// opening derives the archive's first keys.
+//
+// The older archives share one pool of chunk buffers, so that each can
+// start reading while the one before it drains (readLinks) and the chain
+// holds no more buffers than one archive would. The increments open
+// lazily (OpenOptions.Lazy) and first: opening reads their qubes.xml
+// through the pool, which the full backup, opened last and reading ahead
+// (it is read first), then fills.
 func OpenChain(ctx context.Context, newest *Backup, loc Location, sopts SourceOptions, opts OpenOptions) (*Chain, error) {
 	if newest.Chain == nil {
 		return nil, errors.New("restore: the backup is not an increment")
@@ -115,24 +128,23 @@ func OpenChain(ctx context.Context, newest *Backup, loc Location, sopts SourceOp
 	if err != nil {
 		return nil, err
 	}
-	c := &Chain{}
-	for i, l := range locs {
+	c := &Chain{Links: make([]*Backup, len(locs), len(locs)+1), buffers: archive.NewBufferPool()}
+	c.Links = append(c.Links, newest) // what Close leaves open
+	opts.buffers = c.buffers
+	for i := len(locs) - 1; i >= 0; i-- {
+		l := locs[i]
 		src, err := OpenSource(ctx, l, sopts)
 		if err == nil {
 			c.sources = append(c.sources, src)
-			var b *Backup
 			lazy := opts
 			lazy.Lazy = i > 0
-			if b, err = src.Open(ctx, lazy); err == nil {
-				c.Links = append(c.Links, b)
+			if c.Links[i], err = src.Open(ctx, lazy); err == nil {
 				continue
 			}
 		}
-		c.Links = append(c.Links, newest) // what Close leaves open
 		c.Close()
 		return nil, fmt.Errorf("opening %s of the chain: %w", l.Path, err)
 	}
-	c.Links = append(c.Links, newest)
 	if err := CheckChain(c.Links); err != nil {
 		c.Close()
 		return nil, err
@@ -313,25 +325,67 @@ func (cf *chainFiles) readLinks(ctx context.Context, links []*Backup, do chainHa
 		}
 	}
 	cf.emit("", "")
-	for i, l := range links[:len(links)-1] {
-		if err := cf.readLink(ctx, l, need[i], do); err != nil {
+	older := links[:len(links)-1]
+	started := make([]chan error, len(older))
+	for i, l := range older {
+		started[i] = make(chan error, 1)
+		if i == 0 {
+			started[i] <- l.start(l.selectedBy(need[i]))
+		} else {
+			go startAfter(older[i-1], l, need[i], started[i])
+		}
+	}
+	for i, l := range older {
+		if err := cf.readLink(ctx, l, need[i], started[i], do); err != nil {
 			return fmt.Errorf("archive %s of the chain: %w", l.Header.BackupID, err)
 		}
-		// The archive just closed leaves its chunk buffers (hundreds of
-		// MiB) as garbage, which the collector would let pile up to twice
-		// the live heap: collect it before the next archive allocates its
-		// own, so that a chain peaks as its largest archive does.
+	}
+	// The older archives' chunk buffers (hundreds of MiB) are idle now:
+	// let them go and collect them before the newest archive allocates
+	// its own, so that a chain peaks as its largest archive does.
+	if len(older) > 0 {
+		older[0].buffers.Drain()
 		runtime.GC()
 	}
 	return nil
 }
 
+// startAfter starts the data pass of next, wanting the files in want, as
+// soon as prev has read its whole input, and sends how that went. Its
+// first key derivations then run while prev's last chunks are still being
+// decompressed and applied, on cores prev no longer needs; sharing prev's
+// buffer pool, it takes only the buffers prev gives back. Archives with
+// buffers of their own (not opened by OpenChain) take turns whole: next
+// starts once prev is closed, as it is too on a failure.
+func startAfter(prev, next *Backup, want map[string]bool, started chan<- error) {
+	ahead := prev.inputRead
+	if prev.buffers == nil || prev.buffers != next.buffers {
+		ahead = nil // never ready
+	}
+	select {
+	case <-ahead:
+	case <-prev.closed:
+	}
+	// The garbage prev's reading left (decompressor state, dropped
+	// buffers) would pile up beside the pool's live buffers until the
+	// heap doubled them: collect it before next takes over.
+	runtime.GC()
+	started <- next.start(next.selectedBy(want))
+}
+
 // readLink reads one older archive of the chain: the files in want go to
-// do, every other file is read (and so authenticated) and dropped.
-func (cf *chainFiles) readLink(ctx context.Context, b *Backup, want map[string]bool, do chainHandler) error {
+// do, every other file is read (and so authenticated) and dropped; started
+// says how starting its data pass went.
+func (cf *chainFiles) readLink(ctx context.Context, b *Backup, want map[string]bool, started <-chan error, do chainHandler) error {
 	defer b.Close()
 	defer context.AfterFunc(ctx, func() { b.Close() })()
-	if err := b.start(b.selectedBy(want)); err != nil {
+	var err error
+	select {
+	case err = <-started:
+	case <-ctx.Done():
+		return cancelled(ctx)
+	}
+	if err != nil {
 		return err
 	}
 	applied := map[string]bool{}

@@ -3,7 +3,6 @@ package restore
 import (
 	"bytes"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,13 +95,7 @@ func TestOpenWrongPassphrase(t *testing.T) {
 // otherwise reads ahead meanwhile.
 func TestLazyOpenReadsNoData(t *testing.T) {
 	data, _ := goodArchive(t)
-	var metadata int // header, its .hmac and qubes.xml's member
-	for _, m := range splitArchive(t, data) {
-		metadata += len(m.data)
-		if strings.HasPrefix(m.name, archive.QubesXMLName) {
-			break
-		}
-	}
+	metadata := metadataEnd(t, data)
 	slack := metadata + 128<<10 // buffered reads, a member header
 	if len(data) < slack+1<<20 {
 		t.Fatalf("the archive (%d bytes) has too little data after its metadata (%d bytes)", len(data), metadata)
