@@ -17,18 +17,17 @@ import (
 // Only one reader may be taking buffers at a time (each starts once the
 // one before it has read its whole input, Reader.InputRead); two readers
 // taking buffers could each hold some while waiting for the rest.
+//
+// The zero BufferPool is ready for use: the first reader to plan its
+// memory sizes it, and its share of its budget for chunk buffers becomes
+// the pool's.
 type BufferPool struct {
 	mu     sync.Mutex    // guards the sizing; the fields do not change after
 	slots  chan struct{} // one token per chunk buffer in use
 	free   chan []byte   // released chunk buffers
 	memory *semaphore.Weighted
 	budget int64 // bytes of chunk buffers that may exist at once
-	shared bool  // the readers must leave the free buffers to Drain
 }
-
-// NewBufferPool returns a pool that the first reader to plan its memory
-// sizes: its share of its budget for chunk buffers becomes the pool's.
-func NewBufferPool() *BufferPool { return &BufferPool{shared: true} }
 
 // size sets the pool's size once: buffers chunk buffers in use at once,
 // budget bytes of them allocated, up to spare of them kept for reuse.

@@ -297,7 +297,7 @@ func (r *Reader) Seen() []ManifestFile {
 // for its other readers: its owner drains it.
 func (r *Reader) Close() error {
 	r.cancel()
-	if !r.buffers.shared {
+	if r.opts.Buffers == nil {
 		r.buffers.Drain()
 	}
 	return nil

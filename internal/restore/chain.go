@@ -128,7 +128,7 @@ func OpenChain(ctx context.Context, newest *Backup, loc Location, sopts SourceOp
 	if err != nil {
 		return nil, err
 	}
-	c := &Chain{Links: make([]*Backup, len(locs), len(locs)+1), buffers: archive.NewBufferPool()}
+	c := &Chain{Links: make([]*Backup, len(locs), len(locs)+1), buffers: &archive.BufferPool{}}
 	c.Links = append(c.Links, newest) // what Close leaves open
 	opts.buffers = c.buffers
 	for i := len(locs) - 1; i >= 0; i-- {

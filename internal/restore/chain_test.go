@@ -3,6 +3,7 @@ package restore
 import (
 	"bytes"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func TestChainArchivesTakeTurns(t *testing.T) {
 	for _, shared := range []bool{true, false} {
 		var pool *archive.BufferPool
 		if shared {
-			pool = archive.NewBufferPool()
+			pool = &archive.BufferPool{}
 		}
 		open := func(lazy bool) (*Backup, *atomic.Int64) {
 			var read atomic.Int64
@@ -83,7 +84,7 @@ func metadataEnd(t *testing.T, data []byte) int {
 	n := 0
 	for _, m := range splitArchive(t, data) {
 		n += len(m.data)
-		if bytes.HasPrefix([]byte(m.name), []byte(archive.QubesXMLName)) {
+		if strings.HasPrefix(m.name, archive.QubesXMLName) {
 			return n
 		}
 	}
