@@ -2,6 +2,7 @@ package chain
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -497,5 +498,23 @@ func TestRescan(t *testing.T) {
 	}
 	if _, err := Rescan(f, now.Size, base, make([]bool, len(now.Blocks))); err == nil {
 		t.Error("keeping blocks the base lacks was not refused")
+	}
+}
+
+// BlockSum's shortcut for zero blocks gives SHA-256's digest, and takes
+// only whole blocks of zeros.
+func TestBlockSum(t *testing.T) {
+	block := make([]byte, BlockSize)
+	cases := map[string][]byte{"zeros": block, "short zeros": block[:BlockSize-1], "empty": nil}
+	last := bytes.Clone(block)
+	last[BlockSize-1] = 1
+	cases["a one at the end"] = last
+	first := bytes.Clone(block)
+	first[0] = 1
+	cases["a one at the start"] = first
+	for name, p := range cases {
+		if got, want := BlockSum(p), sha256.Sum256(p); got != want {
+			t.Errorf("%s: %x, want %x", name, got, want)
+		}
 	}
 }
