@@ -80,89 +80,135 @@ func smix(b []byte, r, n int, v, x, y []uint32, stop func() bool) bool {
 	return true
 }
 
-// kdf2 derives two keys with the same parameters at once (blockMix2): on a
-// core that would otherwise wait on salsa20/8's dependency chain, the
-// second derivation costs little. Without AVX2 it derives them in turn.
-func kdf2(passA, saltA, passB, saltB []byte, logN uint8, r, p int) (dkA, dkB []byte) {
-	return kdf2Until(passA, saltA, passB, saltB, logN, r, p, nil)
+// derivation is one key derivation run step by step, so that a runner
+// (pairedKDF) can mix two that started at different times in one SIMD
+// BlockMix per step (blockMix2): the lanes are independent, only the
+// instruction stream is shared. Each step is one BlockMix of ROMix: steps
+// 0 to n-2 fill V, step n-1 makes X, steps n to 2n-1 mix X with V.
+type derivation struct {
+	req  *request
+	r, n int
+	b    []byte // PBKDF2's output: p blocks of 128·r bytes, mixed in turn
+	part int    // the block of b being mixed
+	i    int    // the next step
+	v    []uint32
+	free func()
+	x, y []uint32
 }
 
-// kdf2Until is kdf2 that gives up, returning nils, once stop reports true.
-func kdf2Until(passA, saltA, passB, saltB []byte, logN uint8, r, p int, stop func() bool) (dkA, dkB []byte) {
-	if !haveBlockMix2 {
-		if dkA = kdfUntil(passA, saltA, logN, r, p, stop); dkA == nil {
-			return nil, nil
-		}
-		if dkB = kdfUntil(passB, saltB, logN, r, p, stop); dkB == nil {
-			return nil, nil
-		}
-		return dkA, dkB
-	}
-	n := 1 << logN
-	bA := pbkdf2.Key(passA, saltA, 1, p*128*r, sha256.New)
-	bB := pbkdf2.Key(passB, saltB, 1, p*128*r, sha256.New)
-	vA, freeA := allocScratch(32 * r * n)
-	vB, freeB := allocScratch(32 * r * n)
-	lanes := [2]lane{{v: vA}, {v: vB}}
-	for i := range lanes {
-		lanes[i].x = make([]uint32, 32*r)
-		lanes[i].y = make([]uint32, 32*r)
-	}
-	for i := 0; i < p; i++ {
-		lanes[0].b = bA[i*128*r : (i+1)*128*r]
-		lanes[1].b = bB[i*128*r : (i+1)*128*r]
-		if !smix2(&lanes, r, n, stop) {
-			freeA()
-			freeB()
-			clear(bA)
-			clear(bB)
-			return nil, nil
-		}
-	}
-	freeA()
-	freeB()
-	dkA = pbkdf2.Key(passA, bA, 1, 64, sha256.New)
-	dkB = pbkdf2.Key(passB, bB, 1, 64, sha256.New)
-	clear(bA)
-	clear(bB)
-	return dkA, dkB
+// newDerivation starts the derivation req asks for: PBKDF2, and a work
+// area.
+func newDerivation(req *request) *derivation {
+	r, n := int(req.p.R), 1<<req.p.LogN
+	d := &derivation{req: req, r: r, n: n, b: pbkdf2.Key(req.pass, req.salt, 1, int(req.p.P)*128*r, sha256.New),
+		x: make([]uint32, 32*r), y: make([]uint32, 32*r)}
+	d.v, d.free = allocScratch(32 * r * n)
+	toDiagonal(d.block(), d.v, r) // V[0]
+	return d
 }
 
-// lane is one of the two derivations of smix2.
-type lane struct {
-	b       []byte // the 128·r-byte block being mixed
-	v, x, y []uint32
+// block is the part of b being mixed.
+func (d *derivation) block() []byte { return d.b[d.part*128*d.r : (d.part+1)*128*d.r] }
+
+// operands are those of the next step: out = BlockMix(in XOR xor), with
+// xor nil for none.
+func (d *derivation) operands() (in, xor, out *uint32) {
+	words := 32 * d.r
+	switch {
+	case d.i < d.n-1:
+		return &d.v[d.i*words], nil, &d.v[(d.i+1)*words]
+	case d.i == d.n-1:
+		return &d.v[d.i*words], nil, &d.x[0]
+	}
+	// Integerify: the first eight bytes of X's last block, which in the
+	// diagonal order are words 0 and 13 of that block.
+	last := (2*d.r - 1) * 16
+	j := (uint64(d.x[last]) | uint64(d.x[last+13])<<32) & uint64(d.n-1)
+	return &d.x[0], &d.v[int(j)*words], &d.y[0]
 }
 
-// smix2 is smix on two lanes at once.
-func smix2(l *[2]lane, r, n int, stop func() bool) bool {
-	words := 32 * r
-	for k := range l {
-		toDiagonal(l[k].b, l[k].x, r)
-		copy(l[k].v, l[k].x)
+// advance moves past the step just run, to the next block of b after the
+// last step of one; it reports whether the derivation's mixing is done.
+func (d *derivation) advance() bool {
+	if d.i >= d.n {
+		d.x, d.y = d.y, d.x
 	}
-	a, b := &l[0], &l[1]
-	for i := 0; i < n-1; i++ {
-		blockMix2(&a.v[i*words], &a.v[(i+1)*words], &b.v[i*words], &b.v[(i+1)*words], r)
-		if yieldEvery(i, stop) {
-			return false
-		}
+	if d.i++; d.i < 2*d.n {
+		return false
 	}
-	blockMix2(&a.v[(n-1)*words], &a.x[0], &b.v[(n-1)*words], &b.x[0], r)
-	last := (2*r - 1) * 16
-	xa, ya, xb, yb := a.x, a.y, b.x, b.y
-	for i := 0; i < n; i++ {
-		ja := (uint64(xa[last]) | uint64(xa[last+13])<<32) & uint64(n-1)
-		jb := (uint64(xb[last]) | uint64(xb[last+13])<<32) & uint64(n-1)
-		blockMixXor2(&xa[0], &a.v[int(ja)*words], &ya[0], &xb[0], &b.v[int(jb)*words], &yb[0], r)
-		xa, ya, xb, yb = ya, xa, yb, xb
-		if yieldEvery(i, stop) {
-			return false
-		}
+	fromDiagonal(d.x, d.block(), d.r)
+	if d.part++; d.part*128*d.r < len(d.b) {
+		d.i = 0
+		toDiagonal(d.block(), d.v, d.r)
+		return false
 	}
-	fromDiagonal(xa, a.b, r)
-	fromDiagonal(xb, b.b, r)
 	return true
+}
+
+// finish returns the key, once advance said done.
+func (d *derivation) finish() []byte {
+	d.free()
+	dk := pbkdf2.Key(d.req.pass, d.b, 1, 64, sha256.New)
+	clear(d.b)
+	return dk
+}
+
+// abandon drops the derivation's state.
+func (d *derivation) abandon() {
+	d.free()
+	clear(d.b)
+}
+
+// stepLanes runs the next step of a and of b (either may be nil; r is
+// theirs): both in one two-lane BlockMix when both run. zeros holds 32·r
+// zero words, what a lane that XORs nothing XORs in when the other lane
+// does.
+func stepLanes(a, b *derivation, r int, zeros []uint32) {
+	if a == nil {
+		a, b = b, nil
+	}
+	inA, xorA, outA := a.operands()
+	if b == nil {
+		if xorA == nil {
+			blockMix(inA, outA, r)
+		} else {
+			blockMixXor(inA, xorA, outA, r)
+		}
+		return
+	}
+	inB, xorB, outB := b.operands()
+	switch {
+	case xorA == nil && xorB == nil:
+		blockMix2(inA, outA, inB, outB, r)
+	default:
+		if xorA == nil {
+			xorA = &zeros[0]
+		}
+		if xorB == nil {
+			xorB = &zeros[0]
+		}
+		blockMixXor2(inA, xorA, outA, inB, xorB, outB, r)
+	}
+}
+
+// kdf2 derives two keys with the same parameters at once, in the two
+// lanes of one core (stepLanes): the second costs little. Without AVX2 it
+// derives them in turn.
+func kdf2(passA, saltA, passB, saltB []byte, logN uint8, r, p int) (dkA, dkB []byte) {
+	if !haveBlockMix2 {
+		return kdf(passA, saltA, logN, r, p), kdf(passB, saltB, logN, r, p)
+	}
+	params := Params{LogN: logN, R: uint32(r), P: uint32(p)}
+	a := newDerivation(&request{pass: passA, salt: saltA, p: params})
+	b := newDerivation(&request{pass: passB, salt: saltB, p: params})
+	for i := 0; ; i++ {
+		stepLanes(a, b, r, nil) // in step: neither XORs alone
+		b.advance()
+		if a.advance() {
+			return a.finish(), b.finish()
+		}
+		yieldEvery(i, nil)
+	}
 }
 
 // yieldEvery offers the scheduler a preemption point every 1024 BlockMix

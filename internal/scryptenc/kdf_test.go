@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 )
 
 // The SIMD derivation equals the reference implementation for many
@@ -95,54 +94,115 @@ func TestPairedKDF(t *testing.T) {
 	}
 }
 
-// Requests that find a core free run on it at once, alone; those that find
-// every core busy queue and run in pairs, at most one runner per core: on
-// two cores, two requests start alone, and four that come while those run
-// are two pairs, each caller with its own key.
-func TestKDFRequestsPairUp(t *testing.T) {
-	if Lanes < 2 {
-		t.Skip("this CPU has no AVX2: derivations never pair")
+// Two derivations in one runner's lanes need not start together: a lane
+// that joins at any step of the other (filling V, mixing, between two of
+// its p blocks) or with other parameters of the same r, gives each its
+// own key.
+func TestLanesAtAnyOffset(t *testing.T) {
+	if !haveBlockMix2 {
+		t.Skip("this CPU has no AVX2: derivations run alone")
 	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	defer func(w func(Params) time.Duration) { pairWait = w }(pairWait)
-	pairWait = func(Params) time.Duration { return 2 * time.Second } // far longer than the requests take to arrive
-	alone, paired := kdfRuns.alone.Load(), kdfRuns.paired.Load()
-	busy := occupyCores()
-	if a := kdfRuns.alone.Load() - alone; a != 2 {
-		t.Errorf("%d requests running alone on two free cores, want 2", a)
-	}
-	p := Params{LogN: 12, R: 8, P: 1}
-	var wg sync.WaitGroup
-	for i := range 4 {
-		wg.Go(func() {
-			pass, salt := randomBytes(8+i, uint64(i)), randomBytes(32, uint64(200+i))
-			if got, want := mustKDF(pairedKDF(context.Background(), pass, salt, p)), portableKDF(pass, salt, p.LogN, 8, 1); !bytes.Equal(got, want) {
-				t.Errorf("request %d: %x, want %x", i, got, want)
+	for _, c := range []struct {
+		a, b   Params
+		offset int // steps a runs before b joins
+	}{
+		{Params{LogN: 6, R: 8, P: 1}, Params{LogN: 6, R: 8, P: 1}, 0},
+		{Params{LogN: 6, R: 8, P: 1}, Params{LogN: 6, R: 8, P: 1}, 17},  // a fills V, b starts
+		{Params{LogN: 6, R: 8, P: 1}, Params{LogN: 6, R: 8, P: 1}, 64},  // a mixes, b fills V
+		{Params{LogN: 6, R: 8, P: 1}, Params{LogN: 6, R: 8, P: 1}, 100}, // the same, later
+		{Params{LogN: 5, R: 2, P: 3}, Params{LogN: 7, R: 2, P: 1}, 70},  // a on its second block
+		{Params{LogN: 8, R: 1, P: 1}, Params{LogN: 3, R: 1, P: 4}, 300},
+	} {
+		reqA := &request{pass: []byte("pass a"), salt: randomBytes(32, 1), p: c.a}
+		reqB := &request{pass: []byte("b"), salt: randomBytes(9, 2), p: c.b}
+		zeros := make([]uint32, 32*c.a.R)
+		a := newDerivation(reqA)
+		var b *derivation
+		var dkA, dkB []byte
+		for step := 0; dkA == nil || dkB == nil; step++ {
+			if step == c.offset {
+				b = newDerivation(reqB)
 			}
-		})
-	}
-	wg.Wait()
-	busy.Wait()
-	if a, b := kdfRuns.alone.Load()-alone, kdfRuns.paired.Load()-paired; a != 2 || b != 2 {
-		t.Errorf("%d alone and %d pairs, want 2 and 2", a, b)
+			stepLanes(a, b, int(c.a.R), zeros)
+			if a != nil && a.advance() {
+				dkA, a = a.finish(), nil
+			}
+			if b != nil && b.advance() {
+				dkB, b = b.finish(), nil
+			}
+		}
+		if want := portableKDF(reqA.pass, reqA.salt, c.a.LogN, int(c.a.R), int(c.a.P)); !bytes.Equal(dkA, want) {
+			t.Errorf("%v joined by %v after %d steps: first key %x, want %x", c.a, c.b, c.offset, dkA, want)
+		}
+		if want := portableKDF(reqB.pass, reqB.salt, c.b.LogN, int(c.b.R), int(c.b.P)); !bytes.Equal(dkB, want) {
+			t.Errorf("%v joined by %v after %d steps: second key %x, want %x", c.a, c.b, c.offset, dkB, want)
+		}
 	}
 }
 
-// occupyCores starts a derivation on every core (at parameters no test
-// request shares, so that none pairs with them) and returns once they
-// run; they take a few tenths of a second.
-func occupyCores() *sync.WaitGroup {
-	p := Params{LogN: 16, R: 8, P: 1}
-	var wg sync.WaitGroup
-	start := kdfRuns.alone.Load()
-	cores := int64(runtime.GOMAXPROCS(0))
-	for i := range cores {
-		wg.Go(func() { mustKDF(pairedKDF(context.Background(), []byte{byte(i)}, []byte("busy"), p)) })
+// A request joins a running runner's free lane rather than take another
+// core: requests that come one after another while the first runs share
+// its runner, and however many come at once there are never more runners
+// than cores, each caller with its own key.
+func TestKDFRequestsJoinLanes(t *testing.T) {
+	if Lanes < 2 {
+		t.Skip("this CPU has no AVX2: derivations run alone")
 	}
-	for kdfRuns.alone.Load()-start < cores {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	waitRunners()
+	p := Params{LogN: 14, R: 8, P: 1} // tens of milliseconds
+	derive := func(i int) {
+		pass, salt := randomBytes(8+i, uint64(i)), randomBytes(32, uint64(200+i))
+		if got, want := mustKDF(pairedKDF(context.Background(), pass, salt, p)), portableKDF(pass, salt, p.LogN, 8, 1); !bytes.Equal(got, want) {
+			t.Errorf("request %d: %x, want %x", i, got, want)
+		}
+	}
+
+	runners, joined := kdfRuns.runners.Load(), kdfRuns.joined.Load()
+	slow := Params{LogN: 17, R: 8, P: 1} // a few tenths of a second
+	first := make(chan []byte)
+	go func() { first <- mustKDF(pairedKDF(context.Background(), []byte("first"), []byte("salt"), slow)) }()
+	for kdfRuns.runners.Load() == runners {
 		runtime.Gosched()
 	}
-	return &wg
+	derive(1)
+	derive(2)
+	if got := kdfRuns.joined.Load() - joined; got != 2 {
+		t.Errorf("%d of two requests made while a derivation ran joined its runner, want 2", got)
+	}
+	if want := kdf([]byte("first"), []byte("salt"), slow.LogN, 8, 1); !bytes.Equal(<-first, want) {
+		t.Error("the first derivation's key is wrong")
+	}
+	if got := kdfRuns.runners.Load() - runners; got != 1 {
+		t.Errorf("%d runners for them, want 1", got)
+	}
+
+	waitRunners()
+	runners = kdfRuns.runners.Load()
+	var wg sync.WaitGroup
+	for i := range 9 {
+		wg.Go(func() { derive(i) })
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	peak := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			runtime.Gosched()
+		}
+		kdfQueue.mu.Lock()
+		peak = max(peak, kdfQueue.runners)
+		kdfQueue.mu.Unlock()
+	}
+	if peak > 2 {
+		t.Errorf("%d runners at once on two cores", peak)
+	}
+	if got := kdfRuns.runners.Load() - runners; got > 5 {
+		t.Errorf("%d runners for nine requests that came at once, want at most 5 (each runs two)", got)
+	}
 }
 
 func mustKDF(dk []byte, err error) []byte {
@@ -165,57 +225,39 @@ func waitRunners() {
 	}
 }
 
-// A caller that gives up gets its context's error, and the derivation
-// stops rather than running on for nobody; a pair stops only when both
-// callers gave up, so a partner still gets its key.
+// A caller that gives up gets its context's error, and its derivation
+// stops rather than running on for nobody; a derivation sharing the
+// runner goes on and gets its key.
 func TestKDFCancel(t *testing.T) {
 	if Lanes < 2 {
 		t.Skip("this CPU has no AVX2: derivations run in the caller")
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	defer func(w func(Params) time.Duration) { pairWait = w }(pairWait)
+	waitRunners()
 	p := DefaultParams // about a second here: far longer than cancelling takes
-
-	pairWait = func(Params) time.Duration { return 0 } // alone
-	stopped, alone, paired := kdfRuns.stopped.Load(), kdfRuns.alone.Load(), kdfRuns.paired.Load()
+	stopped, runners, joined := kdfRuns.stopped.Load(), kdfRuns.runners.Load(), kdfRuns.joined.Load()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, err := pairedKDF(ctx, []byte("p"), []byte("salt"), p); errc <- err }()
-	for kdfRuns.alone.Load() == alone { // cancel once it runs
+	for kdfRuns.runners.Load() == runners { // cancel once it runs
+		runtime.Gosched()
+	}
+	other := make(chan []byte, 1)
+	go func() { other <- mustKDF(pairedKDF(context.Background(), []byte("b"), []byte("salt"), p)) }()
+	for kdfRuns.joined.Load() == joined { // and once the other shares its runner
 		runtime.Gosched()
 	}
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled derivation: %v, want context.Canceled", err)
 	}
+	if want := kdf([]byte("b"), []byte("salt"), p.LogN, int(p.R), int(p.P)); !bytes.Equal(<-other, want) {
+		t.Error("the other derivation's key is wrong")
+	}
 	waitRunners()
 	if got := kdfRuns.stopped.Load() - stopped; got != 1 {
 		t.Errorf("%d derivations stopped, want the cancelled one", got)
 	}
-
-	pairWait = func(Params) time.Duration { return 2 * time.Second } // a pair
-	busy := occupyCores()                                            // so that the two queue
-	defer busy.Wait()
-	var wg sync.WaitGroup
-	ctxA, cancelA := context.WithCancel(context.Background())
-	wg.Go(func() {
-		// Its key was being made for the partner anyway: either answer.
-		if _, err := pairedKDF(ctxA, []byte("a"), []byte("salt"), p); err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("cancelled partner: %v", err)
-		}
-	})
-	wg.Go(func() {
-		defer cancelA()
-		got := mustKDF(pairedKDF(context.Background(), []byte("b"), []byte("salt"), p))
-		if want := kdf([]byte("b"), []byte("salt"), p.LogN, int(p.R), int(p.P)); !bytes.Equal(got, want) {
-			t.Errorf("partner's key %x, want %x", got, want)
-		}
-	})
-	for kdfRuns.paired.Load() == paired && !t.Failed() { // cancel A once the pair runs
-		runtime.Gosched()
-	}
-	cancelA()
-	wg.Wait()
 }
 
 // A running derivation lets garbage collections through: the runtime
@@ -245,43 +287,5 @@ func TestKDFLetsCollectionsRun(t *testing.T) {
 		default:
 		}
 		<-done
-	}
-}
-
-// A probe timed while the cores were busy makes Estimate far too high; a
-// lone request then still waits no longer than maxPairWait for a partner,
-// while cheap parameters keep their shorter wait.
-func TestPairWaitIsCapped(t *testing.T) {
-	Estimate(DefaultParams) // the probe has run, so the one set here stays
-	defer func(d time.Duration) { estimateProbe = d }(estimateProbe)
-	estimateProbe = 100 * time.Millisecond // seen under load; a few ms when idle
-	if got := pairWait(DefaultParams); got != maxPairWait {
-		t.Errorf("wait at %v with a slow probe: %v, want the cap %v", DefaultParams, got, maxPairWait)
-	}
-	probe := Params{LogN: 12, R: 8, P: 1}
-	if got, want := pairWait(probe), estimateProbe/8; got != want {
-		t.Errorf("wait at %v: %v, want an eighth of its estimate, %v", probe, got, want)
-	}
-}
-
-// A queued request whose runner waits for a partner runs alone as soon as
-// another core comes free, however long the wait would have been.
-func TestKDFWaitEndsWhenACoreFrees(t *testing.T) {
-	if Lanes < 2 {
-		t.Skip("this CPU has no AVX2: derivations never pair")
-	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	defer func(w func(Params) time.Duration) { pairWait = w }(pairWait)
-	pairWait = func(Params) time.Duration { return time.Hour }
-	busy := occupyCores()
-	alone := kdfRuns.alone.Load()
-	pass, salt := []byte("lone"), []byte("salt")
-	p := Params{LogN: 12, R: 8, P: 1}
-	if got, want := mustKDF(pairedKDF(context.Background(), pass, salt, p)), portableKDF(pass, salt, p.LogN, 8, 1); !bytes.Equal(got, want) {
-		t.Errorf("key %x, want %x", got, want)
-	}
-	busy.Wait()
-	if a := kdfRuns.alone.Load() - alone; a != 1 {
-		t.Errorf("%d derivations alone since the cores were busy, want 1", a)
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Lanes is how many key derivations one core runs at once: 2 with AVX2
-// (kdf2), else 1. Callers that derive many keys (one per chunk) run
-// Lanes × cores derivations concurrently, so that each core gets a pair.
+// (blockMix2), else 1. Callers that derive many keys (one per chunk) run
+// Lanes × cores derivations concurrently, so that each core can fill its
+// lanes.
 var Lanes = func() int {
 	if haveBlockMix2 {
 		return 2
@@ -20,19 +20,21 @@ var Lanes = func() int {
 }()
 
 // The derivations callers ask for concurrently (pairedKDF) are run by at
-// most one runner per core. A request that finds a core free runs on it at
-// once, alone: the other cores may be idle, and two keys on two cores come
-// sooner than a pair on one (which must also fault in two work areas
-// before it starts). Requests that find every core busy queue, and a
-// runner that comes free takes the oldest with a partner of the same
-// parameters when there is one: two keys from one kdf2 pass cost about
-// what one alone does, so once the cores are the limit pairing is worth a
-// short wait. More runners than cores would only time-slice, finish the
-// key needed next later, and fault in more fresh work areas (each 128·r·N
-// bytes); queued requests reuse the areas of those before them.
+// most one runner per core, each with two lanes: a step of each lane's
+// derivation per two-lane BlockMix. Two derivations in one runner cost
+// about what one alone does (salsa20/8 waits on its dependency chain; the
+// other lane fills the gaps), and a derivation that joins a runner's free
+// lane takes about as long as it would alone, whenever it joins: the lanes
+// need not start together. So a request joins a running runner's free lane
+// before it takes a core of its own, and takes a core only when every lane
+// is busy. The cores a restore's derivations then leave free decompress,
+// hash and write; when requests come one at a time they run as they would
+// alone, with no waiting for a partner. More runners than cores would only
+// time-slice, finish the key needed next later, and fault in more fresh
+// work areas (each 128·r·N bytes).
 //
-// Requests run oldest first: a reader asks for chunk keys in the order it
-// needs them.
+// Requests are taken oldest first: a reader asks for chunk keys in the
+// order it needs them.
 type request struct {
 	ctx        context.Context // the caller's: once done, the work is dropped
 	pass, salt []byte
@@ -42,7 +44,7 @@ type request struct {
 }
 
 // dropped reports whether the caller has given up on the request.
-func (r *request) dropped() bool { return r.ctx.Err() != nil }
+func (r *request) dropped() bool { return r.ctx != nil && r.ctx.Err() != nil }
 
 var kdfQueue kdfQueueState
 
@@ -50,41 +52,19 @@ type kdfQueueState struct {
 	mu      sync.Mutex
 	pending []*request
 	runners int // started and not yet out of work
-	waiting int // runners holding one request while waiting for a partner
-	// arrived is closed (and replaced) when a request comes or a runner
-	// ends, to wake runners waiting for a partner.
-	arrived chan struct{}
+	free    int // free lanes of the runners
+	// queued is len(pending), for runners to look at without the lock.
+	queued atomic.Int32
 }
 
-// wake wakes the runners waiting for a partner. kdfQueue.mu is held.
-func (q *kdfQueueState) wake() {
-	if q.arrived != nil {
-		close(q.arrived)
-		q.arrived = nil
-	}
-}
+// kdfRuns counts, for tests, the runners started, the derivations that
+// joined a runner already deriving, and those stopped because their
+// caller gave up.
+var kdfRuns struct{ runners, joined, stopped atomic.Int64 }
 
-// pairWait is how long a runner holding one request waits for a partner
-// with the same parameters before it runs the request alone: an eighth of
-// a derivation, less than the pair saves. Chunk requests of a streamed
-// archive come one chunk read apart (tens of milliseconds).
-//
-// The wait is capped: Estimate times its probe once, and a probe that ran
-// while both cores were busy (faulting in the first work areas, hashing)
-// was seen to come out twenty times too slow, so that a lone key waited
-// almost a second for a partner that was never coming.
-var pairWait = func(p Params) time.Duration { return min(Estimate(p)/8, maxPairWait) }
-
-const maxPairWait = 50 * time.Millisecond
-
-// kdfRuns counts the derivations runKDFs ran alone and in pairs, for tests.
-var kdfRuns struct{ alone, paired, stopped atomic.Int64 }
-
-// pairedKDF is kdf, run together with a concurrent request of the same
-// parameters when there is one (the chunk keys of a backup all share
-// their parameters). When ctx ends first it returns ctx's error: a
-// request still queued is dropped, a running one stops within a few
-// milliseconds (a pair only when both callers have given up).
+// pairedKDF is kdf, run in a lane of a runner (see request). When ctx ends
+// first it returns ctx's error: a request still queued is dropped, a
+// running one stops within a few milliseconds.
 func pairedKDF(ctx context.Context, pass, salt []byte, p Params) ([]byte, error) {
 	if Lanes < 2 {
 		if dk := kdfUntil(pass, salt, p.LogN, int(p.R), int(p.P), func() bool { return ctx.Err() != nil }); dk != nil {
@@ -95,14 +75,14 @@ func pairedKDF(ctx context.Context, pass, salt []byte, p Params) ([]byte, error)
 	me := &request{ctx: ctx, pass: pass, salt: salt, p: p, done: make(chan struct{})}
 	q := &kdfQueue
 	q.mu.Lock()
-	// A waiting runner takes this request as its partner; else it runs on
-	// a free core; else it queues.
-	if q.waiting == 0 && q.runners < runtime.GOMAXPROCS(0) {
+	if len(q.pending) >= q.free && q.runners < runtime.GOMAXPROCS(0) {
 		q.runners++
+		kdfRuns.runners.Add(1)
+		q.free += Lanes - 1
 		go runKDFs(me)
 	} else {
 		q.pending = append(q.pending, me)
-		q.wake()
+		q.queued.Store(int32(len(q.pending)))
 	}
 	q.mu.Unlock()
 	select {
@@ -111,6 +91,7 @@ func pairedKDF(ctx context.Context, pass, salt []byte, p Params) ([]byte, error)
 		q.mu.Lock()
 		if i := slices.Index(q.pending, me); i >= 0 {
 			q.pending = slices.Delete(q.pending, i, i+1)
+			q.queued.Store(int32(len(q.pending)))
 			q.mu.Unlock()
 			return nil, context.Cause(ctx)
 		}
@@ -123,89 +104,109 @@ func pairedKDF(ctx context.Context, pass, salt []byte, p Params) ([]byte, error)
 	return me.dk, nil
 }
 
-// runKDFs runs first alone, then pending requests, a pair at a time where
-// it can, until none is left.
+// runner runs derivations in its lanes (see request).
+type runner struct {
+	lanes [2]*derivation
+	r     int      // the lanes' r
+	busy  int      // the lanes the queue counts as busy
+	zeros []uint32 // 32·r zero words (stepLanes)
+}
+
+// runKDFs runs first, and then the pending requests its lanes can take,
+// until none is left.
 func runKDFs(first *request) {
-	q := &kdfQueue
-	a := first
-	for {
-		var b *request
-		if a == nil {
-			q.mu.Lock()
-			if len(q.pending) == 0 {
-				break
+	w := &runner{r: int(first.p.R), busy: 1}
+	w.start(0, first)
+	look := false // whether a lane came free since the runner last looked
+	for step := 1; ; step++ {
+		free := w.lanes[0] == nil || w.lanes[1] == nil
+		if look || free && step&63 == 0 && kdfQueue.queued.Load() > 0 {
+			look = false
+			if !w.fill() {
+				return
 			}
-			a = q.pending[0]
-			q.pending = q.pending[1:]
-			if b = takePartner(a.p); b == nil && q.runners >= runtime.GOMAXPROCS(0) {
-				b = waitForPartner(a.p)
+		}
+		stepLanes(w.lanes[0], w.lanes[1], w.r, w.zeros)
+		for k, d := range w.lanes {
+			if d != nil && d.advance() {
+				d.req.dk = d.finish()
+				close(d.req.done)
+				w.lanes[k], look = nil, true
 			}
-			q.mu.Unlock()
 		}
-		if b == nil {
-			kdfRuns.alone.Add(1)
-			a.dk = kdfUntil(a.pass, a.salt, a.p.LogN, int(a.p.R), int(a.p.P), a.dropped)
-		} else {
-			kdfRuns.paired.Add(1)
-			bothDropped := func() bool { return a.dropped() && b.dropped() }
-			a.dk, b.dk = kdf2Until(a.pass, a.salt, b.pass, b.salt, a.p.LogN, int(a.p.R), int(a.p.P), bothDropped)
-			close(b.done)
-		}
-		if a.dk == nil {
-			kdfRuns.stopped.Add(1)
-		}
-		close(a.done)
-		a = nil
-	}
-	q.runners--
-	q.wake() // a runner waiting for a partner now has a free core instead
-	q.mu.Unlock()
-}
-
-// takePartner removes and returns the oldest pending request with
-// parameters p, or nil. kdfQueue.mu is held.
-func takePartner(p Params) *request {
-	q := &kdfQueue
-	for i, r := range q.pending {
-		if r.p == p {
-			q.pending = append(q.pending[:i], q.pending[i+1:]...)
-			return r
+		// A preemption point (see yieldEvery), and the lanes of callers
+		// that gave up come free.
+		if step&1023 == 0 {
+			runtime.Gosched()
+			for k, d := range w.lanes {
+				if d != nil && d.req.dropped() {
+					kdfRuns.stopped.Add(1)
+					d.abandon()
+					close(d.req.done)
+					w.lanes[k], look = nil, true
+				}
+			}
 		}
 	}
-	return nil
 }
 
-// waitForPartner waits up to pairWait(p) for a request with parameters p
-// and takes it, or returns nil: also as soon as a core comes free, since
-// the request then runs sooner alone. kdfQueue.mu is held on entry and on
-// return.
-func waitForPartner(p Params) *request {
+// start runs req in lane k; w.r is req's r.
+func (w *runner) start(k int, req *request) {
+	w.lanes[k] = newDerivation(req)
+	if len(w.zeros) < 32*w.r {
+		w.zeros = make([]uint32, 32*w.r)
+	}
+}
+
+// fill gives the runner's free lanes the oldest pending requests they can
+// take (with a lane running, of its r), and tells the queue which lanes
+// are free. It reports false when no lane runs and none was taken: the
+// runner is then counted out and must end.
+func (w *runner) fill() bool {
 	q := &kdfQueue
-	q.waiting++
-	defer func() { q.waiting-- }()
-	deadline := time.Now().Add(pairWait(p))
-	for {
-		if q.arrived == nil {
-			q.arrived = make(chan struct{})
+	q.mu.Lock()
+	running := 0
+	for _, d := range w.lanes {
+		if d != nil {
+			running++
 		}
-		arrived := q.arrived
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil
+	}
+	alone := running == 0
+	var took [2]*request
+	for k := range w.lanes {
+		if w.lanes[k] != nil {
+			continue
 		}
+		i := slices.IndexFunc(q.pending, func(req *request) bool { return running == 0 || int(req.p.R) == w.r })
+		if i < 0 {
+			break
+		}
+		took[k] = q.pending[i]
+		q.pending = slices.Delete(q.pending, i, i+1)
+		if running == 0 {
+			w.r = int(took[k].p.R)
+		}
+		running++
+	}
+	q.queued.Store(int32(len(q.pending)))
+	q.free += w.busy - running
+	w.busy = running
+	if running == 0 {
+		q.runners--
+		q.free -= Lanes
 		q.mu.Unlock()
-		timer := time.NewTimer(left)
-		select {
-		case <-arrived:
-		case <-timer.C:
-		}
-		timer.Stop()
-		q.mu.Lock()
-		if b := takePartner(p); b != nil {
-			return b
-		}
-		if q.runners < runtime.GOMAXPROCS(0) {
-			return nil
-		}
+		return false
 	}
+	q.mu.Unlock()
+	for k, req := range took {
+		if req == nil {
+			continue
+		}
+		if !alone {
+			kdfRuns.joined.Add(1)
+		}
+		w.start(k, req)
+		alone = false
+	}
+	return true
 }

@@ -289,8 +289,9 @@ func NewKey(pass []byte, p Params) (*Key, error) {
 }
 
 // NewKeyPair derives two fresh keys of the same parameters at once: with
-// AVX2 in the two lanes of one core (kdf2), in about 1.3 times the time of
-// one, where two NewKey calls pair only if they happen to meet.
+// AVX2 in the two lanes of one core (kdf2), in about 1.07 times the time of
+// one, where two NewKey calls share a core only if the second comes while
+// the first runs.
 func NewKeyPair(passA, passB []byte, p Params) (*Key, *Key, error) {
 	a, err := newKeyHeader(p)
 	if err != nil {
