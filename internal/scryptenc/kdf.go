@@ -22,69 +22,28 @@ func kdfUntil(password, salt []byte, logN uint8, r, p int, stop func() bool) []b
 	if !haveBlockMix {
 		return portableKDF(password, salt, logN, r, p)
 	}
-	n := 1 << logN
-	b := pbkdf2.Key(password, salt, 1, p*128*r, sha256.New)
-	v, free := allocScratch(32 * r * n)
-	x := make([]uint32, 32*r)
-	y := make([]uint32, 32*r)
-	for i := 0; i < p; i++ {
-		if !smix(b[i*128*r:(i+1)*128*r], r, n, v, x, y, stop) {
-			free()
-			clear(b)
+	d := newDerivation(&request{pass: password, salt: salt, p: Params{LogN: logN, R: uint32(r), P: uint32(p)}})
+	for i := 0; ; i++ {
+		stepLanes(d, nil, r, nil)
+		if d.advance() {
+			return d.finish()
+		}
+		if yieldEvery(i, stop) {
+			d.abandon()
 			return nil
 		}
 	}
-	free()
-	dk := pbkdf2.Key(password, b, 1, 64, sha256.New)
-	clear(b)
-	return dk
 }
 
-// smix is scrypt's ROMix on one 128·r-byte lane of b. The 64-byte salsa
-// blocks are kept in the SIMD-friendly order in which each 16-byte row is a
-// diagonal of the 4x4 salsa matrix (word i holds original word 5i mod 16),
-// converted once on the way in and once on the way out. It returns false
-// when stop asked it to give up.
-func smix(b []byte, r, n int, v, x, y []uint32, stop func() bool) bool {
-	words := 32 * r
-	for blk := 0; blk < 2*r; blk++ {
-		for i := 0; i < 16; i++ {
-			x[blk*16+i] = binary.LittleEndian.Uint32(b[(blk*16+i*5%16)*4:])
-		}
-	}
-	// V[i+1] = BlockMix(V[i]) straight into the table, with no copies.
-	copy(v, x)
-	for i := 0; i < n-1; i++ {
-		blockMix(&v[i*words], &v[(i+1)*words], r)
-		if yieldEvery(i, stop) {
-			return false
-		}
-	}
-	blockMix(&v[(n-1)*words], &x[0], r)
-	last := (2*r - 1) * 16
-	for i := 0; i < n; i++ {
-		// Integerify: the first eight bytes of the last block, which in
-		// the diagonal order are words 0 and 13 of that block.
-		j := (uint64(x[last]) | uint64(x[last+13])<<32) & uint64(n-1)
-		blockMixXor(&x[0], &v[int(j)*words], &y[0], r)
-		x, y = y, x
-		if yieldEvery(i, stop) {
-			return false
-		}
-	}
-	for blk := 0; blk < 2*r; blk++ {
-		for i := 0; i < 16; i++ {
-			binary.LittleEndian.PutUint32(b[(blk*16+i*5%16)*4:], x[blk*16+i])
-		}
-	}
-	return true
-}
-
-// derivation is one key derivation run step by step, so that a runner
-// (pairedKDF) can mix two that started at different times in one SIMD
-// BlockMix per step (blockMix2): the lanes are independent, only the
-// instruction stream is shared. Each step is one BlockMix of ROMix: steps
-// 0 to n-2 fill V, step n-1 makes X, steps n to 2n-1 mix X with V.
+// derivation is one key derivation, scrypt's ROMix run step by step, so
+// that a runner (pairedKDF) can mix two that started at different times in
+// one SIMD BlockMix per step (blockMix2): the lanes are independent, only
+// the instruction stream is shared. Each step is one BlockMix: steps 0 to
+// n-2 fill V in place (V[i+1] = BlockMix(V[i]), with no copies), step n-1
+// makes X, steps n to 2n-1 mix X with V. The 64-byte salsa blocks are kept
+// in the SIMD-friendly order in which each 16-byte row is a diagonal of
+// the 4x4 salsa matrix (word i holds original word 5i mod 16), converted
+// once on the way in and once on the way out.
 type derivation struct {
 	req  *request
 	r, n int
@@ -177,18 +136,17 @@ func stepLanes(a, b *derivation, r int, zeros []uint32) {
 		return
 	}
 	inB, xorB, outB := b.operands()
-	switch {
-	case xorA == nil && xorB == nil:
+	if xorA == nil && xorB == nil {
 		blockMix2(inA, outA, inB, outB, r)
-	default:
-		if xorA == nil {
-			xorA = &zeros[0]
-		}
-		if xorB == nil {
-			xorB = &zeros[0]
-		}
-		blockMixXor2(inA, xorA, outA, inB, xorB, outB, r)
+		return
 	}
+	if xorA == nil {
+		xorA = &zeros[0]
+	}
+	if xorB == nil {
+		xorB = &zeros[0]
+	}
+	blockMixXor2(inA, xorA, outA, inB, xorB, outB, r)
 }
 
 // kdf2 derives two keys with the same parameters at once, in the two
@@ -227,7 +185,7 @@ func yieldEvery(i int, stop func() bool) bool {
 }
 
 // toDiagonal loads a 128·r-byte block into words in the diagonal order
-// (see smix); fromDiagonal stores it back.
+// (see derivation); fromDiagonal stores it back.
 func toDiagonal(b []byte, x []uint32, r int) {
 	for blk := 0; blk < 2*r; blk++ {
 		for i := 0; i < 16; i++ {
