@@ -90,7 +90,7 @@ func chainPlan(links []*Backup, plan *Plan) (*Backup, error) {
 // increment given last), and their sources.
 type Chain struct {
 	Links   []*Backup
-	sources []*Source
+	sources []*Source // of the older archives; nil where none was opened
 	// buffers are the chunk buffers the older archives share, each
 	// taking them in turn (readLinks).
 	buffers *archive.BufferPool
@@ -105,7 +105,9 @@ func (c *Chain) Close() {
 		}
 	}
 	for _, s := range c.sources {
-		s.Close()
+		if s != nil {
+			s.Close()
+		}
 	}
 	c.buffers.Drain()
 }
@@ -151,11 +153,7 @@ func OpenChain(ctx context.Context, newest *Backup, loc Location, sopts SourceOp
 	if errors.Join(errs...) == nil {
 		open(0)
 	}
-	for _, src := range sources {
-		if src != nil {
-			c.sources = append(c.sources, src)
-		}
-	}
+	c.sources = sources
 	for i := len(locs) - 1; i >= 0; i-- {
 		if errs[i] != nil {
 			c.Close()
