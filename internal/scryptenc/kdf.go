@@ -23,8 +23,9 @@ func kdfUntil(password, salt []byte, logN uint8, r, p int, stop func() bool) []b
 		return portableKDF(password, salt, logN, r, p)
 	}
 	d := newDerivation(&request{pass: password, salt: salt, p: Params{LogN: logN, R: uint32(r), P: uint32(p)}})
+	m, lanes := newMixer(r), []*derivation{d}
 	for i := 0; ; i++ {
-		stepLanes(d, nil, r, nil)
+		m.step(lanes)
 		if d.advance() {
 			return d.finish()
 		}
@@ -149,6 +150,65 @@ func stepLanes(a, b *derivation, r int, zeros []uint32) {
 	blockMixXor2(inA, xorA, outA, inB, xorB, outB, r)
 }
 
+// runnerLanes is how many derivations a runner (pairedKDF) mixes at once:
+// four with AVX-512 (blockMix4), else Lanes.
+var runnerLanes = func() int {
+	if haveBlockMix4 && haveBlockMix2 {
+		return 4
+	}
+	return Lanes
+}()
+
+// mixer runs the next steps of up to runnerLanes derivations of one r in
+// one SIMD BlockMix. With AVX-512 that is the four-lane one, whatever the
+// number of derivations: its one-instruction rotates make it faster than
+// the others even for one (0.62 s against 0.85 s for a derivation at
+// logN 18 here), and the other lanes cost nothing.
+type mixer struct {
+	r           int
+	zeros, sink []uint32 // 32·r words: zeros to XOR in, what idle lanes write
+}
+
+func newMixer(r int) *mixer {
+	return &mixer{r: r, zeros: make([]uint32, 32*r), sink: make([]uint32, 32*r)}
+}
+
+// step runs the next step of each derivation of ds (nil ones skipped).
+func (m *mixer) step(ds []*derivation) {
+	var active [4]*derivation
+	n := 0
+	for _, d := range ds {
+		if d != nil {
+			active[n] = d
+			n++
+		}
+	}
+	if haveBlockMix4 {
+		stepFour(active[:n], m.r, m.zeros, m.sink)
+		return
+	}
+	stepLanes(active[0], active[1], m.r, m.zeros)
+}
+
+// stepFour runs the next step of up to four derivations (r is theirs)
+// in one four-lane BlockMix: a lane that XORs nothing XORs zeros, and an
+// idle lane mixes zeros into sink.
+func stepFour(ds []*derivation, r int, zeros, sink []uint32) {
+	var p [12]*uint32
+	for k := range 4 {
+		if k >= len(ds) {
+			p[k], p[4+k], p[8+k] = &zeros[0], &zeros[0], &sink[0]
+			continue
+		}
+		in, xor, out := ds[k].operands()
+		if xor == nil {
+			xor = &zeros[0]
+		}
+		p[k], p[4+k], p[8+k] = in, xor, out
+	}
+	blockMix4(&p, r)
+}
+
 // kdf2 derives two keys with the same parameters at once, in the two
 // lanes of one core (stepLanes): the second costs little. Without AVX2 it
 // derives them in turn.
@@ -159,8 +219,9 @@ func kdf2(passA, saltA, passB, saltB []byte, logN uint8, r, p int) (dkA, dkB []b
 	params := Params{LogN: logN, R: uint32(r), P: uint32(p)}
 	a := newDerivation(&request{pass: passA, salt: saltA, p: params})
 	b := newDerivation(&request{pass: passB, salt: saltB, p: params})
+	m, lanes := newMixer(r), []*derivation{a, b}
 	for i := 0; ; i++ {
-		stepLanes(a, b, r, nil) // in step: neither XORs alone
+		m.step(lanes)
 		b.advance()
 		if a.advance() {
 			return a.finish(), b.finish()

@@ -355,6 +355,52 @@ func (h Header) DeriveKeyContext(ctx context.Context, pass []byte) (*Key, error)
 	if k.enc, k.mac, err = derive(ctx, pass, h.raw[16:48], h.Params); err != nil {
 		return nil, err
 	}
+	return h.proven(k)
+}
+
+// SpareKey is a key being derived ahead of need, in the lanes that
+// derivations callers wait for leave free (see DeriveSpare).
+type SpareKey struct {
+	h Header
+	s *spare
+}
+
+// DeriveSpare starts deriving h's key for pass in spare lanes only: beside
+// other derivations, at next to no cost to them, and not at all while
+// none runs. Key then waits for it, as an ordinary derivation from where
+// it got to. It returns nil where no core has a spare lane (no AVX2) or
+// the parameters cannot be derived. Check the limits first; the work area
+// is held until the key is taken or dropped.
+func (h Header) DeriveSpare(pass []byte) *SpareKey {
+	s := newSpare(pass, h.raw[16:48], h.Params)
+	if s == nil {
+		return nil
+	}
+	return &SpareKey{h: h, s: s}
+}
+
+// Done is closed once the derivation has finished or was dropped.
+func (k *SpareKey) Done() <-chan struct{} { return k.s.Done() }
+
+// Key is DeriveKeyContext for the header given to DeriveSpare.
+func (k *SpareKey) Key(ctx context.Context) (*Key, error) {
+	dk, err := k.s.Wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := &Key{header: k.h.raw}
+	copy(key.enc[:], dk[:32])
+	copy(key.mac[:], dk[32:])
+	clear(dk)
+	return k.h.proven(key)
+}
+
+// Drop gives the derivation up, or forgets the key.
+func (k *SpareKey) Drop() { k.s.Drop() }
+
+// proven returns k once the header's HMAC proves it, the passphrase and
+// the header right.
+func (h Header) proven(k *Key) (*Key, error) {
 	m := hmac.New(sha256.New, k.mac[:])
 	m.Write(h.raw[:64])
 	if !hmac.Equal(m.Sum(nil), h.raw[64:96]) {
