@@ -146,9 +146,21 @@ func (o *OuterReader) readBlock() error {
 	return err
 }
 
+// discarder is a reader that can skip bytes without reading them (a
+// file, by seeking).
+type discarder interface {
+	Discard(n int64) (int64, error)
+}
+
 // skipRest discards what is left of the current member.
 func (o *OuterReader) skipRest() error {
-	n, err := io.CopyN(io.Discard, o.r, o.remain+o.pad)
+	var n int64
+	var err error
+	if d, ok := o.r.(discarder); ok {
+		n, err = d.Discard(o.remain + o.pad)
+	} else {
+		n, err = io.CopyN(io.Discard, o.r, o.remain+o.pad)
+	}
 	o.offset += n
 	o.remain, o.pad = 0, 0
 	if err == io.EOF {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/semaphore"
 
@@ -45,6 +46,9 @@ type ReaderOptions struct {
 	// Buffers, if set, is a pool of chunk buffers this reader shares with
 	// readers before and after it (see BufferPool); nil: its own.
 	Buffers *BufferPool
+	// KeysAhead, if set, holds chunk keys derived ahead for this archive
+	// (also UseKeysAhead).
+	KeysAhead *KeysAhead
 }
 
 // DefaultMaxChunkSize admits chunks of up to 256 MiB: the reference
@@ -85,6 +89,9 @@ type Reader struct {
 
 	kdfMemory    *semaphore.Weighted // MiB of key-derivation memory in use
 	kdfBudgetMiB int64
+	kdfWeight    int64 // MiB of one derivation at the header's cost
+	// ahead holds keys derived ahead for this archive (UseKeysAhead).
+	ahead atomic.Pointer[KeysAhead]
 	// peakKDFMiB is the most derivation memory held at once (for tests).
 	kdfInUse, peakKDFMiB int64
 
@@ -160,6 +167,7 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 	if r.buffers == nil {
 		r.buffers = &BufferPool{}
 	}
+	r.ahead.Store(opts.KeysAhead)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.abort = r.ctx.Done()
 	if err := r.start(); err != nil {
@@ -202,7 +210,8 @@ func (r *Reader) planMemory(mac []byte) error {
 	// archives of a chain have the same chunk size and, as their writer
 	// made them, the same scrypt cost.
 	r.buffers.size(plan.buffers, int64(plan.buffers)*chunk, kdfs+3)
-	r.kdfBudgetMiB = max(int64(plan.kdfs)*((kdf+1<<20-1)>>20), 1)
+	r.kdfWeight = max((kdf+1<<20-1)>>20, 1)
+	r.kdfBudgetMiB = int64(plan.kdfs) * r.kdfWeight
 	r.kdfMemory = semaphore.NewWeighted(r.kdfBudgetMiB)
 	return nil
 }
@@ -467,6 +476,19 @@ func (r *Reader) deriveKey(head, keyString []byte, slotHeld bool) (*scryptenc.Ke
 		return nil, &memlimit.BudgetError{What: "deriving a key at " + h.Params.String(), Need: weight << 20,
 			Budget: r.kdfBudgetMiB << 20, Detail: "the share of the budget left for key derivations"}
 	}
+	if ka := r.ahead.Load(); ka != nil {
+		if sk := ka.take(head, keyString); sk != nil {
+			// Derived ahead, in memory lent for it: what is left of
+			// the derivation runs now.
+			k, err := sk.Key(r.ctx)
+			if err != nil && r.ctx.Err() != nil {
+				return nil, errAborted
+			}
+			if !errors.Is(err, scryptenc.ErrSpareDropped) {
+				return k, err
+			}
+		}
+	}
 	if err := r.kdfMemory.Acquire(r.ctx, weight); err != nil {
 		return nil, errAborted
 	}
@@ -481,6 +503,27 @@ func (r *Reader) deriveKey(head, keyString []byte, slotHeld bool) (*scryptenc.Ke
 		return nil, errAborted
 	}
 	return k, err
+}
+
+// UseKeysAhead has the reader take the chunk keys k derived ahead.
+func (r *Reader) UseKeysAhead(k *KeysAhead) { r.ahead.Store(k) }
+
+// SpareDerivation lends, when the reader's share for key derivations has
+// room beside those it runs, the memory of one more at the header's cost,
+// for a key derived ahead (KeysAhead); release gives it back. A share of
+// one derivation is never lent: the reader could then not derive at all.
+func (r *Reader) SpareDerivation() (release func(), ok bool) {
+	if r.kdfMemory == nil || r.kdfBudgetMiB < 2*r.kdfWeight || !r.kdfMemory.TryAcquire(r.kdfWeight) {
+		return nil, false
+	}
+	r.noteKDF(r.kdfWeight)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.noteKDF(-r.kdfWeight)
+			r.kdfMemory.Release(r.kdfWeight)
+		})
+	}, true
 }
 
 // noteKDF keeps the peak of derivation memory held, for tests.

@@ -18,6 +18,7 @@ import (
 	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
+	"pedos.dev/backup/internal/scryptenc"
 	"pedos.dev/backup/internal/sparsetar"
 )
 
@@ -94,11 +95,18 @@ type Chain struct {
 	// buffers are the chunk buffers the older archives share, each
 	// taking them in turn (readLinks).
 	buffers *archive.BufferPool
+	// ahead derives the increments' chunk keys while the full backup is
+	// read; nil when they are not local files.
+	ahead *archive.KeysAhead
 }
 
 // Close closes every archive of the chain but the increment (its caller
 // opened it) and their sources.
 func (c *Chain) Close() {
+	if c.ahead != nil {
+		c.ahead.Close()
+		c.ahead = nil
+	}
 	for _, l := range c.Links[:len(c.Links)-1] {
 		if l != nil {
 			l.Close()
@@ -164,7 +172,41 @@ func OpenChain(ctx context.Context, newest *Backup, loc Location, sopts SourceOp
 		c.Close()
 		return nil, err
 	}
+	c.deriveAhead(append(locs, loc), opts)
 	return c, nil
+}
+
+// deriveAhead has the increments' chunk keys derived in the lanes the full
+// backup's derivations leave free (archive.KeysAhead), in memory lent by
+// the full backup's reader, when the increments are local files: the
+// full backup's keys come one at a time, each as its chunk arrives, and
+// leave a lane free beside each.
+func (c *Chain) deriveAhead(locs []Location, opts OpenOptions) {
+	base, ok := c.Links[0].reader.(format4)
+	if !ok {
+		return
+	}
+	var files []archive.AheadFile
+	var readers []*archive.Reader
+	for i, l := range c.Links[1:] {
+		f4, ok := l.reader.(format4)
+		if !ok || locs[i+1].Kind() != FromFile {
+			continue
+		}
+		files = append(files, archive.AheadFile{Path: locs[i+1].Path, BackupID: l.Header.BackupID})
+		readers = append(readers, f4.r)
+	}
+	if len(files) == 0 {
+		return
+	}
+	limits := opts.Limits
+	if limits == (scryptenc.Limits{}) {
+		limits = scryptenc.DefaultLimits
+	}
+	c.ahead = archive.DeriveAhead(files, opts.Passphrase, limits, base.r.SpareDerivation)
+	for _, r := range readers {
+		r.UseKeysAhead(c.ahead)
+	}
 }
 
 // needs lists, for each archive of the chain but the newest, the files the
