@@ -49,7 +49,8 @@ type AheadFile struct {
 const maxKeysAhead = 4096
 
 // DeriveAhead starts deriving the chunk keys of files, in order, with
-// pass and within limits; lend reserves the memory of one derivation
+// pass and within limits (the zero value: scryptenc.DefaultLimits, as for
+// a Reader); lend reserves the memory of one derivation
 // (Reader.SpareDerivation). Close it when the files have been read.
 func DeriveAhead(files []AheadFile, pass []byte, limits scryptenc.Limits, lend func() (release func(), ok bool)) *KeysAhead {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -57,6 +58,7 @@ func DeriveAhead(files []AheadFile, pass []byte, limits scryptenc.Limits, lend f
 		keys: map[[32]byte]*scryptenc.SpareKey{}, claimed: map[[32]byte]bool{}}
 	go func() {
 		defer close(k.done)
+		limits := limitsOrDefault(limits)
 		for _, f := range files {
 			if k.scan(ctx, f, pass, limits, lend) != nil {
 				return
@@ -108,9 +110,9 @@ func (k *KeysAhead) scan(ctx context.Context, f AheadFile, pass []byte, limits s
 		keyString := ChunkKey(f.BackupID, ChunkName(chunk, index), pass)
 		id := aheadID(head, keyString)
 		k.mu.Lock()
-		read := k.claimed[id]
+		wanted := k.wantedLocked(id)
 		k.mu.Unlock()
-		if read {
+		if !wanted {
 			continue
 		}
 		release, ok := k.waitLend(ctx, lend)
@@ -119,7 +121,7 @@ func (k *KeysAhead) scan(ctx context.Context, f AheadFile, pass []byte, limits s
 		}
 		k.mu.Lock()
 		var sk *scryptenc.SpareKey
-		if !k.claimed[id] && k.keys[id] == nil && len(k.keys) < maxKeysAhead {
+		if k.wantedLocked(id) { // still, after the wait
 			sk = h.DeriveSpare(keyString)
 		}
 		if sk == nil {
@@ -139,6 +141,12 @@ func (k *KeysAhead) scan(ctx context.Context, f AheadFile, pass []byte, limits s
 			return ctx.Err()
 		}
 	}
+}
+
+// wantedLocked reports whether the chunk id still wants a key derived
+// ahead: no reader got to it and none is held for it, with room for more.
+func (k *KeysAhead) wantedLocked(id [32]byte) bool {
+	return !k.claimed[id] && k.keys[id] == nil && len(k.keys) < maxKeysAhead
 }
 
 // waitLend waits until lend lends a derivation's memory.

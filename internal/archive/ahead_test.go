@@ -46,6 +46,19 @@ func aheadFixture(t *testing.T) (fx *fixture, path string, data []byte, id strin
 	return fx, path, data, h.BackupID, chunks
 }
 
+// readWithKeysAhead reads data, the fixture's archive, with ka and checks
+// every file.
+func readWithKeysAhead(t *testing.T, fx *fixture, data []byte, ka *KeysAhead) {
+	t.Helper()
+	opts := testReaderOptions()
+	opts.KeysAhead = ka
+	got, err := readArchive(t, bytes.NewReader(data), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareDigests(t, got, fx.expected(t))
+}
+
 func lendAlways() (func(), bool) { return func() {}, true }
 
 // busyDeriving keeps ordinary derivations running, beside which spare
@@ -74,13 +87,7 @@ func TestKeysAheadUsedByReader(t *testing.T) {
 		t.Fatalf("the scan ended with %d of %d keys derived", derived, chunks)
 	}
 	stop()
-	opts := testReaderOptions()
-	opts.KeysAhead = ka
-	got, err := readArchive(t, bytes.NewReader(data), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	compareDigests(t, got, fx.expected(t))
+	readWithKeysAhead(t, fx, data, ka)
 	if derived, taken := ka.Counts(); derived != chunks || taken != chunks {
 		t.Errorf("%d keys derived ahead and %d taken, want %d of each", derived, taken, chunks)
 	}
@@ -93,13 +100,7 @@ func TestKeysAheadOvertaken(t *testing.T) {
 	fx, path, data, id, chunks := aheadFixture(t)
 	ka := DeriveAhead([]AheadFile{{Path: path, BackupID: id}}, testPass, scryptenc.DefaultLimits, lendAlways)
 	defer ka.Close()
-	opts := testReaderOptions()
-	opts.KeysAhead = ka
-	got, err := readArchive(t, bytes.NewReader(data), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	compareDigests(t, got, fx.expected(t))
+	readWithKeysAhead(t, fx, data, ka)
 	if derived, taken := ka.Counts(); taken != derived || derived > chunks {
 		t.Errorf("%d keys derived ahead, %d taken, of %d chunks", derived, taken, chunks)
 	}

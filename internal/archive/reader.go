@@ -141,9 +141,7 @@ type chunkJob struct {
 // NewReader authenticates the header and reads qubes.xml. It fails with
 // ErrBadPassphrase before anything else when the passphrase is wrong.
 func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
-	if opts.Limits == (scryptenc.Limits{}) {
-		opts.Limits = scryptenc.DefaultLimits
-	}
+	opts.Limits = limitsOrDefault(opts.Limits)
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -175,6 +173,14 @@ func NewReader(in io.Reader, opts ReaderOptions) (*Reader, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// limitsOrDefault is l, or scryptenc.DefaultLimits for the zero value.
+func limitsOrDefault(l scryptenc.Limits) scryptenc.Limits {
+	if l == (scryptenc.Limits{}) {
+		return scryptenc.DefaultLimits
+	}
+	return l
 }
 
 // readDerivations is how many chunk keys the reader derives at once:

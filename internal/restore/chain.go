@@ -18,7 +18,6 @@ import (
 	"pedos.dev/backup/internal/elide"
 	"pedos.dev/backup/internal/host"
 	"pedos.dev/backup/internal/progress"
-	"pedos.dev/backup/internal/scryptenc"
 	"pedos.dev/backup/internal/sparsetar"
 )
 
@@ -199,11 +198,7 @@ func (c *Chain) deriveAhead(locs []Location, opts OpenOptions) {
 	if len(files) == 0 {
 		return
 	}
-	limits := opts.Limits
-	if limits == (scryptenc.Limits{}) {
-		limits = scryptenc.DefaultLimits
-	}
-	c.ahead = archive.DeriveAhead(files, opts.Passphrase, limits, base.r.SpareDerivation)
+	c.ahead = archive.DeriveAhead(files, opts.Passphrase, opts.Limits, base.r.SpareDerivation)
 	for _, r := range readers {
 		r.UseKeysAhead(c.ahead)
 	}

@@ -184,29 +184,29 @@ func (m *mixer) step(ds []*derivation) {
 		}
 	}
 	if haveBlockMix4 {
-		stepFour(active[:n], m.r, m.zeros, m.sink)
+		m.stepFour(active[:n])
 		return
 	}
 	stepLanes(active[0], active[1], m.r, m.zeros)
 }
 
-// stepFour runs the next step of up to four derivations (r is theirs)
-// in one four-lane BlockMix: a lane that XORs nothing XORs zeros, and an
-// idle lane mixes zeros into sink.
-func stepFour(ds []*derivation, r int, zeros, sink []uint32) {
+// stepFour runs the next step of up to four derivations in one four-lane
+// BlockMix: a lane that XORs nothing XORs zeros, and an idle lane mixes
+// zeros into sink.
+func (m *mixer) stepFour(ds []*derivation) {
 	var p [12]*uint32
 	for k := range 4 {
 		if k >= len(ds) {
-			p[k], p[4+k], p[8+k] = &zeros[0], &zeros[0], &sink[0]
+			p[k], p[4+k], p[8+k] = &m.zeros[0], &m.zeros[0], &m.sink[0]
 			continue
 		}
 		in, xor, out := ds[k].operands()
 		if xor == nil {
-			xor = &zeros[0]
+			xor = &m.zeros[0]
 		}
 		p[k], p[4+k], p[8+k] = in, xor, out
 	}
-	blockMix4(&p, r)
+	blockMix4(&p, m.r)
 }
 
 // kdf2 derives two keys with the same parameters at once, in the two

@@ -241,18 +241,11 @@ type Key struct {
 	mac    [32]byte
 }
 
-func derive(ctx context.Context, pass []byte, salt []byte, p Params) (enc, mac [32]byte, err error) {
-	if err := derivable(p); err != nil {
-		return enc, mac, err
-	}
-	dk, err := pairedKDF(ctx, pass, salt, p)
-	if err != nil {
-		return enc, mac, err
-	}
-	copy(enc[:], dk[:32])
-	copy(mac[:], dk[32:])
+// take takes the derived 64 bytes as the key's, and clears them.
+func (k *Key) take(dk []byte) {
+	copy(k.enc[:], dk[:32])
+	copy(k.mac[:], dk[32:])
 	clear(dk)
-	return enc, mac, nil
 }
 
 // derivable refuses parameters no derivation here can run. Even forced
@@ -332,9 +325,7 @@ func newKeyHeader(p Params) (*Key, error) {
 
 // finish takes the derived 64 bytes as the key and signs the header.
 func (k *Key) finish(dk []byte) {
-	copy(k.enc[:], dk[:32])
-	copy(k.mac[:], dk[32:])
-	clear(dk)
+	k.take(dk)
 	m := hmac.New(sha256.New, k.mac[:])
 	m.Write(k.header[:64])
 	copy(k.header[64:96], m.Sum(nil))
@@ -350,12 +341,14 @@ func (h Header) DeriveKey(pass []byte) (*Key, error) {
 // its error: a derivation takes seconds and a work area of hundreds of
 // MiB, which a cancelled caller should not keep busy.
 func (h Header) DeriveKeyContext(ctx context.Context, pass []byte) (*Key, error) {
-	k := &Key{header: h.raw}
-	var err error
-	if k.enc, k.mac, err = derive(ctx, pass, h.raw[16:48], h.Params); err != nil {
+	if err := derivable(h.Params); err != nil {
 		return nil, err
 	}
-	return h.proven(k)
+	dk, err := pairedKDF(ctx, pass, h.raw[16:48], h.Params)
+	if err != nil {
+		return nil, err
+	}
+	return h.proven(dk)
 }
 
 // SpareKey is a key being derived ahead of need, in the lanes that
@@ -388,19 +381,17 @@ func (k *SpareKey) Key(ctx context.Context) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := &Key{header: k.h.raw}
-	copy(key.enc[:], dk[:32])
-	copy(key.mac[:], dk[32:])
-	clear(dk)
-	return k.h.proven(key)
+	return k.h.proven(dk)
 }
 
 // Drop gives the derivation up, or forgets the key.
 func (k *SpareKey) Drop() { k.s.Drop() }
 
-// proven returns k once the header's HMAC proves it, the passphrase and
-// the header right.
-func (h Header) proven(k *Key) (*Key, error) {
+// proven returns the key derived as dk for h, once the header's HMAC
+// proves it, the passphrase and the header right.
+func (h Header) proven(dk []byte) (*Key, error) {
+	k := &Key{header: h.raw}
+	k.take(dk)
 	m := hmac.New(sha256.New, k.mac[:])
 	m.Write(h.raw[:64])
 	if !hmac.Equal(m.Sum(nil), h.raw[64:96]) {

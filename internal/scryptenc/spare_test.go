@@ -28,6 +28,18 @@ func isDone(c <-chan struct{}) bool {
 	}
 }
 
+// needSpareLanes skips a test on a CPU without spare lanes, and runs it on
+// two cores with no derivation running before it.
+func needSpareLanes(t *testing.T) {
+	t.Helper()
+	if Lanes < 2 {
+		t.Skip("this CPU has no AVX2: no spare lanes")
+	}
+	prev := runtime.GOMAXPROCS(2)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	waitRunners()
+}
+
 // sparesLeft is how many spare derivations the queue holds, parked or not
 // yet started.
 func sparesLeft() int {
@@ -39,11 +51,7 @@ func sparesLeft() int {
 // A spare derivation does not run alone; beside an ordinary one it runs
 // in the free lane, without a runner of its own, and gets the right key.
 func TestSpareRunsOnlyBesideAnother(t *testing.T) {
-	if Lanes < 2 {
-		t.Skip("this CPU has no AVX2: no spare lanes")
-	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	waitRunners()
+	needSpareLanes(t)
 	small := Params{LogN: 12, R: 8, P: 1} // milliseconds
 	s := spareFor(t, []byte("spare"), []byte("salt"), small)
 	time.Sleep(100 * time.Millisecond) // dozens of times what it takes
@@ -74,11 +82,7 @@ func TestSpareRunsOnlyBesideAnother(t *testing.T) {
 // waits parked, and continues to the right key once its caller waits for
 // it; one never started runs as an ordinary derivation then.
 func TestSpareParksAndResumes(t *testing.T) {
-	if Lanes < 2 {
-		t.Skip("this CPU has no AVX2: no spare lanes")
-	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	waitRunners()
+	needSpareLanes(t)
 	long := Params{LogN: 16, R: 8, P: 2} // two passes of ROMix
 	s := spareFor(t, []byte("long"), []byte("salt"), long)
 	later := spareFor(t, []byte("later"), []byte("salt2"), long)
@@ -106,11 +110,7 @@ func TestSpareParksAndResumes(t *testing.T) {
 // Dropped spare derivations, queued or running, leave the queue (a running
 // one stops at once), and waiting for one gives an error, not a key.
 func TestSpareDrop(t *testing.T) {
-	if Lanes < 2 {
-		t.Skip("this CPU has no AVX2: no spare lanes")
-	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	waitRunners()
+	needSpareLanes(t)
 	long := Params{LogN: 18, R: 8, P: 1}
 	queued := spareFor(t, []byte("q"), []byte("salt"), long)
 	queued.Drop()
@@ -155,11 +155,7 @@ func TestSpareDrop(t *testing.T) {
 // Spare and ordinary derivations of mixed parameters, coming and being
 // waited for in any order, each give their own key.
 func TestSparesMixedWithOrdinary(t *testing.T) {
-	if Lanes < 2 {
-		t.Skip("this CPU has no AVX2: no spare lanes")
-	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	waitRunners()
+	needSpareLanes(t)
 	params := []Params{{LogN: 13, R: 8, P: 1}, {LogN: 12, R: 4, P: 2}, {LogN: 14, R: 8, P: 1}}
 	var wg sync.WaitGroup
 	for i := range 24 {
