@@ -486,6 +486,48 @@ func TestWriterDropsUnneededKeys(t *testing.T) {
 	checkFiles(t, data, files)
 }
 
+// Announcing again replaces what was announced: a key derived ahead for
+// a file still announced is kept, one for a file no longer announced is
+// dropped.
+func TestWriterExpectAgain(t *testing.T) {
+	opts := testWriterOptions()
+	opts.Compression = "none"
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aheadFor := func(file string) *keyFuture {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.ahead[ChunkName(file, 0)]
+	}
+	w.Expect(ExpectedFile{Name: "vm1/guess"})
+	w.Expect(ExpectedFile{Name: "vm2/small"})
+	guessed, small := aheadFor("vm1/guess"), aheadFor("vm2/small")
+	if guessed != nil || small == nil {
+		t.Fatalf("after announcing vm1/guess, then vm2/small: keys ahead for them: %v, %v", guessed != nil, small != nil)
+	}
+	files := map[string][]byte{QubesXMLName: []byte(fixtureXML), "vm2/small": []byte("small")}
+	w.Expect(ExpectedFile{QubesXMLName, 20}, ExpectedFile{"vm2/small", 5})
+	if aheadFor("vm2/small") != small {
+		t.Error("announcing vm2/small again derived its key again")
+	}
+	for _, name := range []string{QubesXMLName, "vm2/small"} {
+		if err := w.AddBytes(name, files[name]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The header's, qubes.xml's, and one each for the two announced files.
+	if n := w.derivations.alone.Load(); n != 4 {
+		t.Errorf("%d keys derived, want 4", n)
+	}
+	checkFiles(t, buf.Bytes(), files)
+}
+
 // writeExpected writes files, announced as expected, in that order,
 // uncompressed in chunks of testChunk.
 func writeExpected(t *testing.T, files map[string][]byte, expected ...ExpectedFile) (*Writer, []byte) {

@@ -200,10 +200,23 @@ type ExpectedFile struct {
 // of many small files costs a derivation per file, and derivations that
 // start together run as a pair (scryptenc.Lanes). A file added that was
 // not announced, or out of order, simply derives its key then.
+//
+// Announcing again replaces the files announced before and not yet
+// added; the keys derived ahead for those no longer announced are
+// dropped. So a caller can announce a file it will likely add as soon as
+// it knows (an increment, a volume its scan found changed), and the list
+// it settles on later.
 func (w *Writer) Expect(files ...ExpectedFile) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.upcoming = append(w.upcoming, files...)
+	for _, was := range w.upcoming {
+		if !slices.ContainsFunc(files, func(f ExpectedFile) bool { return f.Name == was.Name }) {
+			for _, chunk := range w.expectedChunks(was) {
+				delete(w.ahead, chunk)
+			}
+		}
+	}
+	w.upcoming = slices.DeleteFunc(slices.Clone(files), func(f ExpectedFile) bool { return w.files[f.Name] })
 	w.prefetchLocked()
 }
 

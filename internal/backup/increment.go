@@ -149,7 +149,9 @@ func (p *Plan) SaveRecord(ix *chain.Index) error {
 // an increment (base not nil), one whose stamp is the base's is not read
 // (stamp.go), and one with a reflink snapshot in the base only where its
 // extent maps show changes (snapshot.go); check hashes every volume.
-func scan(ctx context.Context, items [][]*item, base *chain.Index, snaps *snapshots, check bool) (map[string]*chain.Digests, map[string]string, error) {
+// changed, when not nil, is told of each volume as soon as its scan finds
+// it differs from the base's, before the scan ends.
+func scan(ctx context.Context, items [][]*item, base *chain.Index, snaps *snapshots, check bool, changed func(*item)) (map[string]*chain.Digests, map[string]string, error) {
 	digests, stamps := map[string]*chain.Digests{}, map[string]string{}
 	for _, its := range items {
 		for _, it := range its {
@@ -165,7 +167,11 @@ func scan(ctx context.Context, items [][]*item, base *chain.Index, snaps *snapsh
 					d = base.Volumes[it.Name]
 					snaps.found.Untouched++
 				case base != nil:
-					d, err = snaps.volumeDigests(it, base, check)
+					var watch *chain.Watch
+					if was := base.Volumes[it.Name]; was != nil && changed != nil {
+						watch = &chain.Watch{Was: was, Differs: func() { changed(it) }}
+					}
+					d, err = snaps.volumeDigests(it, base, check, watch)
 				default:
 					d, err = scanVolume(it)
 				}
@@ -263,7 +269,7 @@ func (m *measurer) delta(it *item, v chain.Volume) (*item, error) {
 			d.runs = append(d.runs, sparsetar.Region{Offset: e.Off, Length: e.Len})
 		}
 	}
-	d.Name, d.Source = it.Name+".delta", it.Source
+	d.Name, d.Source = deltaName(it.Name), it.Source
 	fi, err := it.f.Stat()
 	if err != nil {
 		return nil, err
@@ -277,3 +283,6 @@ func (m *measurer) delta(it *item, v chain.Volume) (*item, error) {
 	it.f = nil // the delta reads and closes it now
 	return d, nil
 }
+
+// deltaName is the name a changed volume's delta is stored under.
+func deltaName(volume string) string { return volume + ".delta" }

@@ -8,10 +8,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -777,5 +779,59 @@ func TestOpenChainInOrderOrNamesTheDamagedArchive(t *testing.T) {
 	_, err = restore.OpenChain(t.Context(), openNewest(), restore.Location{Path: locs[len(locs)-1]}, sopts, oopts)
 	if err == nil || errors.Is(err, restore.ErrCancelled) || !strings.Contains(err.Error(), locs[1]) || !strings.Contains(err.Error(), "qubes.xml") {
 		t.Errorf("a damaged archive in the chain: %v", err)
+	}
+}
+
+// An increment's scan tells of a volume that changed as soon as it finds
+// so (its delta's key then derives beside the first keys, not after the
+// scan), and of none that was only rewritten with the same bytes.
+func TestScanTellsChangedVolumes(t *testing.T) {
+	c := newChainHost(t)
+	c.backup()
+	c.write("work", "private", 3)
+	same := c.volume("personal", "private")
+	block := make([]byte, chain.BlockSize)
+	if _, err := same.ReadAt(block, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := same.WriteAt(block, 0); err != nil { // a new mtime, so it is hashed
+		t.Fatal(err)
+	}
+	same.Close()
+
+	p := mustPlan(t, c.h, c.opts)
+	db, err := c.h.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, items, err := p.measure(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, its := range items {
+			closeItems(its)
+		}
+	}()
+	base, err := p.baseIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var told []string
+	tell := func(it *item) {
+		mu.Lock()
+		defer mu.Unlock()
+		told = append(told, it.vm+" "+path.Base(it.Name))
+	}
+	snaps := takeSnapshots(items, p.chainKey())
+	if _, _, err = scan(context.Background(), items, base, snaps, false, tell); err != nil {
+		t.Fatal(err)
+	}
+	if snaps.found.Scanned < 2 {
+		t.Errorf("%d volumes hashed, want at least work's and personal's", snaps.found.Scanned)
+	}
+	if want := []string{"work private.img"}; !slices.Equal(told, want) {
+		t.Errorf("told of %q, want %q", told, want)
 	}
 }

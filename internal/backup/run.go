@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -169,7 +170,11 @@ func (run *run) chain() (map[string]bool, error) {
 	}
 	run.snaps = takeSnapshots(run.items, p.chainKey())
 	check := p.Chain.Increment && p.Chain.Depth%checkEvery == 0
-	if run.digests, run.stamps, err = scan(run.ctx, run.items, base, run.snaps, check); err != nil {
+	var changed func(*item)
+	if base != nil {
+		changed = run.expectDeltas()
+	}
+	if run.digests, run.stamps, err = scan(run.ctx, run.items, base, run.snaps, check, changed); err != nil {
 		return nil, err
 	}
 	if base == nil {
@@ -181,6 +186,23 @@ func (run *run) chain() (map[string]bool, error) {
 	}
 	run.items, run.chainMap = items, cm.Marshal()
 	return incomplete, nil
+}
+
+// expectDeltas returns what scan tells of each volume it finds changed:
+// the archive writer then expects its delta, whose key derives beside
+// the header's and qubes.xml's instead of after the scan (writeAll
+// announces what the archive holds once it is known). An increment of a
+// single chunk of changes has just those three keys to wait for, and on
+// ext4 the scan of a volume takes about as long as they do.
+func (run *run) expectDeltas() func(*item) {
+	var mu sync.Mutex
+	var likely []archive.ExpectedFile
+	return func(it *item) {
+		mu.Lock()
+		defer mu.Unlock()
+		likely = append(likely, archive.ExpectedFile{Name: deltaName(it.Name)})
+		run.aw.Expect(likely...)
+	}
 }
 
 func (run *run) closeItems() {

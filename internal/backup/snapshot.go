@@ -177,7 +177,7 @@ func (s *snapshots) take(it *item) error {
 // increment (base not nil) from the extent maps where the base left a
 // snapshot of the volume, else by hashing it whole. check hashes it
 // whole in any case, to check the maps.
-func (s *snapshots) volumeDigests(it *item, base *chain.Index, check bool) (*chain.Digests, error) {
+func (s *snapshots) volumeDigests(it *item, base *chain.Index, check bool, watch *chain.Watch) (*chain.Digests, error) {
 	size, err := volumeLength(it.f)
 	if err != nil {
 		return nil, err
@@ -185,7 +185,7 @@ func (s *snapshots) volumeDigests(it *item, base *chain.Index, check bool) (*cha
 	var mapped *chain.Digests
 	if was := base.Volumes[it.Name]; was != nil && s.taken[it.Name] {
 		var hashed int64
-		mapped, hashed, err = s.fromMaps(it, size, base.Backup, was, !check)
+		mapped, hashed, err = s.fromMaps(it, size, base.Backup, was, !check, watch)
 		switch {
 		case err == nil:
 			s.found.Hashed += hashed
@@ -200,7 +200,7 @@ func (s *snapshots) volumeDigests(it *item, base *chain.Index, check bool) (*cha
 		s.found.Mapped++
 		return mapped, nil
 	}
-	whole, err := chain.Scan(it.f, size)
+	whole, err := chain.Rescan(it.f, size, nil, nil, watch)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +221,7 @@ func (s *snapshots) volumeDigests(it *item, base *chain.Index, check bool) (*cha
 // unchanged; the others keep the base's digests (was). sample also
 // hashes a few of those, to check them. It returns the digests and how
 // much it hashed.
-func (s *snapshots) fromMaps(it *item, size int64, baseID string, was *chain.Digests, sample bool) (*chain.Digests, int64, error) {
+func (s *snapshots) fromMaps(it *item, size int64, baseID string, was *chain.Digests, sample bool, watch *chain.Watch) (*chain.Digests, int64, error) {
 	f, err := os.Open(filepath.Join(s.chainDir(it.pool), baseID, flatName(it.Name)))
 	if err != nil {
 		return nil, 0, err
@@ -243,7 +243,7 @@ func (s *snapshots) fromMaps(it *item, size int64, baseID string, was *chain.Dig
 		return nil, 0, err
 	}
 	changed := reflink.Changed(wasMap, nowMap, was.Size, size, chain.BlockSize)
-	d, err := chain.Rescan(it.f, size, was, changed)
+	d, err := chain.Rescan(it.f, size, was, changed, watch)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -67,16 +67,38 @@ func BlockSum(p []byte) [32]byte {
 // to be zeros), and returns its block digests. The blocks are hashed on
 // every core, in runs of scanRun blocks.
 func Scan(f *os.File, size int64) (*Digests, error) {
-	return Rescan(f, size, nil, nil)
+	return Rescan(f, size, nil, nil, nil)
+}
+
+// A Watch, given to Rescan, is told as soon as the scan finds that the
+// volume differs from Was (a hashed block's digest, or the size), once,
+// while the scan goes on: a backup can start on what the change will
+// cost (its key) before the whole volume is read. It is a hint; the
+// digests Rescan returns are the answer.
+type Watch struct {
+	Was     *Digests
+	Differs func()
+	once    sync.Once
+}
+
+// see is told the digest of block b; a nil Watch watches nothing.
+func (w *Watch) see(b int64, sum [32]byte) {
+	if w != nil && (b >= int64(len(w.Was.Blocks)) || w.Was.Blocks[b] != sum) {
+		w.once.Do(w.Differs)
+	}
 }
 
 // Rescan is Scan of the blocks marked in changed only (one flag per
 // block of f): the others' digests are taken from base, which must have
 // them. Where the blocks that may have changed are known, it spares
-// reading the rest. With changed nil, every block is hashed.
-func Rescan(f *os.File, size int64, base *Digests, changed []bool) (*Digests, error) {
+// reading the rest. With changed nil, every block is hashed. watch, when
+// not nil, is told of the first difference from its digests it sees.
+func Rescan(f *os.File, size int64, base *Digests, changed []bool, watch *Watch) (*Digests, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("a volume of %d bytes", size)
+	}
+	if watch != nil && watch.Was.Size != size {
+		watch.once.Do(watch.Differs)
 	}
 	d := &Digests{Size: size, Blocks: make([][32]byte, blocks(size))}
 	if changed != nil && len(changed) != len(d.Blocks) {
@@ -139,6 +161,7 @@ func Rescan(f *os.File, size int64, base *Digests, changed []bool) (*Digests, er
 				for b := run[0]; b < run[1]; b++ {
 					at := (b - run[0]) * BlockSize
 					d.Blocks[b] = BlockSum(buf[at:min(at+BlockSize, n)])
+					watch.see(b, d.Blocks[b])
 				}
 			}
 		}()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -481,7 +482,7 @@ func TestRescan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	got, err := Rescan(f, now.Size, base, changed)
+	got, err := Rescan(f, now.Size, base, changed, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,14 +491,55 @@ func TestRescan(t *testing.T) {
 	}
 	b := slices.Index(changed, true)
 	changed[b] = false
-	if got, err = Rescan(f, now.Size, base, changed); err != nil {
+	if got, err = Rescan(f, now.Size, base, changed, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got.Blocks[b] != base.Blocks[b] {
 		t.Error("an unmarked block was hashed, not taken from the base")
 	}
-	if _, err := Rescan(f, now.Size, base, make([]bool, len(now.Blocks))); err == nil {
+	if _, err := Rescan(f, now.Size, base, make([]bool, len(now.Blocks)), nil); err == nil {
 		t.Error("keeping blocks the base lacks was not refused")
+	}
+}
+
+// A Watch hears of a volume that differs from its digests once, and of
+// one that does not, never.
+func TestRescanWatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	path := filepath.Join(t.TempDir(), "img")
+	mutate(t, rng, path, 40*BlockSize, 30)
+	was := digestsOf(t, path)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	heard := func(size int64) int {
+		var n atomic.Int32
+		if _, err := Rescan(f, size, nil, nil, &Watch{Was: was, Differs: func() { n.Add(1) }}); err != nil {
+			t.Fatal(err)
+		}
+		return int(n.Load())
+	}
+	if n := heard(was.Size); n != 0 {
+		t.Errorf("the volume as it was: told %d times of a difference", n)
+	}
+	if err := f.Truncate(was.Size + BlockSize); err != nil {
+		t.Fatal(err)
+	}
+	if n := heard(was.Size + BlockSize); n != 1 {
+		t.Errorf("a longer volume: told %d times, want once", n)
+	}
+	if err := f.Truncate(was.Size); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []int64{3, 17, 29} { // blocks on several cores' runs
+		if _, err := f.WriteAt([]byte{0xa5, 0x5a}, b*BlockSize+100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := heard(was.Size); n != 1 {
+		t.Errorf("three blocks changed: told %d times, want once", n)
 	}
 }
 
