@@ -490,13 +490,7 @@ func TestWriterDropsUnneededKeys(t *testing.T) {
 // a file still announced is kept, one for a file no longer announced is
 // dropped.
 func TestWriterExpectAgain(t *testing.T) {
-	opts := testWriterOptions()
-	opts.Compression = "none"
-	var buf bytes.Buffer
-	w, err := NewWriter(&buf, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, buf := plainWriter(t)
 	aheadFor := func(file string) *keyFuture {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -513,14 +507,7 @@ func TestWriterExpectAgain(t *testing.T) {
 	if aheadFor("vm2/small") != small {
 		t.Error("announcing vm2/small again derived its key again")
 	}
-	for _, name := range []string{QubesXMLName, "vm2/small"} {
-		if err := w.AddBytes(name, files[name]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addAndClose(t, w, files, QubesXMLName, "vm2/small")
 	// The header's, qubes.xml's, and one each for the two announced files.
 	if n := w.derivations.alone.Load(); n != 4 {
 		t.Errorf("%d keys derived, want 4", n)
@@ -532,23 +519,41 @@ func TestWriterExpectAgain(t *testing.T) {
 // uncompressed in chunks of testChunk.
 func writeExpected(t *testing.T, files map[string][]byte, expected ...ExpectedFile) (*Writer, []byte) {
 	t.Helper()
+	w, buf := plainWriter(t)
+	w.Expect(expected...)
+	var names []string
+	for _, f := range expected {
+		names = append(names, f.Name)
+	}
+	addAndClose(t, w, files, names...)
+	return w, buf.Bytes()
+}
+
+// plainWriter is a writer of an uncompressed archive, in chunks of
+// testChunk, into the buffer it returns.
+func plainWriter(t *testing.T) (*Writer, *bytes.Buffer) {
+	t.Helper()
 	opts := testWriterOptions()
 	opts.Compression = "none"
-	var buf bytes.Buffer
-	w, err := NewWriter(&buf, opts)
+	buf := &bytes.Buffer{}
+	w, err := NewWriter(buf, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Expect(expected...)
-	for _, f := range expected {
-		if err := w.AddBytes(f.Name, files[f.Name]); err != nil {
+	return w, buf
+}
+
+// addAndClose adds the named files, in that order, and closes w.
+func addAndClose(t *testing.T, w *Writer, files map[string][]byte, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if err := w.AddBytes(name, files[name]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return w, buf.Bytes()
 }
 
 func checkFiles(t *testing.T, data []byte, files map[string][]byte) {
