@@ -203,8 +203,7 @@ func (s *spare) Wait(ctx context.Context) ([]byte, error) {
 			req.spare = false
 			req.w.busy++
 			q.free--
-		case slices.Contains(q.spares, req):
-			q.unqueueLocked(req)
+		case q.unqueueLocked(req): // queued, or parked: submitted anew
 			req.spare = false
 			q.submitLocked(req)
 		}
