@@ -67,6 +67,9 @@ type Store struct {
 	maxAttempts int
 }
 
+// secure reports whether requests go over TLS.
+func (s *Store) secure() bool { return strings.HasPrefix(s.Endpoint, "https://") }
+
 // Open connects to the endpoint the environment names, the AWS tools' way:
 //   - endpoint: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else endpoint_url
 //     of the profile in ~/.aws/config (AWS_CONFIG_FILE), else AWS itself;

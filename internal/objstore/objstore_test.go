@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"pedos.dev/backup/internal/testutil"
@@ -166,6 +167,30 @@ func TestAgainstSeaweedFS(t *testing.T) {
 		}
 	})
 
+	// Reading into the part buffers (what the VM side does with the
+	// stream) gives the same object as writing, reads of any length.
+	t.Run("ReadFrom", func(t *testing.T) {
+		u, err := s.Create(ctx, Location{"backups", "read-from/"}, "qubes-backup-x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(u, iotest.HalfReader(bytes.NewReader(data)))
+		if err != nil || n != int64(len(data)) {
+			u.Abort()
+			t.Fatalf("copied %d of %d: %v", n, len(data), err)
+		}
+		if err := u.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.NewReader(ctx, Location{"backups", u.Key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read back: %v, equal %v", err, bytes.Equal(got, data))
+		}
+	})
+
 	t.Run("EmptyObject", func(t *testing.T) {
 		key, err := upload(t, s, Location{"backups", "empty/"}, nil)
 		if err != nil {
@@ -196,6 +221,28 @@ func TestAgainstSeaweedFS(t *testing.T) {
 			t.Errorf("wrong secret: %v (%v)", err, KindOf(err))
 		} else if strings.Contains(err.Error(), "wrong") {
 			t.Errorf("the secret shows: %v", err)
+		}
+	})
+
+	// The checksum a part is sent with is one the server checks: bytes
+	// that do not match it are refused, as a part damaged on its way is.
+	t.Run("PartChecksum", func(t *testing.T) {
+		u, err := s.Create(ctx, Location{"backups", "checksum/"}, "qubes-backup-x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Abort()
+		part := data[:PartSize]
+		damaged := bytes.Clone(part)
+		damaged[len(damaged)/2] ^= 1
+		opts := s.partOptions(part, crc32cBase64(part))
+		opts.Sha256Hex = "" // unsigned, so that only the CRC32C can catch it
+		if _, err := s.core.PutObjectPart(ctx, u.Bucket, u.Key, u.id, 1, bytes.NewReader(damaged), int64(len(damaged)), opts); err == nil {
+			t.Fatal("a part not matching its CRC32C was accepted")
+		}
+		got, err := s.core.PutObjectPart(ctx, u.Bucket, u.Key, u.id, 1, bytes.NewReader(part), int64(len(part)), opts)
+		if err != nil || got.ChecksumCRC32C != crc32cBase64(part) {
+			t.Fatalf("the intact part: %v, CRC32C %q", err, got.ChecksumCRC32C)
 		}
 	})
 
