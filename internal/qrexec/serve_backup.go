@@ -134,31 +134,53 @@ type writeError struct{ err error }
 func (e *writeError) Error() string { return e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
 
-// copyFrames copies the framed stream to dst, up to its end marker.
+// copyFrames copies the framed stream to dst, up to its end marker. A dst
+// that reads for itself (io.ReaderFrom: an object upload reads straight
+// into its part buffers) is handed the stream, sparing a copy.
 func copyFrames(dst io.Writer, in *bufio.Reader) error {
-	buf := make([]byte, 64<<10)
-	var hdr [4]byte
-	for {
-		if _, err := io.ReadFull(in, hdr[:]); err != nil {
-			return readError(err)
+	src := &frames{in: in}
+	if _, err := io.Copy(dst, src); err != nil {
+		if src.err != nil {
+			return src.err
 		}
-		n := int64(binary.BigEndian.Uint32(hdr[:]))
-		if n == 0 {
-			return nil
-		}
-		for n > 0 {
-			k, err := in.Read(buf[:min(n, int64(len(buf)))])
-			if k > 0 {
-				if _, err := dst.Write(buf[:k]); err != nil {
-					return &writeError{err}
-				}
-				n -= int64(k)
-			}
-			if err != nil {
-				return readError(err)
-			}
-		}
+		return &writeError{err}
 	}
+	return nil
+}
+
+// frames reads the data of the framed stream, frame after frame, until
+// the end marker (io.EOF). err is the stream's own failure, so that
+// copyFrames can tell it from the destination's.
+type frames struct {
+	in   *bufio.Reader
+	left uint32 // what the current frame still holds
+	end  bool   // the end marker was read
+	err  error
+}
+
+func (f *frames) Read(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	for f.left == 0 {
+		if f.end {
+			return 0, io.EOF
+		}
+		var hdr [4]byte
+		if _, err := io.ReadFull(f.in, hdr[:]); err != nil {
+			f.err = readError(err)
+			return 0, f.err
+		}
+		f.left = binary.BigEndian.Uint32(hdr[:])
+		f.end = f.left == 0
+	}
+	k, err := f.in.Read(p[:min(len(p), int(f.left))])
+	f.left -= uint32(k)
+	if err != nil {
+		f.err = readError(err)
+		return k, f.err
+	}
+	return k, nil
 }
 
 func readError(err error) error {
