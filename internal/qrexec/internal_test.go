@@ -2,8 +2,12 @@ package qrexec
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/binary"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestFirstWord(t *testing.T) {
@@ -83,5 +87,46 @@ func TestReadBrowseRejects(t *testing.T) {
 	entries, err := readBrowse(bufio.NewReader(strings.NewReader("dir - a b\nfile 7 c\nend\n")))
 	if err != nil || len(entries) != 2 || entries[0] != (BrowseEntry{Name: "a b", Dir: true}) || entries[1] != (BrowseEntry{Name: "c", Size: 7}) {
 		t.Errorf("readBrowse: %v, %v", entries, err)
+	}
+}
+
+// The frames reader gives the data of every frame, in order, whether it
+// comes from the buffer the location line was read through or straight
+// from the stream, in reads of any size; a stream cut anywhere before its
+// end marker is errTruncated.
+func TestFrames(t *testing.T) {
+	var stream, data bytes.Buffer
+	stream.WriteString("/home/user/backups\n")
+	for i, size := range []int{1, 3, 70000, 0} {
+		var hdr [4]byte
+		binary.BigEndian.PutUint32(hdr[:], uint32(size))
+		stream.Write(hdr[:])
+		chunk := bytes.Repeat([]byte{byte('a' + i)}, size)
+		stream.Write(chunk)
+		data.Write(chunk)
+	}
+	whole := stream.Bytes()
+	read := func(b []byte, oneByte bool) ([]byte, error) {
+		var raw io.Reader = bytes.NewReader(b)
+		if oneByte {
+			raw = iotest.OneByteReader(raw)
+		}
+		in := bufio.NewReaderSize(raw, 64<<10)
+		if _, err := readLocation(in); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		err := copyFrames(&out, &frames{in: in, raw: raw})
+		return out.Bytes(), err
+	}
+	for _, oneByte := range []bool{false, true} {
+		if got, err := read(whole, oneByte); err != nil || !bytes.Equal(got, data.Bytes()) {
+			t.Fatalf("one byte at a time %v: %v, %d bytes of %d", oneByte, err, len(got), data.Len())
+		}
+		for _, cut := range []int{len(whole) - 4, len(whole) - 5, len(whole) - 70000, 20, 22} {
+			if _, err := read(whole[:cut], oneByte); err != errTruncated {
+				t.Errorf("cut at %d (one byte at a time %v): %v", cut, oneByte, err)
+			}
+		}
 	}
 }

@@ -41,7 +41,7 @@ func serve(service string) int {
 	}
 	switch service {
 	case ServiceBackup:
-		return serveBackup(h, root, loc, in)
+		return serveBackup(h, root, loc, &frames{in: in, raw: os.Stdin})
 	case ServiceRestore:
 		return serveRestore(h, root, loc)
 	case ServiceCheck:

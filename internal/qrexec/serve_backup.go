@@ -16,7 +16,7 @@ import (
 )
 
 // serveBackup is the VM side of qubes.Backup; in carries the frames.
-func serveBackup(h *handler, root *os.Root, loc string, in *bufio.Reader) int {
+func serveBackup(h *handler, root *os.Root, loc string, in *frames) int {
 	if objstore.IsURL(loc) {
 		return backupToObject(h, loc, in)
 	}
@@ -34,7 +34,7 @@ func serveBackup(h *handler, root *os.Root, loc string, in *bufio.Reader) int {
 
 // backupToDir writes the stream to a temporary file in dir and gives it its
 // final name only once it is complete and on disk.
-func backupToDir(h *handler, root *os.Root, loc, dir string, in *bufio.Reader) int {
+func backupToDir(h *handler, root *os.Root, loc, dir string, in *frames) int {
 	base := "qubes-backup-" + time.Now().Format("2006-01-02T150405")
 	// What backups that died here left goes. Silently: dom0 shows this
 	// side's stderr only as the reason of a failure.
@@ -79,7 +79,7 @@ func backupToDir(h *handler, root *os.Root, loc, dir string, in *bufio.Reader) i
 }
 
 // backupToCommand feeds the stream to the command's stdin.
-func backupToCommand(h *handler, cmd *exec.Cmd, in *bufio.Reader) int {
+func backupToCommand(h *handler, cmd *exec.Cmd, in *frames) int {
 	// dom0 reads only replies on our stdout; what the command prints there
 	// is diagnostics at best.
 	cmd.Stdout = os.Stderr
@@ -137,11 +137,10 @@ func (e *writeError) Unwrap() error { return e.err }
 // copyFrames copies the framed stream to dst, up to its end marker. A dst
 // that reads for itself (io.ReaderFrom: an object upload reads straight
 // into its part buffers) is handed the stream, sparing a copy.
-func copyFrames(dst io.Writer, in *bufio.Reader) error {
-	src := &frames{in: in}
-	if _, err := io.Copy(dst, src); err != nil {
-		if src.err != nil {
-			return src.err
+func copyFrames(dst io.Writer, in *frames) error {
+	if _, err := io.Copy(dst, in); err != nil {
+		if in.err != nil {
+			return in.err
 		}
 		return &writeError{err}
 	}
@@ -151,8 +150,16 @@ func copyFrames(dst io.Writer, in *bufio.Reader) error {
 // frames reads the data of the framed stream, frame after frame, until
 // the end marker (io.EOF). err is the stream's own failure, so that
 // copyFrames can tell it from the destination's.
+//
+// in is the stream as the location line was read from it; raw is what in
+// reads from. Once in holds nothing more, frames reads raw directly:
+// reading a frame's 4-byte header through in would fill in's 64 KiB
+// buffer with the data after it, to be copied out again (about half of
+// all the data: 0.15 s of CPU for a 358 MB backup here, against next to
+// nothing for a 4-byte read per 128 KiB frame).
 type frames struct {
 	in   *bufio.Reader
+	raw  io.Reader
 	left uint32 // what the current frame still holds
 	end  bool   // the end marker was read
 	err  error
@@ -167,20 +174,27 @@ func (f *frames) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		var hdr [4]byte
-		if _, err := io.ReadFull(f.in, hdr[:]); err != nil {
+		if _, err := io.ReadFull(f.source(), hdr[:]); err != nil {
 			f.err = readError(err)
 			return 0, f.err
 		}
 		f.left = binary.BigEndian.Uint32(hdr[:])
 		f.end = f.left == 0
 	}
-	k, err := f.in.Read(p[:min(len(p), int(f.left))])
+	k, err := f.source().Read(p[:min(len(p), int(f.left))])
 	f.left -= uint32(k)
 	if err != nil {
 		f.err = readError(err)
 		return k, f.err
 	}
 	return k, nil
+}
+
+func (f *frames) source() io.Reader {
+	if f.in.Buffered() > 0 {
+		return f.in
+	}
+	return f.raw
 }
 
 func readError(err error) error {

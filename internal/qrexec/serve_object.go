@@ -1,7 +1,6 @@
 package qrexec
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -29,7 +28,7 @@ func openObjectStore(loc string) (objstore.Location, *objstore.Store, error) {
 // backupToObject streams the backup into a new object under the prefix
 // loc names. The object appears only once the stream ended with its end
 // marker; anything else aborts the multipart upload.
-func backupToObject(h *handler, loc string, in *bufio.Reader) int {
+func backupToObject(h *handler, loc string, in *frames) int {
 	l, store, err := openObjectStore(loc)
 	if err != nil {
 		return h.fail(err)
