@@ -6,7 +6,11 @@
 # Data set: one VM, a 2 GiB sparse image holding 512 MiB of data (half
 # incompressible, half text): the "halves" set of scripts/bench.sh.
 # The server is SeaweedFS (weed server, master + volume + filer + S3), as
-# in the tests: $PEDOS_WEED, else the binary scripts/test.sh caches.
+# in the tests: $PEDOS_WEED, else the binary scripts/test.sh caches. With
+# SERVER=minio it is MinIO instead: $PEDOS_MINIO, else a binary built
+# once (about 5 minutes) from its Go module and cached. SeaweedFS hashes
+# every byte it receives with MD5 three times, MinIO once, so the second
+# server shows how much of the overhead is the server's own work.
 # Peak RSS is /usr/bin/time's: the largest of qvm-backup and the VM-side
 # service it runs (the process that holds the upload's part buffers).
 # The server stores what it receives on the same machine, so it is timed
@@ -15,7 +19,7 @@
 # as a NAS or a cloud would be; the CPU time of each side is reported.
 #
 # Usage: scripts/bench-s3.sh [WORKDIR]   (default /tmp/pedos-bench-s3; about
-# 3 GiB of disk). RUNS=3, LOGN=18 by default.
+# 3 GiB of disk). RUNS=3, LOGN=18, SERVER=seaweedfs by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
@@ -23,9 +27,27 @@ logn=${LOGN:-18}
 for tool in curl bc taskset /usr/bin/time; do
 	command -v "$tool" >/dev/null || { echo "bench-s3: $tool is not installed" >&2; exit 1; }
 done
-weed=${PEDOS_WEED:-$(ls -1 "${XDG_CACHE_HOME:-$HOME/.cache}"/pedos/weed-* 2>/dev/null | grep -v src | head -1)}
-[ -x "$weed" ] || weed=${XDG_CACHE_HOME:-$HOME/.cache}/pedos/weed
-[ -x "$weed" ] || { echo "bench-s3: no SeaweedFS server: run scripts/test.sh once, or set PEDOS_WEED" >&2; exit 1; }
+server=${SERVER:-seaweedfs}
+case $server in
+seaweedfs)
+	weed=${PEDOS_WEED:-$(ls -1 "${XDG_CACHE_HOME:-$HOME/.cache}"/pedos/weed-* 2>/dev/null | grep -v src | head -1)}
+	[ -x "$weed" ] || weed=${XDG_CACHE_HOME:-$HOME/.cache}/pedos/weed
+	[ -x "$weed" ] || { echo "bench-s3: no SeaweedFS server: run scripts/test.sh once, or set PEDOS_WEED" >&2; exit 1; }
+	;;
+minio)
+	minio_version=v0.0.0-20260212201848-7aac2a2c5b7c
+	minio=${PEDOS_MINIO:-${XDG_CACHE_HOME:-$HOME/.cache}/pedos/minio-$minio_version}
+	if [ ! -x "$minio" ]; then
+		echo "bench-s3: building the MinIO server $minio_version (once; about 5 minutes)" >&2
+		gobin=$(mktemp -d)
+		GOBIN=$gobin go install "github.com/minio/minio@$minio_version"
+		mkdir -p "$(dirname "$minio")"
+		mv "$gobin/minio" "$minio"
+		rmdir "$gobin"
+	fi
+	;;
+*) echo "bench-s3: SERVER is seaweedfs or minio" >&2; exit 1 ;;
+esac
 
 work=${1:-/tmp/pedos-bench-s3}
 rm -rf "$work"
@@ -37,15 +59,21 @@ printf 'bench passphrase\n' > "$work/pass"; chmod 600 "$work/pass"
 # --- the server ----------------------------------------------------------------
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mp=$(port); mg=$(port); vp=$(port); vg=$(port); fp=$(port); fg=$(port); sp=$(port); sg=$(port)
-cat > "$work/s3.json" <<JSON
+if [ "$server" = seaweedfs ]; then
+	cat > "$work/s3.json" <<JSON
 {"identities":[{"name":"bench","credentials":[{"accessKey":"bench-key","secretKey":"bench-secret"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
 JSON
-"$weed" server -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-	-master.port="$mp" -master.port.grpc="$mg" -volume.port="$vp" -volume.port.grpc="$vg" \
-	-filer.port="$fp" -filer.port.grpc="$fg" -s3 -s3.port="$sp" -s3.port.grpc="$sg" \
-	-s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$work/s3.json" \
-	-filer.localSocket="$work/f.sock" -s3.localSocket="$work/s.sock" -volume.max=0 \
-	> "$work/weed.log" 2>&1 &
+	"$weed" server -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+		-master.port="$mp" -master.port.grpc="$mg" -volume.port="$vp" -volume.port.grpc="$vg" \
+		-filer.port="$fp" -filer.port.grpc="$fg" -s3 -s3.port="$sp" -s3.port.grpc="$sg" \
+		-s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$work/s3.json" \
+		-filer.localSocket="$work/f.sock" -s3.localSocket="$work/s.sock" -volume.max=0 \
+		> "$work/weed.log" 2>&1 &
+else
+	MINIO_ROOT_USER=bench-key MINIO_ROOT_PASSWORD=bench-secret MINIO_BROWSER=off \
+		"$minio" server "$work/weed" --address "127.0.0.1:$sp" --console-address "127.0.0.1:$sg" \
+		> "$work/weed.log" 2>&1 &
+fi
 weed_pid=$!
 # SIGTERM, a grace period, then SIGKILL: weed may take long to exit.
 stop_weed() {
@@ -116,7 +144,7 @@ timed() {
 
 overhead() { echo "($2 / $1 - 1) * 100" | bc -l | xargs printf '%.1f%%'; }
 
-echo "backup of 512 MiB of data (2 GiB sparse volume), scrypt logN $logn, $runs runs:" >&2
+echo "backup of 512 MiB of data (2 GiB sparse volume), scrypt logN $logn, $runs runs, server $server:" >&2
 echo " sharing both cores with the server:" >&2
 dir=$(timed "to a directory in the VM" /home/user/backups)
 s3=$(timed "to s3://bench/host/ through the VM" s3://bench/host/)
