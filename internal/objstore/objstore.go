@@ -14,8 +14,11 @@ package objstore
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -79,6 +82,9 @@ func (s *Store) secure() bool { return strings.HasPrefix(s.Endpoint, "https://")
 //     AWS_SESSION_TOKEN), else the profile in ~/.aws/credentials
 //     (AWS_SHARED_CREDENTIALS_FILE);
 //   - the profile is AWS_PROFILE, else "default";
+//   - AWS_CA_BUNDLE, else ca_bundle of the profile: a PEM file of the
+//     certificate authorities an https endpoint is checked against
+//     instead of the system's (a NAS with a certificate of its own);
 //   - AWS_MAX_ATTEMPTS, else max_attempts of the profile: how many
 //     requests in a row a Reader tries before it gives up (by default it
 //     keeps trying for 90 s without progress).
@@ -97,14 +103,19 @@ func Open() (*Store, error) {
 		// The value is not shown: it might hold a secret.
 		return nil, errors.New("the S3 endpoint URL is not of the form http(s)://HOST[:PORT]")
 	}
+	tr, err := transport(u.Scheme == "https", firstSet(os.Getenv("AWS_CA_BUNDLE"), cfg["ca_bundle"]))
+	if err != nil {
+		return nil, err
+	}
 	creds := credentials.NewChainCredentials([]credentials.Provider{
 		&credentials.EnvAWS{},
 		&credentials.FileAWSCredentials{Profile: profile},
 	})
 	c, err := minio.NewCore(u.Host, &minio.Options{
-		Creds:  creds,
-		Secure: u.Scheme == "https",
-		Region: region,
+		Creds:     creds,
+		Secure:    u.Scheme == "https",
+		Region:    region,
+		Transport: tr,
 		// Few retries of one request: Upload and Reader have their own
 		// policies, and a plan-time check must not hang on a dead endpoint.
 		MaxRetries: 3,
@@ -117,6 +128,25 @@ func Open() (*Store, error) {
 		return nil, errors.New("max_attempts (AWS_MAX_ATTEMPTS) is not a number of attempts")
 	}
 	return &Store{core: *c, Endpoint: u.Scheme + "://" + u.Host, maxAttempts: attempts}, nil
+}
+
+// transport is minio-go's own, trusting only the authorities in caBundle
+// when one is named, as the AWS tools do.
+func transport(secure bool, caBundle string) (*http.Transport, error) {
+	t, err := minio.DefaultTransport(secure)
+	if err != nil || !secure || caBundle == "" {
+		return t, err
+	}
+	pem, err := os.ReadFile(caBundle)
+	if err != nil {
+		return nil, fmt.Errorf("the CA bundle (ca_bundle, AWS_CA_BUNDLE) cannot be read: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("the CA bundle %s holds no PEM certificate", caBundle)
+	}
+	t.TLSClientConfig.RootCAs = pool
+	return t, nil
 }
 
 // configProfile returns the keys of a profile of ~/.aws/config ("default",
@@ -165,11 +195,13 @@ const (
 	NameTaken          // another object took the name meanwhile
 	BadLocation        // not a usable s3:// URL
 	NotConfigured      // the VM's S3 configuration is unusable
+	Untrusted          // the endpoint's TLS certificate is not trusted
 )
 
 var kindNames = map[Kind]string{
 	Other: "other", NoBucket: "no-bucket", Refused: "refused", Unreachable: "unreachable",
 	NoSuchKey: "no-such-key", NameTaken: "name-taken", BadLocation: "bad-location", NotConfigured: "not-configured",
+	Untrusted: "untrusted",
 }
 
 func (k Kind) String() string { return kindNames[k] }
@@ -212,6 +244,10 @@ func (s *Store) classify(err error, bucket, key string) error {
 	case "PreconditionFailed":
 		return &Error{NameTaken, fmt.Sprintf("%s was created by someone else meanwhile", Location{bucket, key})}
 	case "":
+		var untrusted *tls.CertificateVerificationError
+		if errors.As(err, &untrusted) {
+			return &Error{Untrusted, fmt.Sprintf("the S3 endpoint %s has a TLS certificate this VM does not trust (%v)", s.Endpoint, untrusted.Err)}
+		}
 		var uerr *url.Error
 		if errors.As(err, &uerr) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			return &Error{Unreachable, fmt.Sprintf("the S3 endpoint %s cannot be reached: %v", s.Endpoint, uerr.Err)}

@@ -117,6 +117,32 @@ func upload(t *testing.T, s *Store, loc Location, data []byte) (string, error) {
 	return u.Key, u.Commit()
 }
 
+// checkPartChecksum sends a part, damaged after its checksums were taken,
+// with the options s sends parts with (unsigned if unsign), and checks
+// that the server refuses it and takes the intact part.
+func checkPartChecksum(t *testing.T, s *Store, part []byte, unsign bool) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := s.Create(ctx, Location{"backups", "checksum/"}, "qubes-backup-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Abort()
+	damaged := bytes.Clone(part)
+	damaged[len(damaged)/2] ^= 1
+	opts := s.partOptions(part, crc32cBase64(part))
+	if unsign {
+		opts.Sha256Hex = "" // so that only the CRC32C can catch it
+	}
+	if _, err := s.core.PutObjectPart(ctx, u.Bucket, u.Key, u.id, 1, bytes.NewReader(damaged), int64(len(damaged)), opts); err == nil {
+		t.Fatal("a part not matching its CRC32C was accepted")
+	}
+	got, err := s.core.PutObjectPart(ctx, u.Bucket, u.Key, u.id, 1, bytes.NewReader(part), int64(len(part)), opts)
+	if err != nil || got.ChecksumCRC32C != crc32cBase64(part) {
+		t.Fatalf("the intact part: %v, CRC32C %q", err, got.ChecksumCRC32C)
+	}
+}
+
 // One server for the package; the subtests that kill it come last.
 func TestAgainstSeaweedFS(t *testing.T) {
 	sw := testutil.StartSeaweed(t)
@@ -227,23 +253,48 @@ func TestAgainstSeaweedFS(t *testing.T) {
 	// The checksum a part is sent with is one the server checks: bytes
 	// that do not match it are refused, as a part damaged on its way is.
 	t.Run("PartChecksum", func(t *testing.T) {
-		u, err := s.Create(ctx, Location{"backups", "checksum/"}, "qubes-backup-x")
+		checkPartChecksum(t, s, data[:PartSize], true)
+	})
+
+	// Over TLS, to a gateway whose certificate only the CA bundle vouches
+	// for: refused without it, in plain words, before any data; with it,
+	// parts go unsigned with their CRC32C, which the server checks.
+	t.Run("HTTPS", func(t *testing.T) {
+		t.Setenv("AWS_ENDPOINT_URL", sw.HTTPSEndpoint)
+		t.Setenv("AWS_CA_BUNDLE", "")
+		untrusting, err := Open()
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer u.Abort()
-		part := data[:PartSize]
-		damaged := bytes.Clone(part)
-		damaged[len(damaged)/2] ^= 1
-		opts := s.partOptions(part, crc32cBase64(part))
-		opts.Sha256Hex = "" // unsigned, so that only the CRC32C can catch it
-		if _, err := s.core.PutObjectPart(ctx, u.Bucket, u.Key, u.id, 1, bytes.NewReader(damaged), int64(len(damaged)), opts); err == nil {
-			t.Fatal("a part not matching its CRC32C was accepted")
+		err = untrusting.Check(ctx, "backups")
+		if KindOf(err) != Untrusted || !strings.Contains(err.Error(), "does not trust") {
+			t.Fatalf("an untrusted certificate: %v (%v)", err, KindOf(err))
 		}
-		got, err := s.core.PutObjectPart(ctx, u.Bucket, u.Key, u.id, 1, bytes.NewReader(part), int64(len(part)), opts)
-		if err != nil || got.ChecksumCRC32C != crc32cBase64(part) {
-			t.Fatalf("the intact part: %v, CRC32C %q", err, got.ChecksumCRC32C)
+		empty := filepath.Join(t.TempDir(), "empty.pem")
+		if err := os.WriteFile(empty, []byte("no certificate here\n"), 0o644); err != nil {
+			t.Fatal(err)
 		}
+		t.Setenv("AWS_CA_BUNDLE", empty)
+		if _, err := Open(); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+			t.Fatalf("a CA bundle without a certificate: %v", err)
+		}
+		t.Setenv("AWS_CA_BUNDLE", sw.CAFile)
+		tls, err := Open()
+		if err != nil || !tls.secure() {
+			t.Fatalf("open: %v", err)
+		}
+		key, err := upload(t, tls, Location{"backups", "tls/"}, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := tls.NewReader(ctx, Location{"backups", key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read back: %v, equal %v", err, bytes.Equal(got, data))
+		}
+		checkPartChecksum(t, tls, data[:PartSize], false)
 	})
 
 	t.Run("Abort", func(t *testing.T) {

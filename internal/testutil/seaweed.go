@@ -2,7 +2,14 @@ package testutil
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -24,9 +31,12 @@ const WeedEnv = "PEDOS_WEED"
 // one process) on loopback, with one S3 identity: requests signed with
 // another secret are refused.
 type Seaweed struct {
-	Endpoint             string // http://127.0.0.1:PORT
-	AccessKey, SecretKey string
-	Client               *minio.Client
+	Endpoint string // http://127.0.0.1:PORT
+	// The same gateway over TLS, with a certificate of its own that only
+	// the PEM file CAFile vouches for, as a NAS's would be.
+	HTTPSEndpoint, CAFile string
+	AccessKey, SecretKey  string
+	Client                *minio.Client
 
 	t       testing.TB
 	bin     string
@@ -85,8 +95,11 @@ func StartSeaweed(t testing.TB) *Seaweed {
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.ports = freePorts(t, 8)
+	s.ports = freePorts(t, 9)
 	p := s.ports
+	certFile, keyFile := writeCertificate(t, s.dir, "127.0.0.1")
+	s.CAFile = certFile
+	s.HTTPSEndpoint = "https://127.0.0.1:" + strconv.Itoa(p[8])
 	data := filepath.Join(s.dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		t.Fatal(err)
@@ -96,6 +109,7 @@ func StartSeaweed(t testing.TB) *Seaweed {
 		"-volume.port=" + strconv.Itoa(p[2]), "-volume.port.grpc=" + strconv.Itoa(p[3]),
 		"-filer.port=" + strconv.Itoa(p[4]), "-filer.port.grpc=" + strconv.Itoa(p[5]),
 		"-s3", "-s3.port=" + strconv.Itoa(p[6]), "-s3.port.grpc=" + strconv.Itoa(p[7]),
+		"-s3.port.https=" + strconv.Itoa(p[8]), "-s3.cert.file=" + certFile, "-s3.key.file=" + keyFile,
 		// Off: they would listen on fixed ports, which two servers share.
 		"-s3.port.iceberg=0", "-s3.port.lance=0",
 		"-s3.config=" + cfgFile,
@@ -114,6 +128,41 @@ func StartSeaweed(t testing.TB) *Seaweed {
 	t.Cleanup(s.Stop)
 	s.Start()
 	return s
+}
+
+// writeCertificate writes a self-signed certificate for the IP address ip
+// and its key into dir, in PEM files.
+func writeCertificate(t testing.TB, dir, ip string) (certFile, keyFile string) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "pedos test S3 gateway"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP(ip)},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "s3-cert.pem"), filepath.Join(dir, "s3-key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
 
 // freePorts returns n loopback ports that were free a moment ago.
