@@ -42,8 +42,9 @@ func mustTool(t *testing.T, name string, args ...string) string {
 }
 
 // Backup of a demo host to a bucket through a VM, listing, verify-only,
-// and restore onto another host, byte for byte; a wrong secret and a
-// missing bucket stop the backup in its plan.
+// and restore onto another host, byte for byte; a wrong secret, a
+// missing bucket and an untrusted TLS certificate stop the backup in its
+// plan; with the certificate's authority, a backup over TLS verifies.
 func TestObjectStorageRoundTrip(t *testing.T) {
 	sw, dir, a, b, pass := objectStorageHosts(t)
 
@@ -105,6 +106,30 @@ func TestObjectStorageRoundTrip(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "refused the credentials") || strings.Contains(errOut, "wrong-secret") {
 		t.Fatalf("wrong secret: exit %d\n%s", code, errOut)
 	}
+
+	// Over TLS to a gateway with a certificate of its own: a plan problem
+	// naming the fix until the VM is given its authority, then a backup
+	// that verifies.
+	vmHome := filepath.Join(a, "vm-fs", "work", "home", "user")
+	sw.WriteAWSFiles(vmHome, "")
+	overTLS := func(extra string) {
+		cfg := "[default]\nregion = us-east-1\nendpoint_url = " + sw.HTTPSEndpoint + "\n" + extra
+		if err := os.WriteFile(filepath.Join(vmHome, ".aws", "config"), []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	overTLS("")
+	code, _, errOut = tool(t, "qvm-backup", "--root", a, "-y", "--scrypt-logn", "10", "-p", pass, "-d", "work", "s3://backups/tls/", "personal")
+	if code != 1 || !strings.Contains(errOut, "does not trust") || !strings.Contains(errOut, "ca_bundle") {
+		t.Fatalf("untrusted certificate: exit %d\n%s", code, errOut)
+	}
+	overTLS("ca_bundle = " + sw.CAFile + "\n")
+	out = mustTool(t, "qvm-backup", "--root", a, "-y", "--scrypt-logn", "10", "-p", pass, "--progress", "none", "-d", "work", "s3://backups/tls/", "personal")
+	name3 := regexp.MustCompile(`s3://backups/tls/qubes-backup-[0-9T-]+`).FindString(out)
+	if name3 == "" {
+		t.Fatalf("no object named in:\n%s", out)
+	}
+	mustTool(t, "qvm-backup-restore", "--root", a, "-y", "-q", "-p", pass, "-d", "work", "--verify-only", name3)
 	if ups := sw.MultipartUploads("backups"); len(ups) != 0 {
 		t.Fatalf("uploads left: %v", ups)
 	}

@@ -538,6 +538,8 @@ func (p *Plan) checkObjectStorage(ctx context.Context, dst Destination) {
 			code, hint = CredentialsRefused, "check the access key and secret in VM "+dst.VM+" (~/.aws/credentials or AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
 		case "unreachable":
 			code, hint = EndpointUnreachable, "check that the endpoint runs and that VM "+dst.VM+" has a network path to it (AWS_ENDPOINT_URL, endpoint_url in ~/.aws/config)"
+		case "untrusted":
+			hint = "give VM " + dst.VM + " the certificate authority that signed the endpoint's certificate: a PEM file named by ca_bundle in ~/.aws/config or AWS_CA_BUNDLE"
 		}
 		p.problem(code, dst.Path, hint, "%s: %s", dst.Path, cp.Message)
 	default:
