@@ -17,14 +17,17 @@
 # twice: sharing both cores with the backup, and with the server on a
 # core of its own and the backup on the other (for both destinations),
 # as a NAS or a cloud would be; the CPU time of each side is reported.
+# With TLS=1 the VM reaches the server over HTTPS (a certificate made for
+# the run, trusted through ca_bundle), as it would a NAS or a cloud: parts
+# then go unsigned with their CRC32C, and TLS encrypts them.
 #
 # Usage: scripts/bench-s3.sh [WORKDIR]   (default /tmp/pedos-bench-s3; about
-# 3 GiB of disk). RUNS=3, LOGN=18, SERVER=seaweedfs by default.
+# 3 GiB of disk). RUNS=3, LOGN=18, SERVER=seaweedfs, TLS=0 by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
 logn=${LOGN:-18}
-for tool in curl bc taskset /usr/bin/time; do
+for tool in curl bc taskset openssl /usr/bin/time; do
 	command -v "$tool" >/dev/null || { echo "bench-s3: $tool is not installed" >&2; exit 1; }
 done
 server=${SERVER:-seaweedfs}
@@ -58,7 +61,22 @@ printf 'bench passphrase\n' > "$work/pass"; chmod 600 "$work/pass"
 
 # --- the server ----------------------------------------------------------------
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-mp=$(port); mg=$(port); vp=$(port); vg=$(port); fp=$(port); fg=$(port); sp=$(port); sg=$(port)
+mp=$(port); mg=$(port); vp=$(port); vg=$(port); fp=$(port); fg=$(port); sp=$(port); sg=$(port); sh=$(port)
+# ctl: where curl makes the bucket; endpoint: what the VM is given.
+ctl=http://127.0.0.1:$sp endpoint=$ctl weed_tls=() minio_tls=() ca=()
+if [ "${TLS:-0}" = 1 ]; then
+	mkdir -p "$work/tls"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench \
+		-addext subjectAltName=IP:127.0.0.1 -keyout "$work/tls/private.key" -out "$work/tls/public.crt" 2>/dev/null
+	ca=(--cacert "$work/tls/public.crt")
+	if [ "$server" = seaweedfs ]; then # HTTPS on a port of its own
+		endpoint=https://127.0.0.1:$sh
+		weed_tls=(-s3.port.https="$sh" -s3.cert.file="$work/tls/public.crt" -s3.key.file="$work/tls/private.key")
+	else # HTTPS only
+		ctl=https://127.0.0.1:$sp endpoint=$ctl
+		minio_tls=(--certs-dir "$work/tls")
+	fi
+fi
 if [ "$server" = seaweedfs ]; then
 	cat > "$work/s3.json" <<JSON
 {"identities":[{"name":"bench","credentials":[{"accessKey":"bench-key","secretKey":"bench-secret"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
@@ -67,11 +85,11 @@ JSON
 		-master.port="$mp" -master.port.grpc="$mg" -volume.port="$vp" -volume.port.grpc="$vg" \
 		-filer.port="$fp" -filer.port.grpc="$fg" -s3 -s3.port="$sp" -s3.port.grpc="$sg" \
 		-s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$work/s3.json" \
-		-filer.localSocket="$work/f.sock" -s3.localSocket="$work/s.sock" -volume.max=0 \
+		-filer.localSocket="$work/f.sock" -s3.localSocket="$work/s.sock" -volume.max=0 "${weed_tls[@]}" \
 		> "$work/weed.log" 2>&1 &
 else
 	MINIO_ROOT_USER=bench-key MINIO_ROOT_PASSWORD=bench-secret MINIO_BROWSER=off \
-		"$minio" server "$work/weed" --address "127.0.0.1:$sp" --console-address "127.0.0.1:$sg" \
+		"$minio" server "$work/weed" --address "127.0.0.1:$sp" --console-address "127.0.0.1:$sg" "${minio_tls[@]}" \
 		> "$work/weed.log" 2>&1 &
 fi
 weed_pid=$!
@@ -84,12 +102,12 @@ stop_weed() {
 }
 trap stop_weed EXIT
 for _ in $(seq 360); do
-	curl -s -o /dev/null "http://127.0.0.1:$sp/" && break
+	curl -s "${ca[@]}" -o /dev/null "$ctl/" && break
 	sleep 0.25
 done
 # The bucket, with an S3 request that curl signs (SigV4).
 for _ in $(seq 40); do
-	curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user bench-key:bench-secret -X PUT "http://127.0.0.1:$sp/bench" >/dev/null && break
+	curl -sf "${ca[@]}" --aws-sigv4 aws:amz:us-east-1:s3 --user bench-key:bench-secret -X PUT "$ctl/bench" >/dev/null && break
 	sleep 0.5
 done
 
@@ -106,7 +124,8 @@ rm "$work/private.img"
 PEDOS_ROOT=$host "$bin/qvm-start" sys-backup
 vmhome=$host/vm-fs/sys-backup/home/user
 mkdir -p "$vmhome/.aws" "$vmhome/backups"
-printf '[default]\nregion = us-east-1\nendpoint_url = http://127.0.0.1:%s\n' "$sp" > "$vmhome/.aws/config"
+printf '[default]\nregion = us-east-1\nendpoint_url = %s\n' "$endpoint" > "$vmhome/.aws/config"
+[ "${TLS:-0}" = 1 ] && printf 'ca_bundle = %s\n' "$work/tls/public.crt" >> "$vmhome/.aws/config"
 printf '[default]\naws_access_key_id = bench-key\naws_secret_access_key = bench-secret\n' > "$vmhome/.aws/credentials"
 
 now() { date +%s.%N; }
@@ -144,7 +163,7 @@ timed() {
 
 overhead() { echo "($2 / $1 - 1) * 100" | bc -l | xargs printf '%.1f%%'; }
 
-echo "backup of 512 MiB of data (2 GiB sparse volume), scrypt logN $logn, $runs runs, server $server:" >&2
+echo "backup of 512 MiB of data (2 GiB sparse volume), scrypt logN $logn, $runs runs, server $server, over ${endpoint%%:*}:" >&2
 echo " sharing both cores with the server:" >&2
 dir=$(timed "to a directory in the VM" /home/user/backups)
 s3=$(timed "to s3://bench/host/ through the VM" s3://bench/host/)
