@@ -117,6 +117,18 @@ func upload(t *testing.T, s *Store, loc Location, data []byte) (string, error) {
 	return u.Key, u.Commit()
 }
 
+// readBack checks that the object key of bucket "backups" holds want.
+func readBack(t *testing.T, s *Store, key string, want []byte) {
+	t.Helper()
+	r, err := s.NewReader(context.Background(), Location{"backups", key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read back %s: %v, equal %v", key, err, bytes.Equal(got, want))
+	}
+}
+
 // checkPartChecksum sends a part, damaged after its checksums were taken,
 // with the options s sends parts with (unsigned if unsign), and checks
 // that the server refuses it and takes the intact part.
@@ -172,14 +184,7 @@ func TestAgainstSeaweedFS(t *testing.T) {
 		if err != nil || key2 != key+"-2" {
 			t.Fatalf("second backup: %s, %v", key2, err)
 		}
-		r, err := s.NewReader(ctx, Location{"backups", key})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(r)
-		if err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("read back: %v, equal %v", err, bytes.Equal(got, data))
-		}
+		readBack(t, s, key, data)
 		objs, err := s.List(ctx, loc, "qubes-backup-")
 		if err != nil || len(objs) != 2 {
 			t.Fatalf("list: %v %v", objs, err)
@@ -208,13 +213,7 @@ func TestAgainstSeaweedFS(t *testing.T) {
 		if err := u.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		r, err := s.NewReader(ctx, Location{"backups", u.Key})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("read back: %v, equal %v", err, bytes.Equal(got, data))
-		}
+		readBack(t, s, u.Key, data)
 	})
 
 	t.Run("EmptyObject", func(t *testing.T) {
@@ -287,13 +286,7 @@ func TestAgainstSeaweedFS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := tls.NewReader(ctx, Location{"backups", key})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("read back: %v, equal %v", err, bytes.Equal(got, data))
-		}
+		readBack(t, tls, key, data)
 		checkPartChecksum(t, tls, data[:PartSize], false)
 	})
 
