@@ -112,18 +112,12 @@ func TestObjectStorageRoundTrip(t *testing.T) {
 	// that verifies.
 	vmHome := filepath.Join(a, "vm-fs", "work", "home", "user")
 	sw.WriteAWSFiles(vmHome, "")
-	overTLS := func(extra string) {
-		cfg := "[default]\nregion = us-east-1\nendpoint_url = " + sw.HTTPSEndpoint + "\n" + extra
-		if err := os.WriteFile(filepath.Join(vmHome, ".aws", "config"), []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	overTLS("")
+	sw.UseHTTPS(vmHome, false)
 	code, _, errOut = tool(t, "qvm-backup", "--root", a, "-y", "--scrypt-logn", "10", "-p", pass, "-d", "work", "s3://backups/tls/", "personal")
 	if code != 1 || !strings.Contains(errOut, "does not trust") || !strings.Contains(errOut, "ca_bundle") {
 		t.Fatalf("untrusted certificate: exit %d\n%s", code, errOut)
 	}
-	overTLS("ca_bundle = " + sw.CAFile + "\n")
+	sw.UseHTTPS(vmHome, true)
 	out = mustTool(t, "qvm-backup", "--root", a, "-y", "--scrypt-logn", "10", "-p", pass, "--progress", "none", "-d", "work", "s3://backups/tls/", "personal")
 	name3 := regexp.MustCompile(`s3://backups/tls/qubes-backup-[0-9T-]+`).FindString(out)
 	if name3 == "" {

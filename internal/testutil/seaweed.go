@@ -285,16 +285,32 @@ func (s *Seaweed) WriteAWSFiles(home, secret string) {
 	if secret == "" {
 		secret = s.SecretKey
 	}
+	s.writeAWSConfig(home, s.Endpoint, "")
+	creds := "[default]\naws_access_key_id = " + s.AccessKey + "\naws_secret_access_key = " + secret + "\n"
+	if err := os.WriteFile(filepath.Join(home, ".aws", "credentials"), []byte(creds), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// UseHTTPS points the AWS files under home (WriteAWSFiles) at the gateway
+// over TLS, with CAFile as their CA bundle if trusted.
+func (s *Seaweed) UseHTTPS(home string, trusted bool) {
+	s.t.Helper()
+	extra := ""
+	if trusted {
+		extra = "ca_bundle = " + s.CAFile + "\n"
+	}
+	s.writeAWSConfig(home, s.HTTPSEndpoint, extra)
+}
+
+func (s *Seaweed) writeAWSConfig(home, endpoint, extra string) {
+	s.t.Helper()
 	dir := filepath.Join(home, ".aws")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		s.t.Fatal(err)
 	}
-	cfg := "[default]\nregion = us-east-1\nendpoint_url = " + s.Endpoint + "\n"
-	creds := "[default]\naws_access_key_id = " + s.AccessKey + "\naws_secret_access_key = " + secret + "\n"
+	cfg := "[default]\nregion = us-east-1\nendpoint_url = " + endpoint + "\n" + extra
 	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(cfg), 0o600); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "credentials"), []byte(creds), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
 }
