@@ -125,7 +125,9 @@ PEDOS_ROOT=$host "$bin/qvm-start" sys-backup
 vmhome=$host/vm-fs/sys-backup/home/user
 mkdir -p "$vmhome/.aws" "$vmhome/backups"
 printf '[default]\nregion = us-east-1\nendpoint_url = %s\n' "$endpoint" > "$vmhome/.aws/config"
-[ "${TLS:-0}" = 1 ] && printf 'ca_bundle = %s\n' "$work/tls/public.crt" >> "$vmhome/.aws/config"
+if [ "${TLS:-0}" = 1 ]; then
+	printf 'ca_bundle = %s\n' "$work/tls/public.crt" >> "$vmhome/.aws/config"
+fi
 printf '[default]\naws_access_key_id = bench-key\naws_secret_access_key = bench-secret\n' > "$vmhome/.aws/credentials"
 
 now() { date +%s.%N; }
